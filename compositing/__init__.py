@@ -1,0 +1,1 @@
+"""deltaface compositing: aligned crops, warp-back, masks and blending."""

@@ -1,0 +1,48 @@
+"""``deltaface`` entry point: the only place that turns errors into exit codes.
+
+Exit codes: 0 success; 2 bad input, bad settings or an output that cannot be written (one line on
+stderr naming the file or frame, never a traceback); 130 interrupted; 1 an internal error (one
+line, with the traceback only when DELTAFACE_DEBUG=1).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Imported here so that even an import failure ends in one line rather than a traceback.
+    try:
+        from plugin.cli import run
+        from tracking.errors import DeltafaceError
+    except Exception as exc:  # noqa: BLE001 - the entry point reports anything on one line
+        print(f"deltaface: cannot start: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
+    try:
+        return run(sys.argv[1:] if argv is None else argv)
+    except DeltafaceError as exc:
+        print(f"deltaface: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("deltaface: interrupted; nothing was written under the output name", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback on request
+        if os.environ.get("DELTAFACE_DEBUG") == "1":
+            traceback.print_exc()
+        print(
+            f"deltaface: internal error: {type(exc).__name__}: {exc} "
+            "(set DELTAFACE_DEBUG=1 for a traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

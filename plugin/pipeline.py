@@ -1,0 +1,168 @@
+"""The two passes of deltaface (DESIGN.md): analysis (decode, track, invert) and render.
+
+Orchestration only: this module moves frames between the reader, a short list of stages and the
+writer, and keeps frame order. It holds no maths. The render pass is the same whether the stage
+list is empty (pass-through) or holds the edit stages that synthesis/ and compositing/ provide.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from plugin.provenance import build_provenance
+from plugin.ranges import FrameRange
+from plugin.video import VideoReader
+from plugin.writer import OutputConfig, VideoWriter
+from tracking.frame import Frame
+from tracking.stage import Stage
+
+#: Called after each written frame with (frames written, total frames or None).
+ProgressCallback = Callable[[int, "int | None"], None]
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """What one render pass reads, writes and touches.
+
+    Attributes:
+        input: the source video (or image-sequence folder); opened read-only.
+        output: the final output path (a folder for png output).
+        output_config: codec and quality settings.
+        frames: the frames edits may touch; frames outside are passed through untouched.
+            ``None`` means the whole clip.
+        allow_truncated: keep going (and succeed) when the input ends early or has corrupt data.
+    """
+
+    input: Path
+    output: Path
+    output_config: OutputConfig = field(default_factory=OutputConfig)
+    frames: FrameRange | None = None
+    allow_truncated: bool = False
+
+
+@dataclass(frozen=True)
+class RenderSummary:
+    """What a render pass did."""
+
+    input: Path
+    output: Path
+    frames_read: int
+    frames_written: int
+    edited_ranges: list[tuple[int, int]]
+    truncated_at: int | None
+    seconds: float
+
+    @property
+    def fps(self) -> float:
+        return self.frames_written / self.seconds if self.seconds > 0 else float("nan")
+
+
+class StageChain:
+    """Runs frames through stages in order, keeping presentation order at the end.
+
+    The chain's latency is the sum of its stages' latencies; ``flush`` drains them in order.
+    """
+
+    def __init__(self, stages: Sequence[Stage[Frame, Frame]]) -> None:
+        self.stages = list(stages)
+        self.latency = sum(s.latency for s in self.stages)
+
+    def push(self, frame: Frame) -> list[Frame]:
+        ready = [frame]
+        for stage in self.stages:
+            nxt: list[Frame] = []
+            for item in ready:
+                nxt.extend(stage.push(item))
+            ready = nxt
+        return ready
+
+    def flush(self) -> list[Frame]:
+        ready: list[Frame] = []
+        for stage in self.stages:
+            nxt: list[Frame] = []
+            for item in ready:
+                nxt.extend(stage.push(item))
+            nxt.extend(stage.flush())
+            ready = nxt
+        return ready
+
+    def reset(self) -> None:
+        for stage in self.stages:
+            stage.reset()
+
+
+def run_render(
+    job: RenderJob,
+    stages: Sequence[Stage[Frame, Frame]] = (),
+    *,
+    edited_ranges: Sequence[tuple[int, int]] = (),
+    progress: ProgressCallback | None = None,
+) -> RenderSummary:
+    """Decode ``job.input``, run every frame through ``stages``, encode to ``job.output``.
+
+    With no stages this is the pass-through pipeline: every frame is re-encoded unchanged, with
+    the input's pts and time base, its audio and other streams copied packet for packet.
+
+    Args:
+        job: input, output and settings.
+        stages: render stages (``Stage[Frame, Frame]``); each must return every frame it is given,
+            in order, with its ``index`` and ``pts`` unchanged.
+        edited_ranges: inclusive frame ranges in which faces are edited, for the provenance tag.
+        progress: optional callback after each written frame.
+
+    Returns:
+        A summary of the pass.
+
+    Raises:
+        InputError: the input is missing or not a video.
+        TruncatedInputError: the input ends early and ``job.allow_truncated`` is false; nothing is
+            left under the output name.
+        OutputError: the output exists (without overwrite) or cannot be written.
+    """
+    started = time.perf_counter()
+    chain = StageChain(stages)
+    written = 0
+    with VideoReader(job.input, allow_truncated=job.allow_truncated) as reader:
+        info = reader.info
+        if job.frames is not None and info.num_frames is not None:
+            job.frames.check_within(info.num_frames, str(job.input))
+        provenance = build_provenance(edited_ranges)
+        with VideoWriter(job.output, info, job.output_config, provenance) as writer:
+            expected = 0
+            for frame in reader:
+                for out in chain.push(frame):
+                    _check_order(out, expected)
+                    writer.write(out)
+                    expected += 1
+                    written += 1
+                    if progress is not None:
+                        progress(written, info.num_frames)
+            for out in chain.flush():
+                _check_order(out, expected)
+                writer.write(out)
+                expected += 1
+                written += 1
+                if progress is not None:
+                    progress(written, info.num_frames)
+        frames_read = reader.frames_read
+        truncated_at = reader.truncated_at
+    return RenderSummary(
+        input=job.input,
+        output=job.output,
+        frames_read=frames_read,
+        frames_written=written,
+        edited_ranges=[tuple(r) for r in edited_ranges],
+        truncated_at=truncated_at,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _check_order(frame: Frame, expected: int) -> None:
+    if frame.index != expected:
+        raise RuntimeError(
+            f"render stage returned frame {frame.index} where frame {expected} was due: "
+            "stages must keep presentation order"
+        )

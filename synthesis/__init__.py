@@ -1,0 +1,1 @@
+"""deltaface synthesis: the face code space, inversion, deltas, schedules and warp fields."""

@@ -1,0 +1,1 @@
+"""deltaface tracking: landmarker, observations, tracks, smoothing, and the shared records."""
