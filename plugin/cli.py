@@ -122,11 +122,13 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
+    from plugin.provenance import read_provenance
     from plugin.video import probe
 
     info = probe(args.input)
     fields = {k: (str(v) if not isinstance(v, (int, float, bool, type(None), list, dict)) else v)
               for k, v in dataclasses.asdict(info).items()}
+    fields["provenance"] = read_provenance(args.input)
     if args.json:
         print(json.dumps(fields, indent=1))
     else:

@@ -83,6 +83,7 @@ def motion_homographies(
     f = settings.focal * w
     k = np.array([[f, 0, cx], [0, f, cy], [0, 0, 1.0]])
     k_inv = np.linalg.inv(k)
+    e3 = np.array([0.0, 0.0, 1.0])
     n = settings.num_frames
     out = np.empty((n, 3, 3))
     for i in range(n):
@@ -97,7 +98,10 @@ def motion_homographies(
         cp, sp = math.cos(pitch), math.sin(pitch)
         ry = np.array([[cyw, 0, syw], [0, 1, 0], [-syw, 0, cyw]])
         rx = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
-        turn = k @ ry @ rx @ k_inv  # a plane through the centre, rotated in depth
+        # A plane facing the camera, rotated in depth about its own centre (the face centre):
+        # X' = R (X - X0) + X0 with X0 on the optical axis, which keeps the centre in place.
+        rot = ry @ rx
+        turn = k @ (rot + (np.eye(3) - rot) @ np.outer(e3, e3)) @ k_inv
         cr, sr = math.cos(roll), math.sin(roll)
         similar = np.array(
             [

@@ -1,0 +1,454 @@
+"""Encode frames with the source's exact timing, copy its other streams, tag the output.
+
+:class:`VideoWriter` writes display-oriented RGB :class:`Frame` records to a new file (or a PNG
+folder) that keeps the source's size, pts and time base (VFR stays VFR), colour tags, and every
+audio, subtitle and data stream, copied packet for packet and interleaved with the video as it is
+written. The output carries no display rotation: the frames are already upright. It is written
+under a temporary name beside the final one and renamed only when complete
+(:mod:`plugin.output`), and it carries the provenance tag (:mod:`plugin.provenance`).
+
+Codecs and containers:
+    * ``h264``: libx264, yuv420p, ``crf`` and ``preset``; ``.mp4``, ``.mov`` or ``.mkv``.
+    * ``prores``: prores_ks 422 HQ, yuv422p10le; ``.mov`` or ``.mkv``.
+    * ``ffv1``: lossless, ``bgr0`` (8-bit RGB; FFV1 has no 8-bit planar RGB): frames decode
+      bit-identical to the RGB written; ``.mkv`` or ``.nut``.
+    * ``png``: one RGB PNG per frame in a folder (``%06d.png`` by frame index, or the source's
+      file stems when it is an image sequence) with ``provenance.json``; no audio.
+
+Timestamps are exact in MP4, MOV and NUT. Matroska stores them in milliseconds, and every
+container but MP4/MOV shifts the whole timeline when a copied stream starts before zero (AAC
+encoder priming): :attr:`VideoWriter.max_pts_error_s` measures what the container did.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import av
+from av.video.reformatter import Colorspace, ColorRange, VideoReformatter
+
+from plugin.output import AtomicOutput
+from plugin.provenance import (
+    PROVENANCE_KEY,
+    apply_provenance,
+    build_provenance,
+    write_provenance_file,
+)
+from plugin.video import VideoInfo, VideoReader
+from tracking.errors import ConfigError, OutputError
+from tracking.frame import Frame
+
+_log = logging.getLogger(__name__)
+
+CODECS = ("h264", "prores", "ffv1", "png")
+#: Container suffixes each codec may be written to (png writes a folder).
+SUFFIXES = {"h264": (".mp4", ".mov", ".mkv"), "prores": (".mov", ".mkv"),
+            "ffv1": (".mkv", ".mp4", ".nut"), "png": ("",)}
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                "slower", "veryslow", "placebo")
+_ENCODER = {"h264": "libx264", "prores": "prores_ks", "ffv1": "ffv1", "png": "png"}
+_DEFAULT_PIX_FMT = {"h264": "yuv420p", "prores": "yuv422p10le", "ffv1": "bgr0", "png": "rgb24"}
+_FORMAT = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".nut": "nut"}
+_SWS = {"bt709": Colorspace.ITU709, "bt601": Colorspace.ITU601, "fcc": Colorspace.FCC,
+        "smpte240m": Colorspace.SMPTE240M, "bt2020": Colorspace.BT2020}
+_SPACE_CODE = {"bt709": 1, "fcc": 4, "bt601": 6, "smpte240m": 7, "bt2020": 9}
+_SKIP_METADATA = {"major_brand", "minor_version", "compatible_brands", "encoder", "comment"}
+_VIDEO_METADATA = {"timecode", "language", "title"}
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """How to encode the output.
+
+    Attributes:
+        codec: ``"h264"``, ``"prores"``, ``"ffv1"`` or ``"png"``.
+        crf: libx264 constant rate factor, 0 (lossless luma/chroma) to 51.
+        preset: libx264 preset (``"ultrafast"`` ... ``"placebo"``).
+        pix_fmt: encoder pixel format; None chooses (see the module docstring). Any other
+            format is converted to with swscale; ffv1 is lossless only with the default.
+        overwrite: replace an existing output.
+    """
+
+    codec: str = "h264"
+    crf: int = 16
+    preset: str = "medium"
+    pix_fmt: str | None = None
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.codec not in CODECS:
+            raise ConfigError(f"codec must be one of {', '.join(CODECS)}, got {self.codec!r}")
+        if not isinstance(self.crf, int) or not 0 <= self.crf <= 51:
+            raise ConfigError(f"crf must be an integer 0-51, got {self.crf!r}")
+        if self.preset not in X264_PRESETS:
+            raise ConfigError(f"preset must be one of {', '.join(X264_PRESETS)}, got {self.preset!r}")
+        if self.pix_fmt is not None:
+            names = {f.name for f in av.codec.Codec(self.encoder, "w").video_formats or ()}
+            if self.pix_fmt not in names:
+                raise ConfigError(f"pix_fmt {self.pix_fmt!r} cannot be encoded by {self.encoder}")
+
+    @property
+    def encoder(self) -> str:
+        """FFmpeg encoder name."""
+        return _ENCODER[self.codec]
+
+    @property
+    def output_pix_fmt(self) -> str:
+        return self.pix_fmt or _DEFAULT_PIX_FMT[self.codec]
+
+
+def _copy_refusal(stream: av.stream.Stream, format_name: str) -> str:
+    """Why ``stream`` cannot be copied into a ``format_name`` container ("" if it can).
+
+    Tried on a throwaway in-memory container: some streams (a QuickTime timecode track, say)
+    are accepted by ``add_stream_from_template`` but make the muxer fail at the header.
+    """
+    if stream.type not in ("audio", "subtitle", "data"):
+        return f"{stream.type} streams are not copied"
+    if stream.name is None:  # no codec FFmpeg knows, e.g. a QuickTime timecode track
+        timecode = "; MOV/MP4 re-create a timecode track from the video's" \
+            if "timecode" in stream.metadata else ""
+        return f"its codec is unknown to FFmpeg{timecode}"
+    try:
+        with av.open(io.BytesIO(), mode="w", format=format_name) as probe_out:
+            probe_out.add_stream_from_template(stream)
+            probe_out.start_encoding()
+    except (ValueError, av.error.FFmpegError) as exc:
+        return f"the {format_name} muxer refuses it ({exc})"
+    return ""
+
+
+class _PacketCopier:
+    """Copies the source's non-video streams packet for packet, in step with the video."""
+
+    def __init__(self, source: Path, video_index: int, out: av.container.OutputContainer) -> None:
+        self.src = av.open(str(source), mode="r")
+        self.map: dict[int, av.stream.Stream] = {}
+        self.skipped: list[str] = []
+        fmt = out.format.name
+        for s in self.src.streams:
+            if s.index == video_index:
+                continue
+            refusal = _copy_refusal(s, fmt)
+            if refusal:
+                self.skipped.append(f"stream {s.index} ({s.type}): {refusal}")
+                continue
+            o = out.add_stream_from_template(s)
+            o.metadata.update(s.metadata)
+            o.disposition = s.disposition
+            self.map[s.index] = o
+        wanted = [self.src.streams[i] for i in self.map]
+        self.packets: Iterator[av.Packet] = iter(self.src.demux(wanted)) if wanted else iter(())
+        self.pending: av.Packet | None = None
+        self.count = 0
+
+    def mux_until(self, out: av.container.OutputContainer, until: Fraction | None) -> None:
+        """Mux every source packet that starts at or before ``until`` seconds (None: all)."""
+        while True:
+            pkt = self.pending or next(self.packets, None)
+            self.pending = None
+            if pkt is None:
+                return
+            if pkt.dts is None and pkt.size == 0:
+                continue  # end-of-stream marker: nothing to copy
+            ts = pkt.dts if pkt.dts is not None else pkt.pts
+            if until is not None and ts is not None and ts * pkt.time_base > until:
+                self.pending = pkt
+                return
+            pkt.stream = self.map[pkt.stream_index]
+            out.mux(pkt)
+            self.count += 1
+
+    def close(self) -> None:
+        self.src.close()
+
+
+class VideoWriter:
+    """Write frames like the source: same size, pts, time base, colour tags and other streams.
+
+    Use as a context manager; leaving the block normally finishes the file and renames it into
+    place, leaving it by an exception removes everything written.
+
+    Args:
+        path: the output file (``.mp4``/``.mov``/``.mkv``/``.nut`` as the codec allows) or, for
+            ``png``, the output folder.
+        source: the clip the frames come from (its :class:`VideoInfo` or its reader).
+        config: codec and quality settings.
+        provenance: the tag from :func:`plugin.provenance.build_provenance`; default: processed,
+            no faces edited.
+
+    Attributes:
+        path: the final output path.
+        frames_written: frames written so far.
+        copied_packets: packets copied from the source's other streams (after close).
+        skipped_streams: source streams not copied, with the reason.
+        max_pts_error_s: after close, the largest difference in seconds between a written
+            frame's time and its time in the output as the demuxer reads it (0.0 when exact;
+            None for PNG folders).
+
+    Raises:
+        ConfigError: the codec cannot be written to this kind of file.
+        OutputError: see :func:`plugin.output.check_output_path`.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        source: VideoInfo | VideoReader,
+        config: OutputConfig | None = None,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.info = source.info if isinstance(source, VideoReader) else source
+        self.config = config or OutputConfig()
+        self.tag = dict(provenance) if provenance is not None else build_provenance(source=self.info.path)
+        final = Path(path)
+        suffix = final.suffix.lower()
+        codec = self.config.codec
+        if codec == "png" and suffix in _FORMAT or codec != "png" and suffix not in SUFFIXES[codec]:
+            allowed = "a folder" if codec == "png" else " or ".join(SUFFIXES[codec])
+            raise ConfigError(f"{final}: codec {codec} is written to {allowed}")
+        pix_fmt = self.config.output_pix_fmt
+        odd_w, odd_h = self.info.width % 2, self.info.height % 2
+        if (odd_w and any(k in pix_fmt for k in ("420", "422", "411"))) or (odd_h and "420" in pix_fmt):
+            raise ConfigError(f"{final}: {pix_fmt} needs an even frame size, the source is "
+                              f"{self.info.width}x{self.info.height}; choose ffv1 or png")
+        self.frames_written = 0
+        self.copied_packets = 0
+        self.skipped_streams: list[str] = []
+        self.max_pts_error_s: float | None = None
+        self._times: list[Fraction] = []
+        self._last_pts: int | None = None
+        self._names: set[str] = set()
+        self._sws = VideoReformatter()
+        self._copier: _PacketCopier | None = None
+        self._container: av.container.OutputContainer | None = None
+        self._closed = False
+        self._atomic = AtomicOutput(final, overwrite=self.config.overwrite, inputs=[self.info.path],
+                                    is_folder=codec == "png")
+        self.path = self._atomic.final
+        try:
+            if codec == "png":
+                self._png = av.CodecContext.create("png", "w")
+                self._png.width, self._png.height = self.info.width, self.info.height
+                self._png.pix_fmt = self.config.output_pix_fmt
+                self._png.time_base = self.info.time_base
+                self._png.open()
+                self.skipped_streams = [f"stream {s.index} ({s.kind}): a PNG folder holds only "
+                                        "frames" for s in self.info.streams]
+            else:
+                self._open_container(suffix)
+        except BaseException:
+            self._abort()
+            raise
+
+    # -- set-up ---------------------------------------------------------------------------------
+
+    def _colour(self) -> tuple[str, bool, dict[str, int]]:
+        """(matrix, full range, tags) for the output.
+
+        YUV output uses the source's matrix and range (resolved as the reader resolved them, so
+        untagged sources get explicit tags) and copies its primaries and transfer tags; ProRes
+        is always limited range. RGB sources (PNG, FFV1) get limited-range BT.709 at 720 lines
+        and more, BT.601 below. FFV1 stays RGB.
+        """
+        info, codec = self.info, self.config.codec
+        if codec == "ffv1" and self.config.pix_fmt is None:
+            return "rgb", True, {"colorspace": 0, "color_range": 2,
+                                 "color_primaries": info.color_primaries, "color_trc": info.color_trc}
+        if info.yuv_matrix in _SWS:
+            matrix, full = info.yuv_matrix, info.full_range and codec != "prores"
+        else:  # RGB source: the matrix players assume for untagged video of this size
+            matrix, full = ("bt709" if info.height >= 720 else "bt601"), False
+        space = info.color_space if matrix == "bt601" and info.color_space in (5, 6) \
+            else _SPACE_CODE[matrix]
+        return matrix, full, {"colorspace": space, "color_range": 2 if full else 1,
+                              "color_primaries": info.color_primaries, "color_trc": info.color_trc}
+
+    def _open_container(self, suffix: str) -> None:
+        info, cfg = self.info, self.config
+        options = {}
+        if suffix in (".mp4", ".mov"):
+            options["movflags"] = "use_metadata_tags"
+            if info.time_base.numerator == 1:
+                options["video_track_timescale"] = str(info.time_base.denominator)
+        try:
+            self._container = av.open(str(self._atomic.temp), mode="w", format=_FORMAT[suffix],
+                                      options=options)
+        except (OSError, av.error.FFmpegError) as exc:
+            raise OutputError(f"{self.path}: cannot create the output ({exc})") from exc
+        c = self._container
+        v = c.add_stream(cfg.encoder, rate=info.average_rate)
+        v.width, v.height = info.width, info.height
+        v.pix_fmt = cfg.output_pix_fmt
+        v.time_base = info.time_base
+        v.codec_context.time_base = info.time_base
+        if info.sample_aspect_ratio != 1:
+            v.codec_context.sample_aspect_ratio = info.sample_aspect_ratio
+        self._matrix, self._full, tags = self._colour()
+        for key, value in tags.items():
+            setattr(v.codec_context, key, value)
+        self._tags = tags
+        if cfg.codec == "h264":
+            v.options = {"crf": str(cfg.crf), "preset": cfg.preset}
+        elif cfg.codec == "prores":  # 422 HQ, or 4444 when a 4:4:4 format is asked for
+            v.options = {"profile": "4" if "444" in v.pix_fmt else "3", "vendor": "apl0"}
+        elif cfg.codec == "ffv1":
+            v.options = {"level": "3", "g": "1", "slicecrc": "1"}
+        self._video = v
+        if not info.is_image_sequence:
+            self._copier = _PacketCopier(info.path, info.stream_index, c)
+            self.skipped_streams = list(self._copier.skipped)
+            with av.open(str(info.path), mode="r") as src:
+                for key, value in src.metadata.items():
+                    if key.lower() not in _SKIP_METADATA and key.lower() != PROVENANCE_KEY:
+                        c.metadata[key] = value
+                for key, value in src.streams[info.stream_index].metadata.items():
+                    if key.lower() in _VIDEO_METADATA:  # MOV re-creates a timecode track from it
+                        v.metadata[key.lower()] = value
+        apply_provenance(c.metadata, self.tag)
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def write(self, frame: Frame) -> None:
+        """Encode one frame, keeping its pts in the source's time base.
+
+        Args:
+            frame: ``(H, W, 3)`` uint8 RGB, display orientation, the source's size; its pts must
+                be later than the previous frame's, and its time base the source's.
+
+        Raises:
+            ValueError: the frame does not fit the source or comes out of order, or the writer
+                is closed.
+        """
+        info = self.info
+        if self._closed:
+            raise ValueError(f"{self.path}: writer is closed")
+        if frame.image.shape != (info.height, info.width, 3):
+            raise ValueError(f"frame {frame.index}: image is {frame.width}x{frame.height}, the "
+                             f"output is {info.width}x{info.height}")
+        if frame.time_base != info.time_base:
+            raise ValueError(f"frame {frame.index}: time base {frame.time_base} differs from the "
+                             f"source's {info.time_base}")
+        if frame.pts is None or (self._last_pts is not None and frame.pts <= self._last_pts):
+            raise ValueError(f"frame {frame.index}: pts {frame.pts} is not after the previous "
+                             f"frame's {self._last_pts}")
+        self._last_pts = frame.pts
+        if self.config.codec == "png":
+            self._write_png(frame)
+        else:
+            self._encode(frame)
+        self.frames_written += 1
+
+    def _encode(self, frame: Frame) -> None:
+        assert self._container is not None
+        rgb = av.VideoFrame.from_ndarray(frame.image, format="rgb24")
+        if self._matrix == "rgb":
+            out = self._sws.reformat(rgb, format=self._video.pix_fmt, threads=1)
+        else:
+            out = self._sws.reformat(
+                rgb, format=self._video.pix_fmt, dst_colorspace=_SWS[self._matrix],
+                dst_color_range=ColorRange.JPEG if self._full else ColorRange.MPEG, threads=1)
+        for key, value in self._tags.items():
+            setattr(out, key, value)
+        out.pts = frame.pts
+        out.time_base = frame.time_base
+        time = frame.pts * frame.time_base
+        self._times.append(time)
+        if self._copier is not None:
+            self._copier.mux_until(self._container, time)
+        self._container.mux(self._video.encode(out))
+
+    def _write_png(self, frame: Frame) -> None:
+        stems = self.info.stems
+        name = (stems[frame.index] if frame.index < len(stems) else f"{frame.index:06d}") + ".png"
+        if name in self._names:
+            raise ValueError(f"frame {frame.index}: {name} was already written")
+        self._names.add(name)
+        rgb = av.VideoFrame.from_ndarray(frame.image, format="rgb24")
+        if self._png.pix_fmt != "rgb24":
+            rgb = self._sws.reformat(rgb, format=self._png.pix_fmt, threads=1)
+        packets = self._png.encode(rgb)
+        (self._atomic.temp / name).write_bytes(b"".join(bytes(p) for p in packets))
+
+    # -- finishing ------------------------------------------------------------------------------
+
+    def close(self) -> Path:
+        """Flush the encoder, copy the remaining packets, tag, and rename into place.
+
+        Returns:
+            The final output path.
+
+        Raises:
+            OutputError: the output could not be finished; nothing is left under its name.
+        """
+        if self._closed:
+            return self.path
+        self._closed = True
+        try:
+            if self.config.codec == "png":
+                write_provenance_file(self._atomic.temp, self.tag)
+            else:
+                assert self._container is not None
+                self._container.mux(self._video.encode(None))
+                if self._copier is not None:
+                    self._copier.mux_until(self._container, None)
+                    self.copied_packets = self._copier.count
+                    self._copier.close()
+                self._container.close()
+                self._container = None
+                self.max_pts_error_s = self._measure_pts()
+            return self._atomic.commit()
+        except BaseException:
+            self._abort()
+            raise
+
+    def _measure_pts(self) -> float:
+        with av.open(str(self._atomic.temp), mode="r") as c:
+            v = c.streams.video[0]
+            got = sorted(p.pts * v.time_base for p in c.demux(v) if p.pts is not None)
+        if len(got) != len(self._times):
+            raise OutputError(f"{self.path}: {len(got)} video packets written for "
+                              f"{len(self._times)} frames")
+        error = max((abs(a - b) for a, b in zip(got, self._times)), default=Fraction(0))
+        if error:
+            _log.warning("%s: the container moved frame times by up to %.6f s", self.path,
+                         float(error))
+        return float(error)
+
+    def _abort(self) -> None:
+        self._closed = True
+        if self._copier is not None:
+            self._copier.close()
+        if self._container is not None:
+            try:
+                self._container.close()
+            except (av.error.FFmpegError, OSError):
+                pass  # the file is being thrown away
+            self._container = None
+        self._atomic.abort()
+
+    def abort(self) -> None:
+        """Stop writing and remove everything written; the final name is left untouched."""
+        self._abort()
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._abort()

@@ -1,0 +1,112 @@
+"""The command line as users run it: real process, real exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from plugin.demo import MotionSettings, write_demo_clip
+from plugin.provenance import read_provenance
+from plugin.video import VideoReader
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def deltaface(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env.pop("DELTAFACE_DEBUG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "plugin", *map(str, args)],
+        capture_output=True, text=True, env=env, cwd=cwd, timeout=300,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_demo_clip(tmp_path_factory.mktemp("clip") / "demo.mp4", MotionSettings(num_frames=10))
+
+
+def test_missing_input(tmp_path: Path) -> None:
+    proc = deltaface("render", tmp_path / "nope.mp4", "-o", tmp_path / "out.mp4")
+    assert_one_line_error(proc, "nope.mp4")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_text_file_named_mp4(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("this is not a video\n")
+    before = bad.read_bytes()
+    proc = deltaface("render", bad, "-o", tmp_path / "out.mp4")
+    assert_one_line_error(proc, "notes.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.mp4"]
+    assert bad.read_bytes() == before
+
+
+def test_unwritable_output_folder(clip: Path, tmp_path: Path) -> None:
+    proc = deltaface("render", clip, "-o", tmp_path / "missing" / "out.mp4")
+    assert_one_line_error(proc, "missing")
+    assert not (tmp_path / "missing").exists()
+
+
+def test_existing_output_needs_overwrite(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"precious")
+    proc = deltaface("render", clip, "-o", out)
+    assert_one_line_error(proc, "out.mp4")
+    assert out.read_bytes() == b"precious"
+    proc = deltaface("render", clip, "-o", out, "--overwrite", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    with VideoReader(out) as reader:
+        assert sum(1 for _ in reader) == 10
+
+
+def test_frame_range_outside_clip_is_rejected_before_writing(clip: Path, tmp_path: Path) -> None:
+    proc = deltaface("render", clip, "-o", tmp_path / "out.mp4", "--frames", "5-10")
+    assert_one_line_error(proc, "5-10")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_pass_through_ffv1_is_bit_identical_with_provenance(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    proc = deltaface("render", clip, "-o", out, "--codec", "ffv1", "--frames", "2-4", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    with VideoReader(clip) as a, VideoReader(out) as b:
+        src, dst = list(a), list(b)
+    assert [f.pts * f.time_base for f in src] == [f.pts * f.time_base for f in dst]
+    assert all(np.array_equal(x.image, y.image) for x, y in zip(src, dst, strict=True))
+    tag = read_provenance(out)
+    assert tag["tool"] == "deltaface" and tag["edited_ranges"] == []
+
+
+def test_truncated_input_fails_unless_allowed(clip: Path, tmp_path: Path) -> None:
+    # A Matroska file cut mid-stream (a copy interrupted halfway, say): its header promises
+    # more than the file holds.
+    src_frames = 10
+    proc = deltaface("render", clip, "-o", tmp_path / "whole.mkv", "--codec", "h264", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    whole = (tmp_path / "whole.mkv").read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole[: int(len(whole) * 0.6)])
+    proc = deltaface("render", cut, "-o", tmp_path / "out.mp4")
+    assert proc.returncode == 2, proc.stderr
+    assert "cut.mkv" in proc.stderr and "frame" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out.mp4").exists()
+    proc = deltaface("render", cut, "-o", tmp_path / "out.mp4", "--allow-truncated", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    with VideoReader(tmp_path / "out.mp4") as reader:
+        n = sum(1 for _ in reader)
+    assert 0 < n < src_frames
