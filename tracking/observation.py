@@ -41,9 +41,11 @@ class FaceObservation:
         landmarks: ``(478, 3)`` float32 pixels (x, y, z).
         blendshapes: ``(52,)`` float32 scores in [0, 1], names in ``BLENDSHAPE_NAMES`` order.
         transform: ``(4, 4)`` float32 facial transformation matrix (canonical face space in cm
-            to camera space), as MediaPipe returns it.
+            to camera space), as MediaPipe returns it for full-frame observations; for recovered
+            ones it is recomputed from the landmarks with MediaPipe's own geometry pipeline
+            (``tracking.pose.transform_from_landmarks``), since a crop has its own camera.
         yaw, pitch, roll: head rotation in degrees, decomposed from ``transform`` as
-            R = Ry(yaw)·Rx(-pitch)·Rz(roll); yaw > 0 turns the face toward image right,
+            R = Ry(yaw)·Rx(-pitch)·Rz(-roll) (see ``tracking/pose.py``); yaw > 0 turns the face toward image right,
             pitch > 0 tilts the face up, roll > 0 rotates it clockwise in the image.
         confidence: in [0, 1]; how much to trust this observation (0 for bridged frames).
         box: ``(4,)`` float32 ``(x0, y0, x1, y1)`` pixels, the landmarks' bounding box.

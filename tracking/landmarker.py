@@ -1,0 +1,438 @@
+"""The MediaPipe boundary: run the face landmarker and convert its results to FaceObservations.
+
+Nothing past this module sees a MediaPipe type. Per face the landmarker gives 478 landmarks
+(468 mesh points and 10 iris points) in normalized image coordinates, 52 blendshape scores and a
+4x4 facial transformation matrix; :class:`Landmarker` turns them into
+:class:`tracking.observation.FaceObservation` records in frame pixels and, when the landmarker
+returns fewer faces than it may, recovers missed faces with a tiled detector and a re-run of
+the landmarker on an upscaled crop (:mod:`tracking.recovery`).
+
+Pixel convention: MediaPipe's normalized x spans the image from its left *edge* (0) to its
+right edge (1), so the pixel-centre coordinate STYLE.md uses is ``x * W - 0.5`` (likewise
+``y * H - 0.5``); ``z`` becomes ``z * W`` (MediaPipe scales z like x), smaller is closer.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tracking.bundle import LandmarkerBundle, load_bundle
+from tracking.errors import ConfigError, ModelLoadError
+from tracking.frame import Frame
+from tracking.observation import NUM_BLENDSHAPES, NUM_LANDMARKS, FaceObservation, Source
+from tracking.geometry import CanonicalMesh, mesh_of_bundle
+from tracking.pose import euler_from_matrix, transform_from_landmarks
+from tracking.recovery import (
+    RecoveryConfig,
+    TiledFaceDetector,
+    box_covered,
+    box_iou,
+    crop_image,
+    crop_transform,
+    map_points_to_frame,
+)
+
+#: Blendshape names in the order of ``FaceObservation.blendshapes`` (MediaPipe's order).
+BLENDSHAPE_NAMES: tuple[str, ...] = (
+    "_neutral", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft",
+    "browOuterUpRight", "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "eyeBlinkLeft",
+    "eyeBlinkRight", "eyeLookDownLeft", "eyeLookDownRight", "eyeLookInLeft", "eyeLookInRight",
+    "eyeLookOutLeft", "eyeLookOutRight", "eyeLookUpLeft", "eyeLookUpRight", "eyeSquintLeft",
+    "eyeSquintRight", "eyeWideLeft", "eyeWideRight", "jawForward", "jawLeft", "jawOpen",
+    "jawRight", "mouthClose", "mouthDimpleLeft", "mouthDimpleRight", "mouthFrownLeft",
+    "mouthFrownRight", "mouthFunnel", "mouthLeft", "mouthLowerDownLeft", "mouthLowerDownRight",
+    "mouthPressLeft", "mouthPressRight", "mouthPucker", "mouthRight", "mouthRollLower",
+    "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper", "mouthSmileLeft", "mouthSmileRight",
+    "mouthStretchLeft", "mouthStretchRight", "mouthUpperUpLeft", "mouthUpperUpRight",
+    "noseSneerLeft", "noseSneerRight",
+)  # fmt: skip
+_BLENDSHAPE_INDEX = {name: i for i, name in enumerate(BLENDSHAPE_NAMES)}
+assert len(BLENDSHAPE_NAMES) == NUM_BLENDSHAPES
+
+#: Inter-ocular distance (pixels) from which landmarks are trusted fully; smaller faces get a
+#: proportionally lower confidence (MediaPipe's landmarks get coarse on faces this small).
+RELIABLE_INTER_OCULAR_PX = 20.0
+#: |yaw| (degrees) up to which landmarks are trusted fully, and from which confidence is at its
+#: floor: MediaPipe's landmarks degrade past about 55-60 degrees and a true profile reads 55-60.
+RELIABLE_YAW_DEG = 45.0
+UNRELIABLE_YAW_DEG = 75.0
+#: Lowest confidence a measured (not bridged) observation gets.
+MIN_MEASURED_CONFIDENCE = 0.1
+
+RUNNING_MODES = ("video", "image")
+
+
+@dataclass(frozen=True)
+class LandmarkerConfig:
+    """Settings of the face landmarker stage.
+
+    Attributes:
+        num_faces: most faces returned per frame (MediaPipe's ``num_faces``; recovery stops there).
+        min_detection_confidence: MediaPipe's face detector threshold.
+        min_presence_confidence: MediaPipe's face presence threshold for the landmark model.
+        min_tracking_confidence: MediaPipe's threshold for keeping a face tracked between video
+            frames (VIDEO mode) instead of detecting it again.
+        running_mode: ``"video"`` (``detect`` tracks across frames; timestamps from pts) or
+            ``"image"`` (every frame detected independently). ``detect_image`` is always IMAGE.
+        bundle_path: landmarker bundle, or None for ``DELTAFACE_LANDMARKER_BUNDLE`` or the
+            packaged bundle (see :mod:`tracking.bundle`).
+        recover_missing: when fewer than ``num_faces`` faces are found, look for more with the
+            tiled detector and re-run the landmarker on crops (see :mod:`tracking.recovery`).
+        recovery: settings of that recovery.
+    """
+
+    num_faces: int = 4
+    min_detection_confidence: float = 0.5
+    min_presence_confidence: float = 0.5
+    min_tracking_confidence: float = 0.5
+    running_mode: str = "video"
+    bundle_path: str | None = None
+    recover_missing: bool = True
+    recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.num_faces <= 16:
+            raise ConfigError(f"num_faces must be in [1, 16], got {self.num_faces}")
+        for name in ("min_detection_confidence", "min_presence_confidence", "min_tracking_confidence"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {value}")
+        if self.running_mode not in RUNNING_MODES:
+            raise ConfigError(f"running_mode must be one of {RUNNING_MODES}, got {self.running_mode!r}")
+        if self.bundle_path is not None:
+            object.__setattr__(self, "bundle_path", os.fspath(self.bundle_path))
+        if not isinstance(self.recovery, RecoveryConfig):
+            raise ConfigError(f"recovery must be a RecoveryConfig, got {type(self.recovery).__name__}")
+
+
+def observation_confidence(landmarks: NDArray[np.float32], yaw: float) -> float:
+    """How much to trust a measured observation, in [``MIN_MEASURED_CONFIDENCE``, 1].
+
+    mediapipe's Tasks API does not expose the landmark model's face-presence score (every face it
+    returns has passed ``min_presence_confidence``), so confidence is a quality estimate instead:
+    the product of a size factor (inter-ocular distance over :data:`RELIABLE_INTER_OCULAR_PX`,
+    at most 1) and a pose factor (1 up to :data:`RELIABLE_YAW_DEG` of |yaw|, falling linearly to
+    0.25 at :data:`UNRELIABLE_YAW_DEG`), floored at :data:`MIN_MEASURED_CONFIDENCE`.
+
+    Args:
+        landmarks: ``(478, 3)`` float32 frame pixels.
+        yaw: degrees.
+    """
+    right = (landmarks[33, :2] + landmarks[133, :2]) / 2.0
+    left = (landmarks[362, :2] + landmarks[263, :2]) / 2.0
+    iod = float(np.linalg.norm(left - right))
+    size_factor = min(1.0, iod / RELIABLE_INTER_OCULAR_PX)
+    t = (abs(yaw) - RELIABLE_YAW_DEG) / (UNRELIABLE_YAW_DEG - RELIABLE_YAW_DEG)
+    pose_factor = 1.0 - 0.75 * min(1.0, max(0.0, t))
+    return max(MIN_MEASURED_CONFIDENCE, size_factor * pose_factor)
+
+
+def observation_from_arrays(
+    normalized: NDArray[np.floating],
+    blendshapes: NDArray[np.floating],
+    transform: NDArray[np.floating],
+    width: int,
+    height: int,
+    frame_index: int,
+    source: Source = Source.LANDMARKER,
+) -> FaceObservation:
+    """Build an observation from MediaPipe's per-face arrays.
+
+    Args:
+        normalized: ``(478, 3)`` landmarks, x and y normalized to [0, 1] by the image's width and
+            height (edge to edge), z normalized like x.
+        blendshapes: ``(52,)`` scores in ``BLENDSHAPE_NAMES`` order.
+        transform: ``(4, 4)`` facial transformation matrix.
+        width, height: size in pixels of the image the landmarker saw.
+        frame_index: index of the frame.
+        source: how the observation was obtained.
+
+    Returns:
+        The observation with landmarks in pixels of that image (centre-of-pixel origin).
+    """
+    lm = np.empty((NUM_LANDMARKS, 3), dtype=np.float32)
+    lm[:, 0] = normalized[:, 0] * width - 0.5
+    lm[:, 1] = normalized[:, 1] * height - 0.5
+    lm[:, 2] = normalized[:, 2] * width
+    matrix = np.asarray(transform, dtype=np.float32).reshape(4, 4)
+    yaw, pitch, roll = euler_from_matrix(matrix)
+    box = np.array([lm[:, 0].min(), lm[:, 1].min(), lm[:, 0].max(), lm[:, 1].max()], dtype=np.float32)
+    return FaceObservation(
+        frame_index=frame_index,
+        landmarks=lm,
+        blendshapes=np.clip(np.asarray(blendshapes, dtype=np.float32), 0.0, 1.0),
+        transform=matrix,
+        yaw=yaw,
+        pitch=pitch,
+        roll=roll,
+        confidence=observation_confidence(lm, yaw),
+        box=box,
+        source=source,
+    )
+
+
+def _convert(result: Any, width: int, height: int, frame_index: int, bundle: LandmarkerBundle) -> list[FaceObservation]:
+    """MediaPipe ``FaceLandmarkerResult`` to observations (in pixels of the image it saw)."""
+    faces = []
+    for i, points in enumerate(result.face_landmarks):
+        if len(points) != NUM_LANDMARKS:
+            raise ModelLoadError(
+                f"landmarker bundle {bundle.path} gives {len(points)} landmarks per face, deltaface needs "
+                f"{NUM_LANDMARKS} (a bundle with iris points)"
+            )
+        normalized = np.array([(p.x, p.y, p.z) for p in points], dtype=np.float64)
+        scores = np.zeros(NUM_BLENDSHAPES, dtype=np.float32)
+        if i < len(result.face_blendshapes):
+            for k, cat in enumerate(result.face_blendshapes[i]):
+                idx = _BLENDSHAPE_INDEX.get(cat.category_name or "", k)
+                if idx < NUM_BLENDSHAPES:
+                    scores[idx] = cat.score
+        if i < len(result.facial_transformation_matrixes):
+            matrix = np.asarray(result.facial_transformation_matrixes[i], dtype=np.float32)
+        else:
+            matrix = np.eye(4, dtype=np.float32)
+        faces.append(observation_from_arrays(normalized, scores, matrix, width, height, frame_index))
+    return faces
+
+
+class Landmarker:
+    """MediaPipe's face landmarker behind deltaface's records.
+
+    Use as a context manager (``with Landmarker(config) as lm:``): it owns MediaPipe tasks
+    (a VIDEO-mode landmarker for :meth:`detect`, an IMAGE-mode one for stills and crops, and the
+    tiled detector for recovery), created on first use and released by :meth:`close`.
+
+    Attributes:
+        config: the settings.
+        bundle: the verified model bundle.
+        timestamps_adjusted: how many frames got a VIDEO-mode timestamp other than their own
+            pts in milliseconds (see :meth:`detect`).
+        faces_recovered: how many observations came from recovery or region re-runs.
+    """
+
+    def __init__(self, config: LandmarkerConfig | None = None) -> None:
+        """Load and verify the bundle and create the landmarker task of ``config.running_mode``
+        (the other tasks are created on first use).
+
+        Raises:
+            ModelLoadError: the bundle is missing, corrupt, not a landmarker bundle, or MediaPipe
+                cannot load its models.
+        """
+        self.config = config or LandmarkerConfig()
+        self.bundle = load_bundle(self.config.bundle_path)
+        self._video: Any = None
+        self._image: Any = None
+        self._detector: TiledFaceDetector | None = None
+        self._last_ts = -1
+        self.timestamps_adjusted = 0
+        self.faces_recovered = 0
+        if self.config.running_mode == "video":
+            self._video = self._create(video=True)
+        else:
+            self._image_task()
+
+    def __enter__(self) -> Landmarker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release every MediaPipe task (idempotent); the landmarker can be used again after."""
+        for name in ("_video", "_image", "_detector"):
+            task = getattr(self, name)
+            setattr(self, name, None)
+            if task is not None:
+                task.close()
+
+    def reset(self) -> None:
+        """Forget VIDEO-mode tracking (e.g. at a shot cut); timestamps keep increasing."""
+        if self._video is not None:
+            self._video.close()
+            self._video = None
+
+    # --- MediaPipe tasks -------------------------------------------------------------------
+
+    def _create(self, video: bool) -> Any:
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        cfg = self.config
+        options = vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_buffer=self.bundle.data),
+            running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
+            num_faces=cfg.num_faces,
+            min_face_detection_confidence=cfg.min_detection_confidence,
+            min_face_presence_confidence=cfg.min_presence_confidence,
+            min_tracking_confidence=cfg.min_tracking_confidence,
+            output_face_blendshapes=True,
+            output_facial_transformation_matrixes=True,
+        )
+        try:
+            return vision.FaceLandmarker.create_from_options(options)
+        except (RuntimeError, ValueError) as exc:
+            detail = " ".join(str(exc).split())
+            raise ModelLoadError(f"landmarker bundle {self.bundle.path}: MediaPipe cannot load it: {detail}") from exc
+
+    def _image_task(self) -> Any:
+        if self._image is None:
+            self._image = self._create(video=False)
+        return self._image
+
+    def _run_image(self, image: NDArray[np.uint8], frame_index: int) -> list[FaceObservation]:
+        import mediapipe as mp
+
+        height, width = image.shape[:2]
+        mp_image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
+        return _convert(self._image_task().detect(mp_image), width, height, frame_index, self.bundle)
+
+    # --- public API ------------------------------------------------------------------------
+
+    def detect(self, frame: Frame) -> list[FaceObservation]:
+        """Find the faces in the next video frame.
+
+        In ``"video"`` running mode MediaPipe tracks faces from the previous call, so frames must
+        come in presentation order. Its VIDEO mode needs strictly increasing integer
+        milliseconds: the timestamp is ``frame.timestamp_ms`` (pts in ms, rounded down); when that
+        is not greater than the previous call's (two frames within one millisecond, a pts going
+        backwards, a negative start time) or the frame has no pts, the previous timestamp plus
+        1 ms is used instead and :attr:`timestamps_adjusted` counts it (frames without pts are
+        not counted). MediaPipe uses the timestamps only for ordering here, so this changes no
+        result. In ``"image"`` running mode every frame is detected independently.
+
+        Args:
+            frame: the decoded frame, ``(H, W, 3)`` uint8 RGB.
+
+        Returns:
+            Observations in frame pixels, full-frame landmarker faces first, then recovered ones
+            (``Source.RECOVERED``); empty if no face. At most ``config.num_faces``.
+        """
+        if self.config.running_mode == "image":
+            return self.detect_image(frame.image, frame.index)
+        import mediapipe as mp
+
+        if self._video is None:
+            self._video = self._create(video=True)
+        if frame.pts is None:
+            ts = self._last_ts + 1
+        else:
+            ts = frame.timestamp_ms
+            if ts <= self._last_ts:
+                ts = self._last_ts + 1
+                self.timestamps_adjusted += 1
+        self._last_ts = ts
+        image = np.ascontiguousarray(frame.image)
+        mp_image = mp.Image(image_format=mp.ImageFormat.SRGB, data=image)
+        result = self._video.detect_for_video(mp_image, ts)
+        faces = _convert(result, frame.width, frame.height, frame.index, self.bundle)
+        if self.config.recover_missing and len(faces) < self.config.num_faces:
+            faces.extend(self._recover(image, frame.index, faces))
+        return faces
+
+    def detect_image(self, image: NDArray[np.uint8], frame_index: int = 0) -> list[FaceObservation]:
+        """Find the faces in a still image (IMAGE mode: no tracking, no timestamps).
+
+        Args:
+            image: ``(H, W, 3)`` uint8 RGB.
+            frame_index: index written into the observations.
+
+        Returns:
+            Observations in image pixels, landmarker faces first, then recovered ones.
+        """
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"image must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
+        image = np.ascontiguousarray(image)
+        faces = self._run_image(image, frame_index)
+        if self.config.recover_missing and len(faces) < self.config.num_faces:
+            faces.extend(self._recover(image, frame_index, faces))
+        return faces
+
+    def detect_in_regions(self, frame: Frame, boxes: NDArray[np.floating]) -> list[FaceObservation | None]:
+        """Re-run the landmarker on an upscaled crop around each box (e.g. boxes predicted from
+        the previous frame by a tracker), for faces the full-frame pass misses.
+
+        Each crop is a square of ``recovery.region_margin`` times the box's larger side,
+        resampled to ``recovery.crop_size`` pixels; of the faces found in it, the one covering
+        most of the box is kept. Does not touch VIDEO-mode tracking state.
+
+        Args:
+            frame: the frame.
+            boxes: ``(N, 4)`` ``(x0, y0, x1, y1)`` frame pixels.
+
+        Returns:
+            One entry per box: a ``Source.RECOVERED`` observation in frame pixels, or None when
+            no face was found there. Results are not de-duplicated against each other.
+        """
+        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        image = np.ascontiguousarray(frame.image)
+        return [
+            self._landmark_crop(image, box, self.config.recovery.region_margin, frame.index) for box in boxes
+        ]
+
+    def _mesh(self) -> CanonicalMesh:
+        return mesh_of_bundle(self.bundle)
+
+    # --- recovery --------------------------------------------------------------------------
+
+    def _recover(
+        self, image: NDArray[np.uint8], frame_index: int, found: list[FaceObservation]
+    ) -> list[FaceObservation]:
+        cfg = self.config.recovery
+        if self._detector is None:
+            self._detector = TiledFaceDetector(self.bundle, cfg)
+        known = [face.box for face in found]
+        recovered: list[FaceObservation] = []
+        for det in self._detector.detect(image):
+            if len(found) + len(recovered) >= self.config.num_faces:
+                break
+            box = det[:4]
+            if any(box_covered(box, k) >= cfg.covered_fraction for k in known):
+                continue
+            obs = self._landmark_crop(image, box, cfg.detection_margin, frame_index)
+            if obs is None or any(box_iou(obs.box, k) >= 0.5 or box_covered(obs.box, k) >= 0.8 for k in known):
+                continue
+            recovered.append(obs)
+            known.append(obs.box)
+        return recovered
+
+    def _landmark_crop(
+        self, image: NDArray[np.uint8], box: NDArray[np.floating], margin: float, frame_index: int
+    ) -> FaceObservation | None:
+        size = self.config.recovery.crop_size
+        crop_trans_frame = crop_transform(box, margin, size)
+        crop = crop_image(image, crop_trans_frame, size)
+        candidates = self._run_image(crop, frame_index)
+        if not candidates:
+            return None
+        target = np.empty(4, dtype=np.float64)
+        target[:2] = crop_trans_frame[:, :2] @ box[:2] + crop_trans_frame[:, 2]
+        target[2:] = crop_trans_frame[:, :2] @ box[2:] + crop_trans_frame[:, 2]
+        best = max(candidates, key=lambda c: box_covered(target, c.box))
+        if box_covered(target, best.box) < 0.3:
+            return None
+        height, width = image.shape[:2]
+        landmarks = map_points_to_frame(best.landmarks, crop_trans_frame)
+        # The crop's matrix is for the crop's virtual camera: recompute it for the frame's.
+        matrix = transform_from_landmarks(landmarks, width, height, self._mesh())
+        yaw, pitch, roll = euler_from_matrix(matrix)
+        box_frame = np.array(
+            [landmarks[:, 0].min(), landmarks[:, 1].min(), landmarks[:, 0].max(), landmarks[:, 1].max()],
+            dtype=np.float32,
+        )
+        self.faces_recovered += 1
+        return FaceObservation(
+            frame_index=frame_index,
+            landmarks=landmarks,
+            blendshapes=best.blendshapes,
+            transform=matrix,
+            yaw=yaw,
+            pitch=pitch,
+            roll=roll,
+            confidence=observation_confidence(landmarks, yaw),
+            box=box_frame,
+            source=Source.RECOVERED,
+        )
