@@ -1,0 +1,146 @@
+"""Applying a backward warp field to a crop, and putting the edited crop back into the frame.
+
+Both steps resample with Kornia, in the pixel convention of ``compositing/crop.py`` (pixel
+centres at integer coordinates, ``align_corners=True``). Kornia's ``remap`` normalizes pixel maps
+with the ``align_corners=True`` convention whatever flag it is given, so it must be called with
+``align_corners=True`` or even an identity map resamples the image (kornia issue #4504).
+
+The edit engine's chain, per face and frame::
+
+    crop = crop_for_landmarks(...)                   # compositing.crop
+    image = extract(frame, crop)                     # (1, 3, S, S)
+    field = build_field(src, dst, S, ...)            # synthesis.warpfield
+    if not field.is_identity:
+        edited = apply_field(image, field.sample_xy)
+        mask = face_region_mask(...) * motion_weight(field.sample_xy, cfg.motion_px)
+        frame = paste_back(frame, edited, crop, mask, cfg)
+
+Only the frame pixels under the mask's support are read or written; every other pixel keeps its
+exact bytes, and a mask that is 0 everywhere returns the frame unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import torch
+from kornia.geometry.transform import remap, warp_affine
+from numpy.typing import NDArray
+
+from compositing.blend import BlendConfig, blend
+from compositing.crop import FaceCrop
+
+@functools.lru_cache(maxsize=4)
+def _identity(size: int) -> torch.Tensor:
+    """``(S, S, 2)`` float32 pixel-centre coordinates (x, y); shared, never modified."""
+    ax = torch.arange(size, dtype=torch.float32)
+    yy, xx = torch.meshgrid(ax, ax, indexing="ij")
+    return torch.stack((xx, yy), dim=-1)
+
+
+def apply_field(crop_image: torch.Tensor, sample_xy: torch.Tensor, padding: str = "border") -> torch.Tensor:
+    """Warp crops by a backward field: ``output[p] = input[sample_xy[p]]`` (bilinear).
+
+    Args:
+        crop_image: ``(B, C, S, S)`` float32 (RGB in [0, 1], or any channels).
+        sample_xy: ``(S, S, 2)`` or ``(B, S, S, 2)`` float32 crop pixels (x, y) to sample from.
+        padding: where a sample falls outside the crop: ``"border"``, ``"zeros"``, ``"reflection"``.
+
+    Returns:
+        ``(B, C, S, S)`` float32. An exact identity field returns ``crop_image`` itself (no
+        resampling).
+    """
+    b, _, h, w = crop_image.shape
+    if sample_xy.dim() == 3:
+        sample_xy = sample_xy[None]
+    if sample_xy.shape[1:] != (h, w, 2) or sample_xy.shape[0] not in (1, b):
+        raise ValueError(f"sample_xy must be ({h}, {w}, 2) or ({b}, {h}, {w}, 2), got {tuple(sample_xy.shape)}")
+    if h == w and torch.equal(sample_xy, _identity(h).expand_as(sample_xy)):
+        return crop_image
+    sample_xy = sample_xy.expand(b, h, w, 2).to(crop_image.dtype)
+    return remap(
+        crop_image, sample_xy[..., 0], sample_xy[..., 1], mode="bilinear", padding_mode=padding, align_corners=True
+    )
+
+
+def support_box(crop: FaceCrop, mask: torch.Tensor) -> tuple[int, int, int, int] | None:
+    """Frame box ``(x0, y0, x1, y1)`` (exclusive ends) that the mask's support can touch.
+
+    Args:
+        crop: the crop the mask lives in.
+        mask: ``(1, 1, S, S)`` float32 in [0, 1].
+
+    Returns:
+        The box clipped to the frame, or ``None`` when the mask is 0 everywhere or its support
+        maps entirely outside the frame.
+    """
+    m = mask[0, 0] > 0
+    rows = torch.nonzero(m.any(dim=1)).flatten()
+    cols = torch.nonzero(m.any(dim=0)).flatten()
+    if rows.numel() == 0:
+        return None
+    u0, u1 = float(cols[0]) - 1.0, float(cols[-1]) + 1.0
+    v0, v1 = float(rows[0]) - 1.0, float(rows[-1]) + 1.0
+    corners = np.array([[u0, v0, 1.0], [u1, v0, 1.0], [u0, v1, 1.0], [u1, v1, 1.0]])
+    xy = (crop.frame_trans_crop @ corners.T)[:2]
+    h, w = crop.frame_size
+    x0, x1 = max(math.floor(xy[0].min()), 0), min(math.ceil(xy[0].max()) + 1, w)
+    y0, y1 = max(math.floor(xy[1].min()), 0), min(math.ceil(xy[1].max()) + 1, h)
+    if x0 >= x1 or y0 >= y1:
+        return None
+    return x0, y0, x1, y1
+
+
+def paste_back(
+    frame: NDArray[np.uint8],
+    edited_crop: torch.Tensor,
+    crop: FaceCrop,
+    mask: torch.Tensor,
+    config: BlendConfig | None = None,
+) -> NDArray[np.uint8]:
+    """Warp an edited crop and its mask back into the frame and blend them in.
+
+    Only the frame box under the mask's support is resampled (``warp_affine`` of the crop and mask
+    together, 4 channels, into that box, never the whole frame); the blend leaves every pixel where
+    the warped mask is 0 bit-identical.
+
+    Args:
+        frame: ``(H, W, 3)`` uint8 RGB, of size ``crop.frame_size``; not modified.
+        edited_crop: ``(1, 3, S, S)`` float32 RGB in [0, 1], crop pixels.
+        crop: the crop's transform.
+        mask: ``(1, 1, S, S)`` float32 in [0, 1], crop pixels; where the blend may write.
+        config: blend settings; defaults to ``BlendConfig()``.
+
+    Returns:
+        ``(H, W, 3)`` uint8 RGB, a new array.
+    """
+    config = config or BlendConfig()
+    s = crop.size
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"frame must be (H, W, 3) uint8, got {frame.shape} {frame.dtype}")
+    if tuple(frame.shape[:2]) != crop.frame_size:
+        raise ValueError(f"frame is {frame.shape[:2]}, the crop was made for {crop.frame_size}")
+    if tuple(edited_crop.shape) != (1, 3, s, s) or tuple(mask.shape) != (1, 1, s, s):
+        raise ValueError(
+            f"edited_crop must be (1, 3, {s}, {s}) and mask (1, 1, {s}, {s}); "
+            f"got {tuple(edited_crop.shape)} and {tuple(mask.shape)}"
+        )
+    out = frame.copy()
+    box = support_box(crop, mask)
+    if box is None:
+        return out
+    x0, y0, x1, y1 = box
+    frame_trans_box = np.eye(3)
+    frame_trans_box[:2, 2] = (x0, y0)
+    box_trans_crop = np.linalg.inv(frame_trans_box) @ crop.frame_trans_crop
+    m = torch.from_numpy(box_trans_crop[None, :2]).float()
+    both = torch.cat([edited_crop.float(), mask.float()], dim=1)
+    warped = warp_affine(both, m, (y1 - y0, x1 - x0), mode="bilinear", padding_mode="zeros", align_corners=True)
+    alpha = warped[:, 3:4].clamp(0.0, 1.0)
+    alpha = torch.where(alpha < config.floor, torch.zeros_like(alpha), alpha)
+    if not bool((alpha > 0).any()):
+        return out
+    out[y0:y1, x0:x1] = blend(frame[y0:y1, x0:x1], warped[:, :3], alpha, config)
+    return out

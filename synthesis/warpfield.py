@@ -1,0 +1,565 @@
+"""Dense backward warp fields on a face crop, from landmarks before and after an edit.
+
+A field is the map ``sample_xy`` with ``output(p) = input(sample_xy[p])``: for every OUTPUT pixel
+``p`` of the crop, where to SAMPLE the input crop. It is built from ``src`` (the landmarks before
+the edit) and ``dst`` (after), both ``(K, 2)`` crop pixels (x right, y down, origin at the top-left
+pixel centre), so that ``sample_xy[dst_k] = src_k``. Three interpolants (``WarpConfig.method``):
+
+- ``"tps"``: thin-plate spline with regularization lambda, solved here (Kornia's TPS has none) on
+  a point subset, evaluated on a coarse grid and upsampled. Smooth and tolerant of noise, misses
+  points by up to about a pixel, and cannot close an eye (it only narrows it).
+- ``"pa"``: piecewise-affine over a triangulation (Delaunay of the points plus border anchors, or
+  given triangles with Delaunay filling the rest), rasterized per pixel. Exact at every point,
+  closes eyes; kinks at triangle edges, visible where triangles are large (outside the face).
+- ``"hybrid"`` (default): the TPS, plus the piecewise-affine interpolation of what it missed at each
+  point. Exact and eye-closing like ``"pa"``, as smooth as ``"tps"`` outside the face, and about as
+  fast as ``"pa"`` (bench/warp.py and tests/synthesis/test_warpfield.py have the measurements).
+
+The displacement is multiplied by a taper that is exactly 0 on the crop's outermost pixels and by
+an optional ``support`` weight, so the field is exactly the identity on the crop border and
+outside the support. A fold guard keeps the Jacobian determinant of ``sample_xy`` positive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from numpy.typing import NDArray
+from scipy.spatial import Delaunay
+
+from tracking.errors import ConfigError
+
+METHODS = ("tps", "pa", "hybrid")
+#: Point residuals (pixels) below this are treated as exactly zero by the piecewise-affine pass.
+RESIDUAL_EPS_PX = 0.05
+#: A triangle counts as flipped when its signed area changes sign and the turned-over area exceeds
+#: this fraction of its source area (a lid closed onto the other lid, overshooting by a hair, is
+#: not a fold).
+FLIP_AREA_FRACTION = 0.01
+#: Each fold-guard repair keeps this fraction of the offending displacement.
+REPAIR_FACTOR = 0.75
+
+
+@dataclass(frozen=True)
+class WarpConfig:
+    """How a warp field is built.
+
+    Attributes:
+        method: ``"tps"``, ``"pa"`` or ``"hybrid"`` (see the module docstring).
+        tps_lambda: TPS regularization, in coordinates normalized so the crop spans [0, 1] (> 0).
+        tps_points: most control points the TPS is solved with (>= 3; farthest-point subset of
+            the landmarks, the most displaced first; the border anchors come on top). ``"hybrid"``
+            stays exact at every point whatever the subset: its piecewise-affine pass adds what
+            the TPS missed.
+        grid: TPS evaluation grid nodes per side (>= 2); upsampled bilinearly to the crop.
+        anchors_per_side: zero-displacement anchor points per crop side (>= 1).
+        border: width of the taper to zero at the crop border, as a fraction of the crop (0, 0.5).
+        min_jacobian: the fold guard acts while the field's minimum Jacobian determinant is at or
+            below this (>= 0); 0 means "no folds".
+        max_repairs: how many times the fold guard may act before giving up.
+    """
+
+    method: str = "hybrid"
+    tps_lambda: float = 1e-3
+    tps_points: int = 160
+    grid: int = 64
+    anchors_per_side: int = 8
+    border: float = 0.04
+    min_jacobian: float = 0.0
+    max_repairs: int = 8
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"WarpConfig.method must be one of {METHODS}, got {self.method!r}")
+        if not self.tps_lambda > 0:
+            raise ConfigError(f"WarpConfig.tps_lambda must be > 0, got {self.tps_lambda}")
+        if self.tps_points < 3:
+            raise ConfigError(f"WarpConfig.tps_points must be >= 3, got {self.tps_points}")
+        if self.grid < 2:
+            raise ConfigError(f"WarpConfig.grid must be >= 2, got {self.grid}")
+        if self.anchors_per_side < 1:
+            raise ConfigError(f"WarpConfig.anchors_per_side must be >= 1, got {self.anchors_per_side}")
+        if not 0 < self.border < 0.5:
+            raise ConfigError(f"WarpConfig.border must be in (0, 0.5), got {self.border}")
+        if not 0 <= self.min_jacobian < 1:
+            raise ConfigError(f"WarpConfig.min_jacobian must be in [0, 1), got {self.min_jacobian}")
+        if self.max_repairs < 0:
+            raise ConfigError(f"WarpConfig.max_repairs must be >= 0, got {self.max_repairs}")
+
+
+@dataclass(frozen=True, eq=False)
+class WarpField:
+    """A backward warp field on a square crop.
+
+    Attributes:
+        sample_xy: ``(S, S, 2)`` float32 crop pixels (x, y): output pixel ``[i, j]`` (at x = j,
+            y = i) takes the input's value at ``sample_xy[i, j]``.
+        method: the interpolant that built it.
+        max_displacement: largest ``|sample_xy - p|`` in pixels (0 exactly for the identity).
+        min_jacobian: smallest determinant of ``d sample_xy / d p`` (forward differences); > 0
+            means no fold.
+        repairs: how many times the fold guard acted (0 for a clean edit).
+    """
+
+    sample_xy: torch.Tensor
+    method: str
+    max_displacement: float
+    min_jacobian: float
+    repairs: int = 0
+
+    def __post_init__(self) -> None:
+        shape = tuple(self.sample_xy.shape)
+        if len(shape) != 3 or shape[0] != shape[1] or shape[2] != 2 or self.sample_xy.dtype != torch.float32:
+            raise ValueError(f"WarpField.sample_xy must be (S, S, 2) float32, got {shape} {self.sample_xy.dtype}")
+
+    @property
+    def size(self) -> int:
+        return int(self.sample_xy.shape[0])
+
+    @property
+    def is_identity(self) -> bool:
+        """True when no pixel moves: applying the field can be skipped."""
+        return self.max_displacement == 0.0
+
+    def displacement(self) -> torch.Tensor:
+        """``(S, S, 2)`` float32 ``sample_xy - p`` in pixels."""
+        return self.sample_xy - identity_grid(self.size)
+
+    def normalized_grid(self) -> torch.Tensor:
+        """``(1, S, S, 2)`` grid for ``torch.nn.functional.grid_sample(..., align_corners=True)``."""
+        return (self.sample_xy * (2.0 / (self.size - 1)) - 1.0)[None]
+
+
+def identity_grid(size: int) -> torch.Tensor:
+    """``(S, S, 2)`` float32 pixel-centre coordinates (x, y) of a square crop."""
+    ax = torch.arange(size, dtype=torch.float32)
+    yy, xx = torch.meshgrid(ax, ax, indexing="ij")
+    return torch.stack((xx, yy), dim=-1)
+
+
+def identity_field(size: int) -> WarpField:
+    """The field that moves nothing."""
+    return WarpField(identity_grid(size), "identity", 0.0, 1.0, 0)
+
+
+def border_anchors(size: int, per_side: int) -> NDArray[np.float64]:
+    """``(4 * per_side, 2)`` points evenly spaced along the crop border (pixel centres 0 .. S-1)."""
+    t = np.linspace(0.0, size - 1.0, per_side + 1)[:-1]
+    z, e = np.zeros_like(t), np.full_like(t, size - 1.0)
+    return np.concatenate([np.stack(p, 1) for p in ((t, z), (e, t), (e - t, e), (z, e - t))])
+
+
+def border_taper(size: int, width_px: float) -> torch.Tensor:
+    """``(S, S)`` float32 weight: 0 on the outermost pixels, smoothstep to 1 over ``width_px``."""
+    ax = torch.arange(size, dtype=torch.float32)
+    d = torch.minimum(ax, (size - 1) - ax)
+    t = (d / max(width_px, 1e-6)).clamp(0.0, 1.0)
+    w1 = t * t * (3.0 - 2.0 * t)
+    return w1[:, None] * w1[None, :]
+
+
+def jacobian_det(sample_xy: torch.Tensor) -> torch.Tensor:
+    """``(S-1, S-1)`` determinant of ``d sample_xy / d p`` by forward differences (1 = no change)."""
+    dx = sample_xy[:-1, 1:] - sample_xy[:-1, :-1]  # d/dx
+    dy = sample_xy[1:, :-1] - sample_xy[:-1, :-1]  # d/dy
+    return dx[..., 0] * dy[..., 1] - dx[..., 1] * dy[..., 0]
+
+
+# --- thin-plate spline ---------------------------------------------------------------------------
+
+
+def _tps_kernel(r2: torch.Tensor) -> torch.Tensor:
+    """U(r) = r^2 log r^2 (the 2-D biharmonic kernel up to a factor), 0 at r = 0."""
+    return r2 * torch.log(r2.clamp_min(1e-30))
+
+
+def tps_displacement(
+    points: NDArray[np.floating],
+    values: NDArray[np.floating],
+    size: int,
+    lam: float,
+    grid: int,
+    query: NDArray[np.floating] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Regularized thin-plate spline through ``values`` at ``points``, on a coarse grid, upsampled.
+
+    Solves ``[[K + lam I, P], [P^T, 0]] [w; a] = [v; 0]`` in coordinates normalized by ``S - 1``.
+
+    Args:
+        points: ``(N, 2)`` crop pixels (where the values hold; include zero-valued anchors).
+        values: ``(N, 2)`` displacements in pixels.
+        size: crop side ``S``.
+        lam: regularization (> 0); larger is smoother and misses the points more.
+        grid: coarse nodes per side; they sit exactly on pixel centres 0 .. S-1.
+        query: ``(Q, 2)`` crop pixels where to report the field (default: ``points``).
+
+    Returns:
+        ``(S, S, 2)`` float32 displacement field, and ``(Q, 2)`` float32 field values at ``query``
+        (bilinear in the coarse grid, i.e. what the upsampled field holds there).
+    """
+    scale = float(size - 1)
+    c = torch.from_numpy(np.asarray(points, dtype=np.float64) / scale)
+    v = torch.from_numpy(np.asarray(values, dtype=np.float64))
+    n = c.shape[0]
+    k = _tps_kernel(torch.cdist(c, c).square())
+    p = torch.cat([torch.ones(n, 1, dtype=torch.float64), c], dim=1)
+    a = torch.zeros(n + 3, n + 3, dtype=torch.float64)
+    a[:n, :n] = k + lam * torch.eye(n, dtype=torch.float64)
+    a[:n, n:] = p
+    a[n:, :n] = p.T
+    rhs = torch.cat([v, torch.zeros(3, 2, dtype=torch.float64)])
+    coef = torch.linalg.solve(a, rhs).float()
+    ax = torch.linspace(0.0, 1.0, grid)
+    gy, gx = torch.meshgrid(ax, ax, indexing="ij")
+    nodes = torch.stack((gx, gy), -1).reshape(-1, 2)
+    kg = _tps_kernel(torch.cdist(nodes, c.float()).square())
+    coarse = kg @ coef[:n] + coef[n] + nodes @ coef[n + 1 :]
+    coarse = coarse.reshape(1, grid, grid, 2).permute(0, 3, 1, 2)
+    dense = F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=True)
+    q = c.float() if query is None else torch.from_numpy(np.asarray(query, dtype=np.float32) / scale)
+    at_points = F.grid_sample(coarse, (q * 2 - 1)[None, None], mode="bilinear", align_corners=True)
+    return dense[0].permute(1, 2, 0).contiguous(), at_points[0, :, 0].T.contiguous()
+
+
+# --- piecewise affine ----------------------------------------------------------------------------
+
+
+def _signed_area(pts: NDArray[np.float64], tris: NDArray[np.int64]) -> NDArray[np.float64]:
+    a, b, c = pts[tris[:, 0]], pts[tris[:, 1]], pts[tris[:, 2]]
+    return 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
+
+
+def triangulate(
+    src: NDArray[np.float64], size: int, per_side: int, triangles: NDArray[np.integer] | None = None
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64] | None]:
+    """Triangles covering the whole crop, on the source points plus border anchors.
+
+    Args:
+        src: ``(K, 2)`` crop pixels.
+        size: crop side.
+        per_side: anchors per crop side.
+        triangles: optional ``(T, 3)`` indices into ``src`` (e.g. the face mesh). When given, the
+            rest of the crop (outside the mesh, and its holes such as open eyes) is filled by a
+            Delaunay triangulation of the mesh's boundary vertices, the points no triangle uses
+            and the anchors, on layer 0, under the mesh's own triangles on layer 1.
+
+    Returns:
+        ``(K + A, 2)`` vertices (the points, then the anchors), ``(T', 3)`` int64 triangles, and
+        their ``(T',)`` layers (``None`` for a plain Delaunay triangulation).
+    """
+    anchors = border_anchors(size, per_side)
+    verts = np.concatenate([src, anchors])
+    k = src.shape[0]
+    if triangles is None:
+        return verts, Delaunay(verts).simplices.astype(np.int64), None
+    tris = np.asarray(triangles, dtype=np.int64)
+    if tris.ndim != 2 or tris.shape[1] != 3 or tris.min() < 0 or tris.max() >= k:
+        raise ValueError(f"triangles must be (T, 3) indices into {k} points, got shape {tris.shape}")
+    edges = np.sort(np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]]), axis=1)
+    uniq, counts = np.unique(edges, axis=0, return_counts=True)
+    rim = np.union1d(uniq[counts == 1], np.setdiff1d(np.arange(k), tris))  # outline, hole rims, unused
+    fill_ids = np.concatenate([rim, np.arange(k, k + len(anchors))])
+    fill = fill_ids[Delaunay(verts[fill_ids]).simplices]
+    layer = np.concatenate([np.zeros(len(fill), np.int64), np.ones(len(tris), np.int64)])
+    return verts, np.concatenate([fill, tris]), layer
+
+
+def _affine_table(verts: NDArray[np.float64], values: NDArray[np.float64], tris: NDArray[np.int64]) -> torch.Tensor:
+    """``(12, T + 1)`` float32, a column per triangle (column 0 a dummy, value 0).
+
+    In coordinates local to the first vertex ``a`` (``dx = x - ax``, ``dy = y - ay``, which keeps
+    float32 exact even for thin triangles): rows ``ax, ay``; barycentric ``l1 = c2 dx + c3 dy``
+    and ``l2 = c4 dx + c5 dy``; values ``vx = c6 + c7 dx + c8 dy`` and ``vy = c9 + c10 dx + c11 dy``.
+    A degenerate triangle takes its first vertex's value. Stored transposed so that gathering
+    columns with ``index_select`` gives contiguous rows (several times faster on CPU than rows).
+    """
+    a, b, c = verts[tris[:, 0]], verts[tris[:, 1]], verts[tris[:, 2]]
+    e1, e2 = b - a, c - a
+    det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    ok = np.abs(det) > 1e-9
+    inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
+    t = np.zeros((len(tris) + 1, 12), np.float64)
+    t[1:, 0:2] = a
+    t[1:, 2], t[1:, 3] = e2[:, 1] * inv, -e2[:, 0] * inv
+    t[1:, 4], t[1:, 5] = -e1[:, 1] * inv, e1[:, 0] * inv
+    v0, v1, v2 = values[tris[:, 0]], values[tris[:, 1]], values[tris[:, 2]]
+    for ch, col in ((0, 6), (1, 9)):
+        d1, d2 = v1[:, ch] - v0[:, ch], v2[:, ch] - v0[:, ch]
+        t[1:, col] = v0[:, ch]
+        t[1:, col + 1] = d1 * t[1:, 2] + d2 * t[1:, 4]
+        t[1:, col + 2] = d1 * t[1:, 3] + d2 * t[1:, 5]
+    return torch.from_numpy(np.ascontiguousarray(t.T, dtype=np.float32))
+
+
+def _barycentric(
+    cols: torch.Tensor, x: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Barycentric ``(l0, l1, l2)``, each ``(P,)``, of points ``(x, y)`` in gathered table ``cols`` ``(12, P)``."""
+    dx, dy = x - cols[0], y - cols[1]
+    l1 = cols[2] * dx + cols[3] * dy
+    l2 = cols[4] * dx + cols[5] * dy
+    return 1.0 - l1 - l2, l1, l2
+
+
+def _edge_neighbours(tris: NDArray[np.int64], layer: NDArray[np.integer] | None) -> NDArray[np.int64]:
+    """``(T, 3)`` the same-layer triangle across the edge opposite each vertex, -1 if none."""
+    out = np.full((len(tris), 3), -1, np.int64)
+    lay = np.zeros(len(tris), np.int64) if layer is None else np.asarray(layer, np.int64)
+    for value in np.unique(lay):
+        ids = np.flatnonzero(lay == value)
+        t, n = tris[ids], int(tris.max()) + 1
+        u, v = np.concatenate([t[:, 1], t[:, 2], t[:, 0]]), np.concatenate([t[:, 2], t[:, 0], t[:, 1]])
+        key = np.minimum(u, v) * n + np.maximum(u, v)
+        owner = np.tile(ids, 3)
+        order = np.argsort(key, kind="stable")
+        ks, os_ = key[order], owner[order]
+        pick = np.full(len(key), -1, np.int64)
+        same = ks[:-1] == ks[1:]
+        pick[:-1][same] = os_[1:][same]  # the next owner of the same edge, or ...
+        pick[1:][same] = os_[:-1][same]  # ... the previous one
+        found = np.empty(len(key), np.int64)
+        found[order] = pick
+        out[ids] = found.reshape(3, len(ids)).T
+    return out
+
+
+def pa_interpolate(
+    verts: NDArray[np.float64],
+    values: NDArray[np.float64],
+    tris: NDArray[np.int64],
+    size: int,
+    layer: NDArray[np.integer] | None = None,
+) -> torch.Tensor:
+    """Piecewise-linear interpolation of per-vertex ``values`` over triangles placed at ``verts``.
+
+    Triangles are filled into a triangle-index map with OpenCV at 1/16-pixel precision, by
+    ``layer`` (higher layers win where triangles overlap) and within a layer in order of
+    increasing area (so a collapsed triangle loses its shared pixels to its neighbours). Each
+    pixel then gets its triangle's barycentric coordinates, clamped to the triangle so that a pixel
+    the rasterizer assigned across an edge takes the edge's value (the result stays continuous).
+    Pixels covered by no triangle, or by a triangle whose three values are 0, get exactly 0; with
+    a single layer only the triangles with a non-zero value are drawn at all.
+
+    Args:
+        verts: ``(N, 2)`` crop pixels, where the triangles are drawn (the OUTPUT positions).
+        values: ``(N, 2)`` per-vertex values.
+        tris: ``(T, 3)`` vertex indices.
+        size: crop side ``S``.
+        layer: optional ``(T,)`` integer layer of each triangle (default: all 0).
+
+    Returns:
+        ``(S, S, 2)`` float32 tensor.
+    """
+    out = torch.zeros((size, size, 2), dtype=torch.float32)
+    moving = np.any(values != 0.0, axis=1)
+    active = moving[tris].any(axis=1)
+    if not active.any():
+        return out
+    if layer is None or np.all(layer == layer[0]):
+        drawn = np.flatnonzero(active)
+        key = np.zeros(len(drawn))
+    else:
+        drawn = np.arange(len(tris))
+        key = np.asarray(layer, dtype=np.float64)
+    area = np.abs(_signed_area(verts, tris[drawn]))
+    sort = np.lexsort((area, key))
+    order, key = drawn[sort], key[sort]
+    index = np.full((size, size), -1, np.int32)
+    fixed = np.round(verts * 16.0).astype(np.int32)
+    under = None  # the bottom layer alone, for pixels a top-layer triangle holds only by slop
+    for i, t in enumerate(order):
+        if under is None and layer is not None and i and key[i] != key[i - 1]:
+            under = index.copy()
+        cv2.fillConvexPoly(index, fixed[tris[t]], int(t), lineType=cv2.LINE_8, shift=4)
+    hit = index >= 0
+    hit[hit] = active[index[hit]]
+    count = int(np.count_nonzero(hit))
+    if count == 0:
+        return out
+    table = _affine_table(verts, values, tris)
+    if count > size * size // 4:  # dense: every pixel, a dummy row for the still ones
+        tid = torch.from_numpy(np.where(hit, index + 1, 0).reshape(-1)).long()
+        grid = identity_grid(size).reshape(-1, 2)
+        x, y, flat = grid[:, 0], grid[:, 1], None
+    else:
+        r, c = np.nonzero(hit)
+        flat = torch.from_numpy(r * size + c)
+        tid = torch.from_numpy(index.reshape(-1)[r * size + c] + 1).long()
+        x, y = torch.from_numpy(c.astype(np.float32)), torch.from_numpy(r.astype(np.float32))
+    cols = torch.index_select(table, 1, tid)
+    l0, l1, l2 = _barycentric(cols, x, y)
+    dx, dy = x - cols[0], y - cols[1]
+    vx = torch.addcmul(torch.addcmul(cols[6], cols[7], dx), cols[8], dy)
+    vy = torch.addcmul(torch.addcmul(cols[9], cols[10], dx), cols[11], dy)
+    res = torch.stack([vx, vy], 1)
+    # The rasterizer gives edge pixels to either side. A pixel outside its triangle tries the
+    # neighbour across the edge it is outside of, keeps whichever contains it better, and takes
+    # that triangle's clamped barycentric value (so the result stays continuous).
+    low = torch.minimum(torch.minimum(l0, l1), l2)
+    bad = torch.nonzero(low < -1e-4).squeeze(1)
+    if bad.numel():
+        lam = torch.stack([l0[bad], l1[bad], l2[bad]], 1)
+        tri = tid[bad] - 1
+        nbr = torch.from_numpy(_edge_neighbours(tris, layer))[tri, lam.argmin(1)]
+        has = torch.nonzero(nbr >= 0).squeeze(1)
+        m = torch.stack(_barycentric(torch.index_select(table, 1, nbr[has] + 1), x[bad[has]], y[bad[has]]), 1)
+        gain = m.min(1).values > lam[has].min(1).values
+        lam[has[gain]], tri[has[gain]] = m[gain], nbr[has[gain]]
+        if under is not None:
+            # Past the edge of the top layer (its outline, or a hole such as an eye) the pixel
+            # belongs to the layer below.
+            edge = torch.nonzero(nbr < 0).squeeze(1)
+            below = torch.from_numpy(under.reshape(-1)[(y[bad[edge]] * size + x[bad[edge]]).long().numpy()]).long()
+            edge, below = edge[below >= 0], below[below >= 0]
+            m = torch.stack(_barycentric(torch.index_select(table, 1, below + 1), x[bad[edge]], y[bad[edge]]), 1)
+            gain = m.min(1).values > lam[edge].min(1).values
+            lam[edge[gain]], tri[edge[gain]] = m[gain], below[gain]
+        lam = lam.clamp_min(0.0)
+        lam = lam / lam.sum(1, keepdim=True)
+        vv = torch.from_numpy(values[tris].astype(np.float32))[tri]  # (P, 3, 2)
+        res[bad] = (lam[..., None] * vv).sum(1)
+    if flat is None:
+        return res.reshape(size, size, 2)
+    out.view(-1, 2)[flat] = res
+    return out
+
+
+def flipped_triangles(
+    src_verts: NDArray[np.float64], dst_verts: NDArray[np.float64], tris: NDArray[np.int64]
+) -> NDArray[np.bool_]:
+    """``(T,)`` which triangles turn over between the source and the edited positions."""
+    a_src = _signed_area(src_verts, tris)
+    a_dst = _signed_area(dst_verts, tris)
+    return (np.sign(a_src) * a_dst) < -FLIP_AREA_FRACTION * np.abs(a_src)
+
+
+# --- the field -----------------------------------------------------------------------------------
+
+
+def farthest_point_subset(points: NDArray[np.float64], k: int, first: int) -> NDArray[np.int64]:
+    """Indices of ``k`` points spread over ``points`` ``(N, 2)`` by farthest-point sampling from ``first``."""
+    n = len(points)
+    if k >= n:
+        return np.arange(n)
+    chosen = np.empty(k, np.int64)
+    chosen[0] = first
+    dist = np.sum((points - points[first]) ** 2, axis=1)
+    for i in range(1, k):
+        chosen[i] = int(np.argmax(dist))
+        dist = np.minimum(dist, np.sum((points - points[chosen[i]]) ** 2, axis=1))
+    return np.sort(chosen)
+
+
+def _displacement(
+    src: NDArray[np.float64],
+    dst: NDArray[np.float64],
+    size: int,
+    config: WarpConfig,
+    lam: float,
+    mesh: tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64] | None] | None,
+) -> torch.Tensor:
+    """Raw ``(S, S, 2)`` displacement (before taper and support) for one method.
+
+    ``mesh`` is ``triangulate(src, ...)`` (needed by ``"pa"`` and ``"hybrid"``).
+    """
+    anchors = border_anchors(size, config.anchors_per_side)
+    points = np.concatenate([dst, anchors])  # output positions of the control points
+    values = np.concatenate([src - dst, np.zeros_like(anchors)])  # output at dst samples src
+    if config.method == "pa":
+        assert mesh is not None
+        return pa_interpolate(points, values, mesh[1], size, mesh[2])
+    k = len(dst)
+    first = int(np.argmax(np.sum((src - dst) ** 2, axis=1)))
+    sub = farthest_point_subset(dst, config.tps_points, first)
+    ctrl = np.concatenate([sub, np.arange(k, len(points))])
+    dense, at_points = tps_displacement(points[ctrl], values[ctrl], size, lam, config.grid, query=points)
+    if config.method == "tps":
+        return dense
+    assert mesh is not None
+    residual = values - at_points.double().numpy()
+    residual[np.linalg.norm(residual, axis=1) < RESIDUAL_EPS_PX] = 0.0
+    residual[k:] = 0.0
+    return dense + pa_interpolate(points, residual, mesh[1], size, mesh[2])
+
+
+def build_field(
+    src: NDArray[np.floating],
+    dst: NDArray[np.floating],
+    size: int,
+    config: WarpConfig | None = None,
+    *,
+    triangles: NDArray[np.integer] | None = None,
+    support: torch.Tensor | NDArray[np.floating] | None = None,
+) -> WarpField:
+    """Backward warp field taking the crop's ``src`` points to ``dst``.
+
+    Args:
+        src: ``(K, 2)`` crop pixels, the landmarks before the edit.
+        dst: ``(K, 2)`` crop pixels, the same landmarks after the edit.
+        size: crop side ``S``.
+        config: method and regularization; defaults to ``WarpConfig()``.
+        triangles: optional ``(T, 3)`` int indices into the K points (e.g. the face mesh) for the
+            piecewise-affine part; Delaunay of ``src`` when omitted.
+        support: optional ``(S, S)`` weight in [0, 1]; the displacement is multiplied by it, so the
+            field is exactly the identity where it is 0. It should be 1 around every moved point.
+
+    Returns:
+        The field; exactly the identity when ``src == dst``. The fold guard: for ``"pa"`` and
+        ``"hybrid"``, while triangles flip, the edit at their vertices is scaled by
+        ``REPAIR_FACTOR``; then, while ``min_jacobian <= config.min_jacobian``, ``"tps"`` and
+        ``"hybrid"`` multiply lambda by 10 (three times at most), and after that (or for ``"pa"``)
+        the whole edit is scaled by ``REPAIR_FACTOR``. ``repairs`` counts the actions (at most
+        ``config.max_repairs``); a field still folded after them reports ``min_jacobian <= 0``.
+    """
+    config = config or WarpConfig()
+    s, d = np.array(src, dtype=np.float64), np.array(dst, dtype=np.float64)  # copies: d is repaired
+    if s.ndim != 2 or s.shape[1] != 2 or s.shape != d.shape or len(s) < 1 or int(size) < 4:
+        raise ValueError(f"need src, dst (K, 2) and size >= 4; got {s.shape}, {d.shape}, {size}")
+    if not (np.isfinite(s).all() and np.isfinite(d).all()):
+        raise ValueError("src and dst must be finite")
+    size = int(size)
+    ident = identity_grid(size)
+    if np.array_equal(s, d):
+        return WarpField(ident, config.method, 0.0, 1.0, 0)
+    weight = border_taper(size, config.border * size)
+    if support is not None:
+        sup = torch.as_tensor(support, dtype=torch.float32).reshape(size, size).clamp(0.0, 1.0)
+        weight = weight * sup
+    lam = config.tps_lambda
+    anchors = border_anchors(size, config.anchors_per_side)
+    mesh = None if config.method == "tps" else triangulate(s, size, config.anchors_per_side, triangles)
+    repairs = 0
+    while True:
+        if mesh is not None and repairs < config.max_repairs:
+            flips = flipped_triangles(mesh[0], np.concatenate([d, anchors]), mesh[1])
+            if flips.any():
+                bad = np.unique(mesh[1][flips])
+                bad = bad[bad < len(s)]
+                d[bad] = s[bad] + REPAIR_FACTOR * (d[bad] - s[bad])
+                repairs += 1
+                continue
+        disp = _displacement(s, d, size, config, lam, mesh) * weight[..., None]
+        sample = ident + disp
+        min_det = float(jacobian_det(sample).min())
+        if min_det > config.min_jacobian or repairs >= config.max_repairs:
+            break
+        repairs += 1
+        if config.method != "pa" and lam < 1000.0 * config.tps_lambda:
+            lam *= 10.0  # with no flipped triangle, a fold comes from the spline
+        else:
+            d = s + REPAIR_FACTOR * (d - s)
+    max_disp = float(disp.norm(dim=-1).max())
+    return WarpField(sample, config.method, max_disp, min_det, repairs)
+
+
+def field_at(field: WarpField, points: NDArray[np.floating]) -> NDArray[np.float64]:
+    """Sample positions ``(K, 2)`` the field assigns to output ``points`` ``(K, 2)`` (bilinear)."""
+    pts = torch.from_numpy(np.asarray(points, dtype=np.float32))
+    grid = (pts * (2.0 / (field.size - 1)) - 1.0)[None, None]
+    img = field.sample_xy.permute(2, 0, 1)[None]
+    out = F.grid_sample(img, grid, mode="bilinear", align_corners=True)
+    return out[0, :, 0].T.double().numpy()
