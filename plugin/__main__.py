@@ -17,7 +17,31 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 
+def _quiet_native_stderr() -> None:
+    """Send native libraries' log lines (MediaPipe, LiteRT, FFmpeg) to /dev/null.
+
+    They write to file descriptor 2 directly, not through Python. deltaface's own messages go to
+    a duplicate of the original stderr, so they still reach the terminal. DELTAFACE_DEBUG=1 keeps
+    everything.
+    """
+    try:
+        sys.stderr.flush()
+        original = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        sys.stderr = os.fdopen(original, "w", buffering=1, encoding="utf-8", errors="replace")
+    except OSError:
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    # MediaPipe's C++ side logs through glog to stderr; keep warnings and info off the terminal
+    # unless the user asked for them. Must be set before mediapipe is imported.
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if os.environ.get("DELTAFACE_DEBUG") != "1":
+        _quiet_native_stderr()
     # Imported here so that even an import failure ends in one line rather than a traceback.
     try:
         from plugin.cli import run

@@ -17,7 +17,10 @@ from typing import Any
 from plugin.version import __version__
 from plugin.ranges import FrameRange
 from plugin.writer import CODECS, OutputConfig
+from plugin.analyze import CACHE_ENV_VAR, AnalysisConfig
+from tracking.bundle import BUNDLE_ENV_VAR
 from tracking.errors import ConfigError
+from tracking.landmarker import LandmarkerConfig
 
 _OUTPUT_DEFAULTS = OutputConfig()
 
@@ -46,6 +49,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_options(render)
     _add_reporting_options(render)
 
+    track = sub.add_parser(
+        "track",
+        help="find and follow every face; write the analysis file (and a preview)",
+        description="Analyse IN: landmarks, pose and blendshapes of every face, as stable, smoothed "
+                    "tracks. The analysis is cached (keyed by the input's content and the settings) "
+                    "so that later renders skip this pass.",
+    )
+    track.add_argument("input", type=Path, metavar="IN", help="input video or image-sequence folder")
+    track.add_argument("-o", "--output", type=Path, default=None, metavar="FILE",
+                       help="also write the analysis file here (.npz)")
+    track.add_argument("--preview", type=Path, default=None, metavar="OUT.mp4",
+                       help="write a preview video: ids, landmarks, head axes, bridged (red) and "
+                            "low-confidence (dashed) faces, cuts")
+    track.add_argument("--allow-truncated", action="store_true",
+                       help="accept an input that ends early: analyse the frames that decode")
+    _add_analysis_options(track)
+    _add_output_options(track)
+    _add_reporting_options(track)
+
     probe = sub.add_parser("probe", help="describe a video: size, frames, timing, colour, streams")
     probe.add_argument("input", type=Path, metavar="IN")
     probe.add_argument("--json", action="store_true", help="print JSON")
@@ -65,6 +87,28 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crf", type=int, default=d.crf, help=f"h264 quality, lower is better (default {d.crf})")
     p.add_argument("--preset", default=d.preset, help=f"h264 speed preset (default {d.preset})")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
+
+_LANDMARKER_DEFAULTS = LandmarkerConfig()
+
+
+def _add_analysis_options(p: argparse.ArgumentParser) -> None:
+    d = _LANDMARKER_DEFAULTS
+    p.add_argument("--num-faces", type=int, default=d.num_faces,
+                   help=f"most faces per frame (default {d.num_faces})")
+    p.add_argument("--landmarker-bundle", type=Path, default=None, metavar="FILE",
+                   help=f"face_landmarker.task to use (default: ${BUNDLE_ENV_VAR}, else the shipped one)")
+    p.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
+                   help=f"analysis cache folder (default: ${CACHE_ENV_VAR} or ~/.cache/deltaface)")
+    p.add_argument("--no-cache", action="store_true", help="analyse again even if a cached analysis matches")
+
+
+def _analysis_config(args: argparse.Namespace) -> AnalysisConfig:
+    landmarker = dataclasses.replace(
+        _LANDMARKER_DEFAULTS, num_faces=args.num_faces,
+        bundle_path=str(args.landmarker_bundle) if args.landmarker_bundle else None,
+    )
+    return AnalysisConfig(landmarker=landmarker)
 
 
 def _add_reporting_options(p: argparse.ArgumentParser) -> None:
@@ -121,6 +165,48 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_track(args: argparse.Namespace) -> int:
+    from plugin.analyze import run_analysis, summarize
+    from plugin.output import AtomicOutput, check_output_path
+    from plugin.pipeline import RenderJob, run_render
+    from plugin.preview import PreviewStage
+    from tracking.analysis import save_analysis
+
+    inputs = [args.input]
+    if args.output is not None:
+        check_output_path(args.output, overwrite=args.overwrite, inputs=inputs)
+    if args.preview is not None:
+        check_output_path(args.preview, overwrite=args.overwrite, inputs=inputs,
+                          is_folder=args.codec == "png")
+    result = run_analysis(args.input, _analysis_config(args), cache_dir=args.cache_dir,
+                          use_cache=not args.no_cache, allow_truncated=args.allow_truncated,
+                          progress=_Progress("track", args.quiet))
+    if args.output is not None:
+        with AtomicOutput(args.output, overwrite=args.overwrite, inputs=inputs) as tmp:
+            save_analysis(result.analysis, tmp)
+    if args.preview is not None:
+        job = RenderJob(input=args.input, output=args.preview, output_config=_output_config(args),
+                        allow_truncated=args.allow_truncated)
+        run_render(job, [PreviewStage(result.analysis)], progress=_Progress("preview", args.quiet))
+    summary = summarize(result.analysis) | {
+        "input": str(args.input),
+        "analysis_file": str(args.output or result.cache_path),
+        "from_cache": result.from_cache,
+        "seconds": round(result.seconds, 2),
+        "fps": None if result.from_cache else round(result.fps, 1),
+        "preview": None if args.preview is None else str(args.preview),
+    }
+    lines = [f"deltaface: {len(summary['tracks'])} face track(s) in {summary['frames']} frames "
+             f"({summary['frames_with_a_track']} with a face, {len(summary['cuts'])} cut(s)); "
+             f"analysis {'loaded from' if result.from_cache else 'written to'} {summary['analysis_file']}"]
+    for t in summary["tracks"]:
+        lines.append(f"  face {t['id']}: frames {t['first_frame']}-{t['last_frame']} ({t['frames']}), "
+                     f"yaw {t['yaw_range_deg'][0]:+.0f}..{t['yaw_range_deg'][1]:+.0f} deg, "
+                     f"{len(t['gaps'])} gap(s), {sum(b - a + 1 for a, b in t['bridged'])} bridged frame(s)")
+    _emit(args, summary, "\n".join(lines))
+    return 0
+
+
 def cmd_probe(args: argparse.Namespace) -> int:
     from plugin.provenance import read_provenance
     from plugin.video import probe
@@ -138,25 +224,33 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from plugin.analyze import run_analysis, summarize
     from plugin.demo import write_demo_clip
     from plugin.pipeline import RenderJob, run_render
+    from plugin.preview import PreviewStage
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     clip = write_demo_clip(out / "demo_input.mp4")
     print(f"deltaface demo: wrote the input clip {clip} (astronaut portrait with known synthetic "
           f"head motion; ground truth in {clip.with_suffix('.motion.json')})", file=sys.stderr)
-    job = RenderJob(input=clip, output=out / "demo_output.mp4",
-                    output_config=OutputConfig(overwrite=True))
+    result = run_analysis(clip, cache_dir=out / "cache", progress=_Progress("track", False))
+    tracks = summarize(result.analysis)["tracks"]
+    print(f"deltaface demo: tracked {len(tracks)} face(s); analysis in {result.cache_path}", file=sys.stderr)
+    preview = RenderJob(input=clip, output=out / "demo_tracking_preview.mp4",
+                        output_config=OutputConfig(overwrite=True))
+    run_render(preview, [PreviewStage(result.analysis)], progress=_Progress("preview", False))
+    print(f"deltaface demo: wrote {preview.output} (ids, landmarks, head axes)", file=sys.stderr)
+    job = RenderJob(input=clip, output=out / "demo_output.mp4", output_config=OutputConfig(overwrite=True))
     summary = run_render(job, progress=_Progress("render", False))
-    print(f"deltaface demo: wrote {summary.output} ({summary.frames_written} frames, "
-          f"{summary.fps:.1f} fps). This is the pass-through pipeline: decoding, exact timing, "
-          "stream copy and provenance tag; face edits are not built yet.", file=sys.stderr)
+    print(f"deltaface demo: wrote {summary.output} ({summary.frames_written} frames). Face edits are "
+          "not built yet, so this render is the pass-through pipeline: exact timing, stream copy "
+          "and provenance tag, faces untouched.", file=sys.stderr)
     print(f"deltaface demo: results are in {out.resolve()}", file=sys.stderr)
     return 0
 
 
-COMMANDS = {"render": cmd_render, "probe": cmd_probe, "demo": cmd_demo}
+COMMANDS = {"render": cmd_render, "track": cmd_track, "probe": cmd_probe, "demo": cmd_demo}
 
 
 def run(argv: list[str]) -> int:

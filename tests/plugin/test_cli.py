@@ -110,3 +110,30 @@ def test_truncated_input_fails_unless_allowed(clip: Path, tmp_path: Path) -> Non
     with VideoReader(tmp_path / "out.mp4") as reader:
         n = sum(1 for _ in reader)
     assert 0 < n < src_frames
+
+
+def test_track_writes_analysis_json_and_preview(clip: Path, tmp_path: Path) -> None:
+    import json
+
+    preview = tmp_path / "preview.mp4"
+    analysis_file = tmp_path / "a.npz"
+    proc = deltaface("track", clip, "--json", "--quiet", "--cache-dir", tmp_path / "cache",
+                     "--preview", preview, "-o", analysis_file)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["frames"] == 10 and len(summary["tracks"]) == 1
+    assert summary["tracks"][0]["frames"] == 10
+    assert analysis_file.exists()
+    with VideoReader(clip) as a, VideoReader(preview) as b:
+        src, drawn = list(a), list(b)
+    assert len(drawn) == len(src)
+    # the preview draws on the face: frames differ from the input there
+    assert np.abs(drawn[0].image.astype(int) - src[0].image.astype(int)).max() > 100
+    # the second run loads the cached analysis
+    proc = deltaface("track", clip, "--json", "--quiet", "--cache-dir", tmp_path / "cache")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["from_cache"] is True
+
+
+def test_track_on_missing_input_is_one_line(tmp_path: Path) -> None:
+    proc = deltaface("track", tmp_path / "gone.mov", "--cache-dir", tmp_path)
+    assert_one_line_error(proc, "gone.mov")

@@ -1,0 +1,303 @@
+"""The analysis pass (DESIGN.md): decode, find faces, follow them, save the result.
+
+Per frame: the landmarker (with its detector-and-crop recovery) finds faces; where a live track
+is expected but nothing was found, the landmarker is re-run on a crop around the track's predicted
+box; the cut detector marks shot changes. At the end the per-frame observations become finished,
+smoothed tracks (``tracking.analysis.build_tracks``). Only per-frame codes are kept, never frames,
+so memory stays flat in clip length. The result is cached in a small file keyed by the input's
+content hash and every setting that changes it, so re-renders skip this pass.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from plugin.video import VideoReader
+from tracking.analysis import (
+    ClipAnalysis,
+    TrackingConfig,
+    build_tracks,
+    content_hash,
+    load_analysis,
+    save_analysis,
+    settings_dict,
+    settings_digest,
+)
+from tracking.cuts import CutConfig, CutDetector
+from tracking.errors import DeltafaceError
+from tracking.frame import Frame
+from tracking.landmarker import Landmarker, LandmarkerConfig
+from tracking.observation import FaceObservation
+from tracking.tracks import Associator, FrameFaces, box_iou
+
+#: Environment variable naming the analysis cache folder.
+CACHE_ENV_VAR = "DELTAFACE_CACHE"
+
+#: Called after each analysed frame with (frames done, total frames or None).
+ProgressCallback = Callable[[int, "int | None"], None]
+
+#: A face recovered around a predicted box that overlaps a found face this much is a duplicate.
+_DUPLICATE_IOU = 0.3
+
+
+def default_cache_dir() -> Path:
+    """``$DELTAFACE_CACHE``, else ``$XDG_CACHE_HOME/deltaface``, else ``~/.cache/deltaface``."""
+    if os.environ.get(CACHE_ENV_VAR):
+        return Path(os.environ[CACHE_ENV_VAR])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "deltaface"
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Every setting of the analysis pass (all of it is part of the cache key)."""
+
+    landmarker: LandmarkerConfig = field(default_factory=LandmarkerConfig)
+    cuts: CutConfig = field(default_factory=CutConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    #: Re-run the landmarker around the predicted box of a track it lost.
+    recover_tracks: bool = True
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """An analysis and where it came from."""
+
+    analysis: ClipAnalysis
+    cache_path: Path | None
+    from_cache: bool
+    seconds: float
+    frames_recovered_by_track: int = 0
+
+    @property
+    def fps(self) -> float:
+        return self.analysis.frame_count / self.seconds if self.seconds > 0 else float("nan")
+
+
+def analysis_settings(config: AnalysisConfig) -> dict[str, Any]:
+    """The JSON-compatible settings stored in (and keying) an analysis file.
+
+    The bundle's path is replaced by its content digest so that the same model found at another
+    path keeps the cache valid, and another model invalidates it.
+    """
+    settings = settings_dict(config)
+    from tracking.bundle import load_bundle
+
+    settings["landmarker"]["bundle_path"] = load_bundle(config.landmarker.bundle_path).sha256
+    return settings
+
+
+def _dedupe(found: list[FaceObservation], extra: Iterable[FaceObservation | None]) -> list[FaceObservation]:
+    out = list(found)
+    for obs in extra:
+        if obs is None:
+            continue
+        if out and box_iou(obs.box[None], np.stack([f.box for f in out]))[0].max() >= _DUPLICATE_IOU:
+            continue
+        out.append(obs)
+    return out
+
+
+def analyze_frames(
+    frames: Iterable[Frame],
+    config: AnalysisConfig,
+    *,
+    input_hash: str = "",
+    time_base: Fraction | None = None,
+    progress: ProgressCallback | None = None,
+    total: int | None = None,
+) -> tuple[ClipAnalysis, int]:
+    """Analyse frames given in presentation order.
+
+    Args:
+        frames: the clip's frames (index 0, 1, ... in order).
+        config: analysis settings.
+        input_hash: content hash of the input, recorded in the analysis.
+        time_base: the stream's time base, recorded in the analysis.
+        progress: optional callback after each frame.
+        total: number of frames, for progress only.
+
+    Returns:
+        The analysis, and how many faces were found only by re-running around a track.
+    """
+    settings = analysis_settings(config)
+    observations: list[list[FaceObservation]] = []
+    times: list[float] = []
+    pts: list[int] = []
+    has_pts = True
+    cuts: list[int] = []
+    recovered = 0
+    cut_detector = CutDetector(config.cuts)
+    # Follows faces during the pass only to predict where a lost face should be; the finished
+    # tracks are built afterwards from all observations (build_tracks).
+    follower = Associator(config.tracking.association)
+    with Landmarker(config.landmarker) as landmarker:
+        for frame in frames:
+            t = frame.time if frame.pts is not None else frame.index / 25.0
+            if times and t <= times[-1]:
+                t = np.nextafter(times[-1], np.inf)
+            found = landmarker.detect(frame)
+            if config.recover_tracks:
+                _, boxes = follower.boxes_to_recover(t, found)
+                if len(boxes):
+                    more = _dedupe(found, landmarker.detect_in_regions(frame, boxes))
+                    recovered += len(more) - len(found)
+                    found = more
+            for decision in cut_detector.push(frame):
+                if decision.is_cut:
+                    cuts.append(decision.frame_index)
+            if cuts and cuts[-1] == frame.index - 1:
+                follower.reset()
+            follower.push(FrameFaces(frame.index, t, tuple(found)))
+            observations.append(found)
+            times.append(t)
+            if frame.pts is None:
+                has_pts = False
+            else:
+                pts.append(frame.pts)
+            if progress is not None:
+                progress(len(observations), total)
+        cuts.extend(d.frame_index for d in cut_detector.flush() if d.is_cut)
+    frame_times = np.asarray(times, dtype=np.float64)
+    tracks = build_tracks(observations, frame_times, cuts, config.tracking)
+    analysis = ClipAnalysis(
+        input_hash=input_hash,
+        settings=settings,
+        settings_hash=settings_digest(settings),
+        frame_count=len(observations),
+        frame_times=frame_times,
+        frame_pts=np.asarray(pts, dtype=np.int64) if has_pts else None,
+        time_base=None if time_base is None else f"{time_base.numerator}/{time_base.denominator}",
+        cut_frames=np.asarray(sorted(cuts), dtype=np.int64),
+        tracks=tracks,
+    )
+    return analysis, recovered
+
+
+def run_analysis(
+    input_path: Path,
+    config: AnalysisConfig | None = None,
+    *,
+    cache_dir: Path | None = None,
+    use_cache: bool = True,
+    allow_truncated: bool = False,
+    progress: ProgressCallback | None = None,
+) -> AnalysisResult:
+    """Analyse ``input_path``, or load the cached analysis made with the same file and settings.
+
+    Args:
+        input_path: the video or image-sequence folder (opened read-only).
+        config: analysis settings (defaults when None).
+        cache_dir: where analysis files live (default :func:`default_cache_dir`).
+        use_cache: read a matching cached analysis if present (it is always written).
+        allow_truncated: analyse the frames that decode from a truncated input.
+        progress: optional callback after each frame.
+
+    Raises:
+        InputError: the input is missing, not a video, or truncated (without allow_truncated).
+        ModelLoadError: the landmarker bundle is missing or corrupt.
+    """
+    started = time.perf_counter()
+    config = config or AnalysisConfig()
+    cache_root = cache_dir or default_cache_dir()
+    with VideoReader(input_path, allow_truncated=allow_truncated) as reader:
+        info = reader.info
+        digest = content_hash(input_path) if not info.is_image_sequence else _folder_hash(reader)
+        settings = analysis_settings(config)
+        cache_path = cache_file(cache_root, input_path, digest, settings)
+        if use_cache and cache_path.exists():
+            try:
+                cached = load_analysis(cache_path, input_hash=digest, settings=settings)
+                return AnalysisResult(cached, cache_path, True, time.perf_counter() - started)
+            except DeltafaceError:
+                pass  # stale or damaged cache: analyse again and replace it
+        analysis, recovered = analyze_frames(
+            reader, config, input_hash=digest, time_base=info.time_base, progress=progress,
+            total=info.num_frames,
+        )
+    cache_written: Path | None = cache_path
+    try:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        save_analysis(analysis, cache_path)
+    except OSError:
+        cache_written = None  # an unwritable cache only costs a re-analysis next time
+    return AnalysisResult(analysis, cache_written, False, time.perf_counter() - started, recovered)
+
+
+def cache_file(cache_root: Path, input_path: Path, digest: str, settings: dict[str, Any]) -> Path:
+    """The analysis file for an input with content ``digest`` analysed with ``settings``."""
+    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(input_path).name)[:40]
+    return cache_root / f"{stem}.{digest[:20]}.{settings_digest(settings)[:12]}.analysis.npz"
+
+
+def _folder_hash(reader: VideoReader) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for stem in reader.stems:
+        h.update(stem.encode() + b"\0")
+    for path in sorted(Path(reader.path).iterdir()):
+        if path.is_file() and path.stem in set(reader.stems):
+            h.update(content_hash(path).encode())
+    return h.hexdigest()
+
+
+def _runs(indices: np.ndarray) -> list[list[int]]:
+    """Inclusive ``[start, end]`` runs of consecutive integers in sorted ``indices``."""
+    if indices.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(indices) != 1)
+    starts = np.concatenate([[indices[0]], indices[breaks + 1]])
+    ends = np.concatenate([indices[breaks], [indices[-1]]])
+    return [[int(a), int(b)] for a, b in zip(starts, ends, strict=True)]
+
+
+def summarize(analysis: ClipAnalysis) -> dict[str, Any]:
+    """Per-track figures for people and scripts: coverage, yaw range, gaps, bridged frames.
+
+    ``gaps`` are the frame ranges inside a track's span where it has no observation (the face
+    was lost for longer than the bridging limit, or the track resumed after a cut); ``bridged``
+    are frames filled by interpolation.
+    """
+    from tracking.analysis import SOURCE_CODES
+    from tracking.observation import Source
+
+    tracks = []
+    for tr in analysis.tracks:
+        fi = tr.frame_indices
+        span = np.arange(int(fi[0]), int(fi[-1]) + 1)
+        missing = np.setdiff1d(span, fi)
+        bridged = fi[tr.sources == SOURCE_CODES[Source.BRIDGED]]
+        recovered = int((tr.sources == SOURCE_CODES[Source.RECOVERED]).sum())
+        yaw = tr.angles[:, 0]
+        tracks.append({
+            "id": tr.track_id,
+            "frames": int(fi.size),
+            "first_frame": int(fi[0]),
+            "last_frame": int(fi[-1]),
+            "covered": _runs(fi),
+            "gaps": _runs(missing),
+            "bridged": _runs(bridged),
+            "recovered_frames": recovered,
+            "segments": int(np.unique(tr.segment_ids).size),
+            "yaw_range_deg": [round(float(yaw.min()), 1), round(float(yaw.max()), 1)],
+            "pitch_range_deg": [round(float(tr.angles[:, 1].min()), 1), round(float(tr.angles[:, 1].max()), 1)],
+            "mean_confidence": round(float(tr.confidence.mean()), 3),
+        })
+    with_face = set()
+    for tr in analysis.tracks:
+        with_face.update(int(i) for i in tr.frame_indices)
+    return {
+        "frames": analysis.frame_count,
+        "frames_with_a_track": len(with_face),
+        "cuts": [int(c) for c in analysis.cut_frames],
+        "tracks": tracks,
+    }

@@ -1,0 +1,72 @@
+"""The analysis pass on real frames with the real landmarker, and its cache."""
+
+from __future__ import annotations
+
+import dataclasses
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from plugin.analyze import AnalysisConfig, analyze_frames, run_analysis, summarize
+from plugin.demo import MotionSettings, write_demo_clip
+from tracking.frame import Frame
+from tracking.landmarker import LandmarkerConfig
+
+FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_demo_clip(tmp_path_factory.mktemp("clip") / "demo.mp4", MotionSettings(num_frames=12))
+
+
+def test_one_face_followed_through_every_frame(clip: Path, tmp_path: Path) -> None:
+    result = run_analysis(clip, cache_dir=tmp_path)
+    a = result.analysis
+    assert not result.from_cache and result.cache_path is not None and result.cache_path.exists()
+    assert a.frame_count == 12 and len(a.tracks) == 1
+    track = a.tracks[0]
+    assert track.frame_indices.tolist() == list(range(12))
+    # The face sits where the still put it: the nose tip near the motion's pivot.
+    nose = track.landmarks[:, 1, :2]
+    assert np.all(np.linalg.norm(nose - np.array([228.0, 130.0]), axis=1) < 60)
+    summary = summarize(a)
+    assert summary["frames_with_a_track"] == 12 and summary["tracks"][0]["gaps"] == []
+
+
+def test_cache_is_reused_and_keyed_by_settings(clip: Path, tmp_path: Path) -> None:
+    first = run_analysis(clip, cache_dir=tmp_path)
+    again = run_analysis(clip, cache_dir=tmp_path)
+    assert again.from_cache and again.cache_path == first.cache_path
+    assert np.array_equal(again.analysis.tracks[0].landmarks, first.analysis.tracks[0].landmarks)
+    other = AnalysisConfig(landmarker=dataclasses.replace(LandmarkerConfig(), num_faces=1))
+    third = run_analysis(clip, other, cache_dir=tmp_path)
+    assert not third.from_cache and third.cache_path != first.cache_path
+
+
+def test_frames_without_a_face_give_no_track() -> None:
+    rng = np.random.default_rng(1)
+    frames = [Frame(i, i, Fraction(1, 25), rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)) for i in range(4)]
+    analysis, _ = analyze_frames(frames, AnalysisConfig())
+    assert analysis.frame_count == 4 and analysis.tracks == ()
+
+
+@pytest.mark.skipif(not (FIXTURES / "ghost_2person.mp4").exists(), reason="shared fixtures not present")
+def test_two_people_get_two_stable_ids_on_real_footage() -> None:
+    from plugin.video import VideoReader
+
+    with VideoReader(FIXTURES / "ghost_2person.mp4") as reader:
+        frames = list(reader.frames(0, 16))
+    analysis, _ = analyze_frames(frames, AnalysisConfig())
+    assert len(analysis.tracks) == 2
+    width = frames[0].width
+    sides = []
+    for track in analysis.tracks:
+        assert track.frame_indices.size >= 14  # both people in (nearly) every frame
+        centre_x = track.landmarks[:, :, 0].mean(axis=1)
+        # a track never jumps from one half of the split screen to the other
+        assert np.all(centre_x < width / 2) or np.all(centre_x > width / 2)
+        sides.append(bool(centre_x[0] > width / 2))
+    assert sorted(sides) == [False, True]
