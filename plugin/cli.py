@@ -17,12 +17,14 @@ from typing import Any
 from plugin.version import __version__
 from plugin.ranges import FrameRange
 from plugin.writer import CODECS, OutputConfig
+from compositing.blend import BLEND_METHODS, BlendConfig
 from plugin.analyze import CACHE_ENV_VAR, AnalysisConfig
 from tracking.bundle import BUNDLE_ENV_VAR
 from tracking.errors import ConfigError
 from tracking.landmarker import LandmarkerConfig
 
 _OUTPUT_DEFAULTS = OutputConfig()
+_BLEND_DEFAULTS = BlendConfig()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +50,51 @@ def build_parser() -> argparse.ArgumentParser:
                         help="accept an input that ends early: keep the frames that decode")
     _add_output_options(render)
     _add_reporting_options(render)
+
+    edit = sub.add_parser(
+        "edit",
+        help="edit faces: apply named controls or delta files over frame ranges",
+        description="Track IN (or reuse its cached analysis), apply the deltas to the faces named, "
+                    "warp and blend them back, encode OUT. Frames and faces without an edit pass "
+                    "through untouched.",
+    )
+    edit.add_argument("input", type=Path, metavar="IN", help="input video or image-sequence folder")
+    edit.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
+    edit.add_argument("--face", type=int, default=None, metavar="ID",
+                      help="face (track id from 'deltaface track') that the --delta options edit")
+    edit.add_argument("--delta", action="append", default=[], metavar="NAME=STRENGTH@A-B",
+                      help="a named control or a .delta file at a strength over frames A-B "
+                           "(eased over 4 frames outside the range; '~R' sets the ramp; no '@' = "
+                           "whole clip); repeatable")
+    edit.add_argument("--edits", type=Path, default=None, metavar="FILE",
+                      help="TOML edit list (see README); combined with any --delta options")
+    edit.add_argument("--allow-truncated", action="store_true",
+                      help="accept an input that ends early: keep the frames that decode")
+    edit.add_argument("--blend", choices=BLEND_METHODS, default=_BLEND_DEFAULTS.method,
+                      help=f"how the edited face is blended in (default {_BLEND_DEFAULTS.method})")
+    _add_analysis_options(edit)
+    _add_output_options(edit)
+    _add_reporting_options(edit)
+
+    learn = sub.add_parser(
+        "learn-delta",
+        help="learn a delta from (before, after) example images of any face, CGI included",
+        description="Invert each before/after pair, keep only the change (the example's identity "
+                    "and head pose cancel), average over pairs and report how consistent they were.",
+    )
+    learn.add_argument("--before", type=Path, action="append", default=[], required=True, metavar="A.png")
+    learn.add_argument("--after", type=Path, action="append", default=[], required=True, metavar="B.png")
+    learn.add_argument("-o", "--output", type=Path, required=True, metavar="NAME.delta")
+    learn.add_argument("--name", default=None, help="the delta's name (default: the output's stem)")
+    learn.add_argument("--description", default="", help="what the change is")
+    learn.add_argument("--max-strength", type=float, default=1.0,
+                       help="strength up to which it is known to look right (default 1)")
+    learn.add_argument("--landmarker-bundle", type=Path, default=None, metavar="FILE")
+    learn.add_argument("--overwrite", action="store_true", help="replace an existing delta file")
+    _add_reporting_options(learn)
+
+    controls = sub.add_parser("controls", help="list the shipped named controls and their ranges")
+    controls.add_argument("--json", action="store_true", help="print JSON")
 
     track = sub.add_parser(
         "track",
@@ -165,6 +212,74 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_edit(args: argparse.Namespace) -> int:
+    from plugin.edit_job import EditJob, run_edit
+    from plugin.editing import RenderConfig
+    from plugin.editlist import load_edit_list, schedule_from_specs
+    from plugin.pipeline import RenderJob
+    from plugin.video import probe
+    from synthesis.schedule import EditSchedule
+
+    if not args.delta and args.edits is None:
+        raise ConfigError("nothing to do: give --face ID --delta NAME=STRENGTH@A-B, or --edits FILE")
+    if args.delta and args.face is None:
+        raise ConfigError("--delta needs --face ID (the track id 'deltaface track' prints)")
+    info = probe(args.input)
+    fps = float(info.average_rate) if info.average_rate else None
+    schedule = EditSchedule()
+    if args.delta:
+        schedule = schedule + schedule_from_specs(args.delta, args.face, info.num_frames, fps)
+    if args.edits is not None:
+        schedule = schedule + load_edit_list(args.edits, info.num_frames, fps)
+    render = RenderJob(input=args.input, output=args.output, output_config=_output_config(args),
+                       allow_truncated=args.allow_truncated)
+    job = EditJob(render=render, schedule=schedule, analysis=_analysis_config(args),
+                  render_config=RenderConfig(blend=dataclasses.replace(_BLEND_DEFAULTS, method=args.blend)),
+                  cache_dir=args.cache_dir, use_cache=not args.no_cache)
+    summary = run_edit(job, progress=_Progress("track", args.quiet), render_progress=_Progress("render", args.quiet))
+    result = summary.as_dict()
+    lines = [f"deltaface: wrote {result['output']} ({result['frames']} frames, {result['render_fps']} fps)"]
+    for face, ranges in result["edited_ranges_by_face"].items():
+        lines.append(f"  face {face}: edited frames " + ", ".join(f"{a}-{b}" for a, b in ranges))
+    for c in result["clamps"]:
+        lines.append(f"  clamp: face {c['face']} {c['delta']} frames {c['frames'][0]}-{c['frames'][1]}: "
+                     f"asked {c['requested']}, applied {c['applied']}")
+    _emit(args, result, "\n".join(lines))
+    return 0
+
+
+def cmd_learn_delta(args: argparse.Namespace) -> int:
+    from plugin.learn_job import learn_from_images, report_dict
+
+    if len(args.before) != len(args.after):
+        raise ConfigError(f"{len(args.before)} --before but {len(args.after)} --after: give them in pairs")
+    name = args.name or args.output.stem
+    delta, report = learn_from_images(
+        list(zip(args.before, args.after)), name, args.output, description=args.description,
+        max_strength=args.max_strength, overwrite=args.overwrite,
+        bundle_path=str(args.landmarker_bundle) if args.landmarker_bundle else None,
+    )
+    result = report_dict(delta, report) | {"output": str(args.output)}
+    cos = ", ".join(f"{c:.3f}" for c in report.cosine)
+    _emit(args, result,
+          f"deltaface: wrote {args.output} ({delta.kind} delta '{name}' from {report.pairs} pair(s); "
+          f"consistency: cosine to the others {cos}, relative spread {report.relative_spread:.2f}; "
+          f"{report.region_points} points in its region)")
+    return 0
+
+
+def cmd_controls(args: argparse.Namespace) -> int:
+    from synthesis.controls import listing
+
+    rows = listing()
+    if args.json:
+        print(json.dumps([{"name": n, "max_strength": m, "description": d} for n, m, d in rows], indent=1))
+    else:
+        for name, max_strength, description in rows:
+            print(f"{name:16s} |strength| <= {max_strength:g}   {description}")
+    return 0
+
+
 def cmd_track(args: argparse.Namespace) -> int:
     from plugin.analyze import run_analysis, summarize
     from plugin.output import AtomicOutput, check_output_path
@@ -250,7 +365,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"render": cmd_render, "track": cmd_track, "probe": cmd_probe, "demo": cmd_demo}
+COMMANDS = {"render": cmd_render, "edit": cmd_edit, "controls": cmd_controls, "learn-delta": cmd_learn_delta, "track": cmd_track, "probe": cmd_probe, "demo": cmd_demo}
 
 
 def run(argv: list[str]) -> int:

@@ -22,6 +22,7 @@ from compositing.crop import FaceCrop, extract
 from compositing.croptrack import CropTrackConfig, track_crops
 from compositing.mask import face_region_mask, motion_weight
 from compositing.warp import apply_field, paste_back
+from synthesis.plan import FacePlan
 from synthesis.warpfield import WarpConfig, build_field
 from tracking.frame import Frame
 from tracking.observation import NUM_MESH_LANDMARKS
@@ -40,36 +41,6 @@ class RenderConfig:
     warp: WarpConfig = field(default_factory=WarpConfig)
     blend: BlendConfig = field(default_factory=BlendConfig)
     crop: CropTrackConfig = field(default_factory=CropTrackConfig)
-
-
-@dataclass(frozen=True, eq=False)
-class FacePlan:
-    """The planned edit of one track: landmarks before and after, on the frames it is edited.
-
-    Attributes:
-        track_id: the face's id.
-        frame_indices: ``(M,)`` int64 increasing frames in which the face is edited.
-        times: ``(M,)`` float64 seconds of those frames.
-        segments: ``(M,)`` segment ids (crop smoothing does not cross them).
-        before: ``(M, 478, 3)`` float32 frame pixels, the tracked (smoothed) landmarks.
-        after: ``(M, 478, 3)`` float32 frame pixels, the edited landmarks.
-    """
-
-    track_id: int
-    frame_indices: NDArray[np.int64]
-    times: NDArray[np.float64]
-    segments: NDArray[np.int32]
-    before: NDArray[np.float32]
-    after: NDArray[np.float32]
-
-    def __post_init__(self) -> None:
-        m = self.frame_indices.shape[0]
-        for name in ("times", "segments"):
-            if getattr(self, name).shape != (m,):
-                raise ValueError(f"face {self.track_id}: {name} must be ({m},)")
-        for name in ("before", "after"):
-            if getattr(self, name).shape != (m, 478, 3):
-                raise ValueError(f"face {self.track_id}: {name} must be ({m}, 478, 3)")
 
 
 def warp_points(before: NDArray[np.floating], after: NDArray[np.floating]) -> NDArray[np.intp]:

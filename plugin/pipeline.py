@@ -8,7 +8,7 @@ list is empty (pass-through) or holds the edit stages that synthesis/ and compos
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,6 +99,7 @@ def run_render(
     stages: Sequence[Stage[Frame, Frame]] = (),
     *,
     edited_ranges: Sequence[tuple[int, int]] = (),
+    edited_by_face: Mapping[int, Sequence[Sequence[int]]] | None = None,
     progress: ProgressCallback | None = None,
 ) -> RenderSummary:
     """Decode ``job.input``, run every frame through ``stages``, encode to ``job.output``.
@@ -111,6 +112,7 @@ def run_render(
         stages: render stages (``Stage[Frame, Frame]``); each must return every frame it is given,
             in order, with its ``index`` and ``pts`` unchanged.
         edited_ranges: inclusive frame ranges in which faces are edited, for the provenance tag.
+        edited_by_face: the same per face id, for the provenance tag.
         progress: optional callback after each written frame.
 
     Returns:
@@ -129,7 +131,7 @@ def run_render(
         info = reader.info
         if job.frames is not None and info.num_frames is not None:
             job.frames.check_within(info.num_frames, str(job.input))
-        provenance = build_provenance(edited_ranges)
+        provenance = build_provenance(edited_ranges, by_face=edited_by_face, source=job.input)
         with VideoWriter(job.output, info, job.output_config, provenance) as writer:
             expected = 0
             for frame in reader:

@@ -293,13 +293,19 @@ def save_analysis(analysis: ClipAnalysis, path: str | os.PathLike[str]) -> None:
         for name in TRACK_ARRAYS:
             arrays[_track_name(i, name)] = getattr(tr, name)
     target = Path(path)
+    tmp = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".npz")
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # as a plain open() would, not mkstemp's 0600
         with os.fdopen(fd, "wb") as fh:
             np.savez_compressed(fh, **arrays)
         os.replace(tmp, target)
     except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise OutputError(f"{target}: cannot write the analysis ({exc.strerror or exc})") from exc
 
 

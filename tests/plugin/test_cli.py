@@ -137,3 +137,36 @@ def test_track_writes_analysis_json_and_preview(clip: Path, tmp_path: Path) -> N
 def test_track_on_missing_input_is_one_line(tmp_path: Path) -> None:
     proc = deltaface("track", tmp_path / "gone.mov", "--cache-dir", tmp_path)
     assert_one_line_error(proc, "gone.mov")
+
+
+def test_edit_touches_only_the_named_frames_and_tags_them(clip: Path, tmp_path: Path) -> None:
+    import json
+
+    out = tmp_path / "edited.mp4"
+    proc = deltaface("edit", clip, "-o", out, "--codec", "ffv1", "--face", "0",
+                     "--delta", "blink_left=1@4-5~2", "--cache-dir", tmp_path / "cache", "--json", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["edited_ranges_by_face"] == {"0": [[3, 6]]}
+    with VideoReader(clip) as a, VideoReader(out) as b:
+        src, dst = list(a), list(b)
+    same = [bool(np.array_equal(x.image, y.image)) for x, y in zip(src, dst, strict=True)]
+    assert same == [True, True, True, False, False, False, False, True, True, True]
+    tag = read_provenance(out)
+    assert tag["faces_edited"] is True and tag["edited_ranges"] == [[3, 6]]
+    assert tag["edited_ranges_by_face"] == {"0": [[3, 6]]}
+
+
+def test_edit_rejects_unknown_face_and_bad_specs_before_writing(clip: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    out = tmp_path / "out.mp4"
+    proc = deltaface("edit", clip, "-o", out, "--face", "7", "--delta", "smile=0.5@1-3", "--cache-dir", cache,
+                     "--quiet")
+    assert_one_line_error(proc, "7")
+    proc = deltaface("edit", clip, "-o", out, "--delta", "smile=0.5@1-3", "--cache-dir", cache)
+    assert_one_line_error(proc, "--face")
+    proc = deltaface("edit", clip, "-o", out, "--face", "0", "--delta", "wink=0.5@1-3", "--cache-dir", cache)
+    assert_one_line_error(proc, "wink")
+    proc = deltaface("edit", clip, "-o", out, "--face", "0", "--delta", "smile=0.5@8-30", "--cache-dir", cache)
+    assert_one_line_error(proc, "30")
+    assert not out.exists()

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from plugin.demo import astronaut_image
-from plugin.editing import EditStage, FacePlan
+from plugin.editing import EditStage
+from synthesis.plan import FacePlan
 from tracking.frame import Frame
 from tracking.landmarker import Landmarker, LandmarkerConfig
 

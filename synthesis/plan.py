@@ -1,0 +1,165 @@
+"""From a track, a schedule and deltas to planned landmarks: the edit in code space.
+
+For one track: invert it (``synthesis.codespace``), resolve the schedule into final per-frame
+strengths with clamps (``synthesis.schedule``), apply the deltas to each edited frame's code
+(``synthesis.deltas``) and render before and after. The planned "after" landmarks are the tracked
+landmarks plus the change the edit makes to the rendered code, so that the small re-render error
+of the inversion never shows up as motion: an edit of strength 0 moves nothing, exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from synthesis.codespace import TrackCode, invert_track, render_code
+from synthesis.deltas import Delta, apply_deltas
+from synthesis.schedule import ClampEvent, CombinedLimit, EditSchedule, TrackStrengths, resolve_track
+from tracking.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class PlanConfig:
+    """Limits on what an edit may do, beyond each delta's own documented range.
+
+    Attributes:
+        max_yaw_deg, max_pitch_deg, max_roll_deg: the most head rotation all pose deltas of a
+            face may add together in one frame. Warping cannot show the far cheek or what is behind
+            the ears: FACTS.md measured 10° of yaw and ±8° of pitch looking natural, 15° of yaw
+            acceptable with regularization, 25° failing.
+        clamp_to_range: clamp every delta to ``±max_strength`` (its documented range).
+    """
+
+    max_yaw_deg: float = 15.0
+    max_pitch_deg: float = 10.0
+    max_roll_deg: float = 15.0
+    clamp_to_range: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("max_yaw_deg", "max_pitch_deg", "max_roll_deg"):
+            v = getattr(self, name)
+            if not 0 < v <= 45:
+                raise ConfigError(f"PlanConfig.{name} must be in (0, 45], got {v}")
+
+
+@dataclass(frozen=True, eq=False)
+class FacePlan:
+    """The planned edit of one track: landmarks before and after, on the frames it is edited.
+
+    Attributes:
+        track_id: the face's id.
+        frame_indices: ``(M,)`` int64 increasing frames in which the face is edited.
+        times: ``(M,)`` float64 seconds of those frames.
+        segments: ``(M,)`` int32 segment ids (crop smoothing does not cross them).
+        before: ``(M, 478, 3)`` float32 frame pixels, the tracked (smoothed) landmarks.
+        after: ``(M, 478, 3)`` float32 frame pixels, the edited landmarks.
+        strengths: final per-delta strengths on those frames, ``{name: (M,)}``.
+        events: where clamps acted.
+    """
+
+    track_id: int
+    frame_indices: NDArray[np.int64]
+    times: NDArray[np.float64]
+    segments: NDArray[np.int32]
+    before: NDArray[np.float32]
+    after: NDArray[np.float32]
+    strengths: Mapping[str, NDArray[np.float64]] = field(default_factory=dict)
+    events: tuple[ClampEvent, ...] = ()
+
+    def __post_init__(self) -> None:
+        m = self.frame_indices.shape[0]
+        for name in ("times", "segments"):
+            if getattr(self, name).shape != (m,):
+                raise ValueError(f"face {self.track_id}: {name} must be ({m},)")
+        for name in ("before", "after"):
+            if getattr(self, name).shape != (m, 478, 3):
+                raise ValueError(f"face {self.track_id}: {name} must be ({m}, 478, 3)")
+
+
+def strength_limits(deltas: Mapping[str, Delta], config: PlanConfig) -> tuple[dict[str, tuple[float, float]], list[CombinedLimit]]:
+    """Per-delta ranges and the joint head-rotation limits for :func:`resolve_track`."""
+    limits = {n: (-d.max_strength, d.max_strength) for n, d in deltas.items()} if config.clamp_to_range else {}
+    combined = []
+    for axis, label, limit in ((0, "head yaw", config.max_yaw_deg), (1, "head pitch", config.max_pitch_deg),
+                               (2, "head roll", config.max_roll_deg)):
+        weights = {n: float(d.pose[axis]) for n, d in deltas.items() if d.pose[axis] != 0}
+        if weights:
+            combined.append(CombinedLimit.linear(label, weights, limit))
+    return limits, combined
+
+
+def plan_track(
+    track_id: int,
+    frame_indices: NDArray[np.integer],
+    times: NDArray[np.floating],
+    segments: NDArray[np.integer],
+    landmarks: NDArray[np.floating],
+    blendshapes: NDArray[np.floating],
+    confidence: NDArray[np.floating],
+    schedule: EditSchedule,
+    deltas: Mapping[str, Delta],
+    config: PlanConfig | None = None,
+    code: TrackCode | None = None,
+) -> FacePlan:
+    """Plan the edits of one track.
+
+    Args:
+        track_id: the track's id (as the schedule names it).
+        frame_indices: ``(N,)`` increasing frames of the track.
+        times: ``(N,)`` seconds.
+        segments: ``(N,)`` segment ids.
+        landmarks: ``(N, 478, 3)`` tracked (smoothed) landmarks in frame pixels.
+        blendshapes: ``(N, 52)`` scores.
+        confidence: ``(N,)`` per-frame trust (0 for bridged frames).
+        schedule: the clip's edits (entries for other faces are ignored).
+        deltas: every delta the schedule names, by name.
+        config: limits.
+        code: the track's inversion, if already computed.
+
+    Returns:
+        The plan, holding only the frames where some delta has a non-zero strength.
+
+    Raises:
+        ConfigError: the schedule names a delta that ``deltas`` lacks.
+    """
+    config = config or PlanConfig()
+    fi = np.asarray(frame_indices, dtype=np.int64)
+    missing = [n for n in schedule.delta_names() if n not in deltas]
+    if missing:
+        raise ConfigError(f"unknown delta(s): {', '.join(missing)}")
+    limits, combined = strength_limits(deltas, config)
+    resolved: TrackStrengths = resolve_track(schedule, track_id, fi, limits=limits, combined=combined)
+    active = np.zeros(fi.shape[0], dtype=bool)
+    for v in resolved.strengths.values():
+        active |= v != 0
+    rows = np.flatnonzero(active)
+    lm = np.asarray(landmarks, dtype=np.float32)
+    if rows.size == 0:
+        empty = np.zeros((0, 478, 3), np.float32)
+        return FacePlan(track_id, fi[rows], np.asarray(times, np.float64)[rows],
+                        np.asarray(segments, np.int32)[rows], empty, empty, {}, resolved.events)
+    if code is None:
+        conf = np.asarray(confidence, dtype=np.float64)
+        if not conf.sum() > 0:
+            conf = np.ones_like(conf)
+        code = invert_track(lm, blendshapes, conf)
+    after = np.empty((rows.size, 478, 3), np.float32)
+    for k, r in enumerate(rows):
+        frame_code = code.frame(int(r))
+        pairs = [(deltas[n], float(v[r])) for n, v in resolved.strengths.items()]
+        edited = apply_deltas(frame_code, code.identity, pairs)
+        change = render_code(code.identity, edited) - render_code(code.identity, frame_code)
+        after[k] = lm[r] + change.astype(np.float32)
+    return FacePlan(
+        track_id=track_id,
+        frame_indices=fi[rows],
+        times=np.asarray(times, np.float64)[rows],
+        segments=np.asarray(segments, np.int32)[rows],
+        before=lm[rows].copy(),
+        after=after,
+        strengths={n: np.asarray(v)[rows] for n, v in resolved.strengths.items()},
+        events=resolved.events,
+    )
