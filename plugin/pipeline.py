@@ -133,22 +133,19 @@ def run_render(
             job.frames.check_within(info.num_frames, str(job.input))
         provenance = build_provenance(edited_ranges, by_face=edited_by_face, source=job.input)
         with VideoWriter(job.output, info, job.output_config, provenance) as writer:
-            expected = 0
-            for frame in reader:
-                for out in chain.push(frame):
-                    _check_order(out, expected)
+
+            def write(ready: list[Frame]) -> None:
+                nonlocal written
+                for out in ready:
+                    _check_order(out, written)
                     writer.write(out)
-                    expected += 1
                     written += 1
                     if progress is not None:
                         progress(written, info.num_frames)
-            for out in chain.flush():
-                _check_order(out, expected)
-                writer.write(out)
-                expected += 1
-                written += 1
-                if progress is not None:
-                    progress(written, info.num_frames)
+
+            for frame in reader:
+                write(chain.push(frame))
+            write(chain.flush())
         frames_read = reader.frames_read
         truncated_at = reader.truncated_at
     return RenderSummary(
