@@ -338,6 +338,10 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The demo's edits of the astronaut clip: a smile, a wink of her left eye, a head turn.
+DEMO_EDITS = ("smile=0.6@8-30", "blink_left=1@40-46", "head_yaw=8@55-68")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from plugin.analyze import run_analysis, summarize
     from plugin.demo import write_demo_clip
@@ -358,9 +362,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"deltaface demo: wrote {preview.output} (ids, landmarks, head axes)", file=sys.stderr)
     job = RenderJob(input=clip, output=out / "demo_output.mp4", output_config=OutputConfig(overwrite=True))
     summary = run_render(job, progress=_Progress("render", False))
-    print(f"deltaface demo: wrote {summary.output} ({summary.frames_written} frames). Face edits are "
-          "not built yet, so this render is the pass-through pipeline: exact timing, stream copy "
-          "and provenance tag, faces untouched.", file=sys.stderr)
+    print(f"deltaface demo: wrote {summary.output} ({summary.frames_written} frames): the pass-through "
+          "pipeline (exact timing, stream copy, provenance tag; faces untouched)", file=sys.stderr)
+    from plugin.edit_job import EditJob, run_edit
+    from plugin.editlist import schedule_from_specs
+
+    specs = DEMO_EDITS
+    edit = EditJob(
+        render=RenderJob(input=clip, output=out / "demo_edited.mp4", output_config=OutputConfig(overwrite=True)),
+        schedule=schedule_from_specs(specs, 0, result.analysis.frame_count),
+        cache_dir=out / "cache",
+    )
+    edited = run_edit(edit, render_progress=_Progress("edit", False))
+    print(f"deltaface demo: wrote {edited.render.output}: face 0 edited with " + ", ".join(specs)
+          + f" (frames {edited.edited_ranges_by_face.get(0)})", file=sys.stderr)
     print(f"deltaface demo: results are in {out.resolve()}", file=sys.stderr)
     return 0
 
