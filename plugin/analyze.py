@@ -156,6 +156,7 @@ def analyze_frames(
                     cuts.append(decision.frame_index)
             if cuts and cuts[-1] == frame.index - 1:
                 follower.reset()
+                landmarker.reset()  # new shot: MediaPipe's tracking and the recovery timer start over
             follower.push(FrameFaces(frame.index, t, tuple(found)))
             observations.append(found)
             times.append(t)

@@ -84,6 +84,12 @@ class LandmarkerConfig:
         recover_missing: when fewer than ``num_faces`` faces are found, look for more with the
             tiled detector and re-run the landmarker on crops (see :mod:`tracking.recovery`).
         recovery: settings of that recovery.
+        recovery_interval_s: in ``"video"`` mode, how often (seconds of the clip) the tiled
+            detector looks for faces the landmarker misses; it also runs whenever fewer faces are
+            found than in the previous frame. 0 runs it on every frame. Between runs, faces
+            already followed are kept by the tracker's re-run around their predicted boxes
+            (:meth:`Landmarker.detect_in_regions`), so the interval only delays finding a face
+            that newly enters too small for the landmarker. ``detect_image`` always recovers.
     """
 
     num_faces: int = 4
@@ -94,8 +100,11 @@ class LandmarkerConfig:
     bundle_path: str | None = None
     recover_missing: bool = True
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
+    recovery_interval_s: float = 0.2
 
     def __post_init__(self) -> None:
+        if not self.recovery_interval_s >= 0:
+            raise ConfigError(f"recovery_interval_s must be >= 0, got {self.recovery_interval_s}")
         if not 1 <= self.num_faces <= 16:
             raise ConfigError(f"num_faces must be in [1, 16], got {self.num_faces}")
         for name in ("min_detection_confidence", "min_presence_confidence", "min_tracking_confidence"):
@@ -229,6 +238,8 @@ class Landmarker:
         self._image: Any = None
         self._detector: TiledFaceDetector | None = None
         self._last_ts = -1
+        self._last_recovery_time: float | None = None
+        self._last_found = 0
         self.timestamps_adjusted = 0
         self.faces_recovered = 0
         if self.config.running_mode == "video":
@@ -255,6 +266,8 @@ class Landmarker:
         if self._video is not None:
             self._video.close()
             self._video = None
+        self._last_recovery_time = None  # look for every face again in the new shot
+        self._last_found = 0
 
     # --- MediaPipe tasks -------------------------------------------------------------------
 
@@ -329,9 +342,22 @@ class Landmarker:
         mp_image = mp.Image(image_format=mp.ImageFormat.SRGB, data=image)
         result = self._video.detect_for_video(mp_image, ts)
         faces = _convert(result, frame.width, frame.height, frame.index, self.bundle)
-        if self.config.recover_missing and len(faces) < self.config.num_faces:
+        if self.config.recover_missing and len(faces) < self.config.num_faces and self._recovery_due(frame, faces):
             faces.extend(self._recover(image, frame.index, faces))
+            self._last_recovery_time = frame.time if frame.pts is not None else float(frame.index)
+        self._last_found = len(faces)
         return faces
+
+    def _recovery_due(self, frame: Frame, faces: list[FaceObservation]) -> bool:
+        """Whether the tiled detector should run on this video frame (see ``recovery_interval_s``)."""
+        now = frame.time if frame.pts is not None else float(frame.index)
+        last = self._last_recovery_time
+        return (
+            last is None
+            or len(faces) < self._last_found
+            or not now - last < self.config.recovery_interval_s
+            or now < last
+        )
 
     def detect_image(self, image: NDArray[np.uint8], frame_index: int = 0) -> list[FaceObservation]:
         """Find the faces in a still image (IMAGE mode: no tracking, no timestamps).
