@@ -6,6 +6,12 @@ decoding), one frame per packet that is neither empty, corrupt nor marked discar
 for every codec that puts one frame in a packet; only when packets carry no pts (raw elementary
 streams) does indexing fall back to decoding every frame. A folder of numbered PNG or JPEG files
 is indexed as a clip: files sorted naturally by name, pts = index, time base ``1 / fps``.
+
+Frame size limit: a frame larger than :data:`MAX_FRAME_PIXELS` (8192 x 8192 = 67.1 Mpx; DCI 8K
+is 35.4 Mpx) is refused with an :class:`InputError` naming the file and the limit, from the size
+the container or image header declares, before any frame is decoded. Memory then stays bounded
+whatever a file claims: a 10 kB PNG can declare 9000 x 9000 pixels, and decoding and converting
+it took 3.3 GB. At the limit one RGB frame is 201 MB.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from tracking.errors import InputError, TruncatedInputError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 #: Default frame rate of an image sequence (DeepFaceLab's frames carry none).
 DEFAULT_SEQUENCE_FPS = Fraction(25)
+#: Largest frame (width x height, in pixels) deltaface reads; larger inputs are refused.
+MAX_FRAME_PIXELS = 8192 * 8192
 
 _RANGE_NAMES = {0: "unknown", 1: "tv", 2: "pc"}
 _SPACE_NAMES = {0: "gbr", 1: "bt709", 2: "unknown", 4: "fcc", 5: "bt470bg", 6: "smpte170m",
@@ -186,6 +194,13 @@ def _video_stream(container: av.container.InputContainer, path: Path) -> av.Vide
     raise InputError(f"{path}: has no video stream")
 
 
+def _check_frame_size(path: Path, width: int, height: int) -> None:
+    """Refuse a frame above :data:`MAX_FRAME_PIXELS` (0 means unknown: checked after decoding)."""
+    if width * height > MAX_FRAME_PIXELS:
+        raise InputError(f"{path}: frames are {width}x{height}, above deltaface's limit of "
+                         f"{MAX_FRAME_PIXELS / 1e6:.1f} Mpx (8192x8192); scale it down first")
+
+
 def _describe(s: av.stream.Stream) -> StreamInfo:
     cc = s.codec_context
     name = cc.name if cc is not None else ""
@@ -200,6 +215,7 @@ def _first_frame(path: Path, stream_index: int) -> av.VideoFrame:
         v = c.streams[stream_index]
         try:
             for frame in c.decode(v):
+                _check_frame_size(path, frame.width, frame.height)
                 return frame
         except av.error.FFmpegError as exc:
             raise TruncatedInputError(f"{path}: frame 0 cannot be decoded ({exc.strerror or exc})",
@@ -277,6 +293,7 @@ def _scan_packets(c: av.container.InputContainer, v: av.VideoStream) -> _Scan:
 def _index_container(path: Path) -> _Index:
     with _open(path) as c:
         v = _video_stream(c, path)
+        _check_frame_size(path, v.codec_context.width, v.codec_context.height)
         tb = v.time_base or Fraction(1, 1)
         scan = _scan_packets(c, v)
         rate = v.average_rate or v.guessed_rate
@@ -358,7 +375,11 @@ def _index_folder(path: Path, fps: Fraction) -> _Index:
 def _decode_image(file: Path, index: int) -> av.VideoFrame:
     try:
         with av.open(str(file), mode="r") as c:
+            if c.streams.video:
+                cc = c.streams.video[0].codec_context
+                _check_frame_size(file, cc.width, cc.height)
             for frame in c.decode(video=0):
+                _check_frame_size(file, frame.width, frame.height)
                 return frame
     except av.error.FFmpegError as exc:
         raise TruncatedInputError(f"{file}: frame {index} cannot be decoded ({exc.strerror or exc})",

@@ -161,7 +161,13 @@ class _Cursor:
     def frame(self) -> Frame:
         i = self.next_index
         av_frame = self.read()
-        return Frame(i, av_frame.pts, self.info.time_base, self.convert(av_frame))
+        info = self.info
+        coded = (info.height, info.width) if self.index.ops[0] % 2 else (info.width, info.height)
+        if (av_frame.width, av_frame.height) != coded:  # checked before converting: memory stays bounded
+            raise InputError(f"{info.path}: frame {i} is {av_frame.width}x{av_frame.height} but the "
+                             f"stream starts at {coded[0]}x{coded[1]}; deltaface reads one frame size "
+                             "per clip (split the clip where the size changes)")
+        return Frame(i, av_frame.pts, info.time_base, self.convert(av_frame))
 
     def has_more(self) -> bool:
         """Whether the decoder still yields a frame (after the last indexed one it must not)."""

@@ -21,7 +21,9 @@ import importlib.metadata
 import json
 import os
 import tempfile
+import tokenize
 import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -47,6 +49,11 @@ ANALYSIS_VERSION = 1
 SOURCE_CODES: dict[Source, int] = {Source.LANDMARKER: 0, Source.RECOVERED: 1, Source.BRIDGED: 2}
 #: Largest header accepted (bytes).
 _MAX_HEADER = 1 << 20
+#: What reading a damaged zip member can raise: a bad CRC, a broken deflate stream (zlib.error),
+#: an unknown compression method (NotImplementedError), a cut-short or malformed ``.npy`` (numpy
+#: tokenizes its header: an unbalanced one raises tokenize.TokenError).
+_DAMAGED = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+            tokenize.TokenError)
 #: Slack allowed over an array's data size for its ``.npy`` header (bytes).
 _NPY_SLACK = 1 << 16
 _HASH_CHUNK = 1 << 20
@@ -317,7 +324,7 @@ def _read_member(zf: zipfile.ZipFile, name: str, shape: tuple[int, ...], dtype: 
     try:
         with zf.open(info) as fh:
             arr = np.lib.format.read_array(fh, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+    except _DAMAGED as exc:
         raise InputError(f"{where}: member {name} is not a plain array ({exc})") from exc
     if arr.shape != shape or arr.dtype != np.dtype(dtype):
         raise InputError(f"{where}: member {name} is {arr.shape} {arr.dtype}, expected {shape} {dtype}")
@@ -342,7 +349,7 @@ def load_analysis(
     where = f"analysis file {path}"
     try:
         zf = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as exc:
+    except _DAMAGED as exc:
         raise InputError(f"{where}: cannot open as an analysis ({exc})") from exc
     with zf:
         names = {n[:-4] if n.endswith(".npy") else n for n in zf.namelist()}
@@ -352,7 +359,7 @@ def load_analysis(
             with zf.open("header.npy") as fh:
                 raw = np.lib.format.read_array(fh, allow_pickle=False)
             header = json.loads(raw.tobytes().decode("utf-8")) if raw.dtype == np.uint8 and raw.ndim == 1 else None
-        except (ValueError, UnicodeDecodeError, OSError, zipfile.BadZipFile) as exc:
+        except _DAMAGED as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             raise InputError(f"{where}: unreadable header ({exc})") from exc
         if not isinstance(header, dict) or header.get("format") != ANALYSIS_FORMAT:
             raise InputError(f"{where}: not a deltaface analysis")

@@ -1,0 +1,124 @@
+"""Renders interrupted half-way: Ctrl-C (SIGINT) and SIGKILL, on the real command line.
+
+What must hold:
+    * SIGINT: exit 130, one line on stderr, the input untouched, nothing under the output name
+      and no temporary file left (the writer removes it on the way out).
+    * SIGKILL: nothing can run on the way out, so the hidden temporary file
+      (``.NAME.deltaface-tmp-XXXXXXXX.EXT``) stays beside the output; the final name never
+      appears. A later run to the same output succeeds, and removes nothing it did not make:
+      the stale temporary file and other files in the folder are left as they were.
+
+The render is caught mid-way by waiting for its temporary output to appear and grow, then
+signalling; a render that finished first fails the test rather than passing it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from plugin.output import TEMP_MARKER
+from plugin.video import VideoReader
+from tests.plugin.media import pattern_image, write_clip
+from tests.reliability.corpus import REPO, tree_digest
+
+#: The clip: long enough that an FFV1 render takes over a second on the project machine
+#: (about 170 fps at 640x360, after 2-3 s of start-up).
+NUM_FRAMES, WIDTH, HEIGHT = 300, 640, 360
+#: How long the temporary output must have been growing before the signal is sent.
+SIGNAL_AFTER_S = 0.3
+#: Longest wait for a render to reach its first frames or to end.
+WAIT_S = 60.0
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("long")
+    base = [pattern_image(i, WIDTH, HEIGHT) for i in range(10)]
+    return write_clip(folder / "long.mp4", images=[base[i % 10] for i in range(NUM_FRAMES)],
+                      codec_options={"crf": "30"})
+
+
+def _start(*args: str | Path) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env.pop("DELTAFACE_DEBUG", None)
+    return subprocess.Popen([sys.executable, "-m", "plugin", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _temps(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if TEMP_MARKER in p.name)
+
+
+def _signal_mid_render(proc: subprocess.Popen[str], folder: Path, sig: int) -> tuple[int, str]:
+    """Wait until the render writes its temporary output, let it grow, send ``sig``."""
+    deadline = time.monotonic() + WAIT_S
+    while not any(p.stat().st_size > 0 for p in _temps(folder)):
+        assert proc.poll() is None, f"render ended before writing: {proc.communicate()[1]}"
+        assert time.monotonic() < deadline, "render never started writing"
+        time.sleep(0.02)
+    time.sleep(SIGNAL_AFTER_S)
+    assert proc.poll() is None, "the render finished before it could be interrupted"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=WAIT_S)
+    return proc.returncode, err
+
+
+def test_ctrl_c_mid_render_leaves_nothing(long_clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mkv"
+    before = tree_digest(long_clip)
+    proc = _start("render", long_clip, "-o", out, "--codec", "ffv1", "--quiet")
+    rc, err = _signal_mid_render(proc, tmp_path, signal.SIGINT)
+    assert rc == 130, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "interrupted" in lines[0] and "Traceback" not in err, err
+    assert list(tmp_path.iterdir()) == [], "the interrupted render left files"
+    assert tree_digest(long_clip) == before
+
+
+def test_kill_mid_render_then_render_again(long_clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mkv"
+    bystander = tmp_path / "notes.txt"
+    bystander.write_text("not deltaface's")
+    before = tree_digest(long_clip)
+    proc = _start("render", long_clip, "-o", out, "--codec", "ffv1", "--quiet")
+    rc, _ = _signal_mid_render(proc, tmp_path, signal.SIGKILL)
+    assert rc == -signal.SIGKILL
+    assert not out.exists()
+    stale = _temps(tmp_path)
+    assert len(stale) == 1 and stale[0].name.startswith(".out" + TEMP_MARKER), stale
+    stale_digest = tree_digest(stale[0])
+    assert tree_digest(long_clip) == before
+
+    proc = _start("render", long_clip, "-o", out, "--codec", "ffv1", "--quiet")
+    _, err = proc.communicate(timeout=WAIT_S)
+    assert proc.returncode == 0, err
+    with VideoReader(out) as reader:
+        assert reader.info.num_frames == NUM_FRAMES and reader.info.complete
+    assert _temps(tmp_path) == stale and tree_digest(stale[0]) == stale_digest
+    assert bystander.read_text() == "not deltaface's"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, bystander.name, stale[0].name])
+    assert tree_digest(long_clip) == before
+
+
+def test_ctrl_c_while_tracking_writes_no_cache(long_clip: Path, tmp_path: Path) -> None:
+    # Tracking writes nothing until the analysis is complete; Ctrl-C while the landmarker runs
+    # must leave the cache folder without a file and end with the one-line message.
+    cache = tmp_path / "cache"
+    proc = _start("track", long_clip, "--cache-dir", cache)
+    assert proc.stderr is not None
+    deadline = time.monotonic() + WAIT_S
+    first = proc.stderr.readline()  # the first progress line: frames are being analysed
+    assert first.startswith("track:") and time.monotonic() < deadline, first
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=WAIT_S)
+    assert proc.returncode == 130, first + rest
+    lines = [line for line in rest.strip().splitlines() if not line.startswith("track:")]
+    assert len(lines) == 1 and "interrupted" in lines[0] and "Traceback" not in rest, rest
+    assert not cache.exists() or [p for p in cache.rglob("*") if p.is_file()] == []
