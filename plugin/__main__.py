@@ -7,7 +7,9 @@ line, with the traceback only when DELTAFACE_DEBUG=1).
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import sys
 import traceback
 
@@ -35,6 +37,10 @@ def _quiet_native_stderr() -> None:
         pass
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     # MediaPipe's C++ side logs through glog to stderr; keep warnings and info off the terminal
     # unless the user asked for them. Must be set before mediapipe is imported.
@@ -42,6 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if os.environ.get("DELTAFACE_DEBUG") != "1":
         _quiet_native_stderr()
+    # SIGTERM (a job scheduler, `kill`) ends a run like Ctrl-C: outputs under their temporary
+    # names are removed and the final names are never written.
+    try:
+        signal.signal(signal.SIGTERM, _terminate)
+    except (ValueError, OSError):  # not the main thread, or no such signal here
+        pass
+    # Library code only logs; warnings reach the user as one "deltaface:" line each.
+    logging.basicConfig(format="deltaface: %(message)s", level=logging.WARNING, stream=sys.stderr)
     # Imported here so that even an import failure ends in one line rather than a traceback.
     try:
         from plugin.cli import run

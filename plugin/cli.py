@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -17,14 +18,15 @@ from typing import Any
 from plugin.version import __version__
 from plugin.ranges import FrameRange
 from plugin.writer import CODECS, OutputConfig
-from compositing.blend import BLEND_METHODS, BlendConfig
 from plugin.analyze import CACHE_ENV_VAR, AnalysisConfig
 from tracking.bundle import BUNDLE_ENV_VAR
 from tracking.errors import ConfigError
 from tracking.landmarker import LandmarkerConfig
 
 _OUTPUT_DEFAULTS = OutputConfig()
-_BLEND_DEFAULTS = BlendConfig()
+#: ``--blend`` choices; ``compositing.blend.BLEND_METHODS`` is the definition (importing it here
+#: would load torch for every command, even ``--help``); a test keeps the two equal.
+BLEND_CHOICES = ("lerp", "laplacian", "poisson")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,8 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="TOML edit list (see README); combined with any --delta options")
     edit.add_argument("--allow-truncated", action="store_true",
                       help="accept an input that ends early: keep the frames that decode")
-    edit.add_argument("--blend", choices=BLEND_METHODS, default=_BLEND_DEFAULTS.method,
-                      help=f"how the edited face is blended in (default {_BLEND_DEFAULTS.method})")
+    edit.add_argument("--blend", choices=BLEND_CHOICES, default=BLEND_CHOICES[0],
+                      help=f"how the edited face is blended in (default {BLEND_CHOICES[0]})")
     _add_analysis_options(edit)
     _add_output_options(edit)
     _add_reporting_options(edit)
@@ -213,6 +215,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_edit(args: argparse.Namespace) -> int:
+    from compositing.blend import BlendConfig
     from plugin.edit_job import EditJob, run_edit
     from plugin.editing import RenderConfig
     from plugin.editlist import load_edit_list, schedule_from_specs
@@ -234,7 +237,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
     render = RenderJob(input=args.input, output=args.output, output_config=_output_config(args),
                        allow_truncated=args.allow_truncated)
     job = EditJob(render=render, schedule=schedule, analysis=_analysis_config(args),
-                  render_config=RenderConfig(blend=dataclasses.replace(_BLEND_DEFAULTS, method=args.blend)),
+                  render_config=RenderConfig(blend=BlendConfig(method=args.blend)),
                   cache_dir=args.cache_dir, use_cache=not args.no_cache)
     summary = run_edit(job, progress=_Progress("track", args.quiet), render_progress=_Progress("render", args.quiet))
     result = summary.as_dict()
@@ -390,4 +393,6 @@ def run(argv: list[str]) -> int:
         args = parser.parse_args(argv)
     except ConfigError as exc:  # raised by a type= parser such as FrameRange.parse
         parser.error(str(exc))
+    if getattr(args, "quiet", False):
+        logging.getLogger().setLevel(logging.ERROR)
     return COMMANDS[args.command](args)

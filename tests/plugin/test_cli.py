@@ -170,3 +170,11 @@ def test_edit_rejects_unknown_face_and_bad_specs_before_writing(clip: Path, tmp_
     proc = deltaface("edit", clip, "-o", out, "--face", "0", "--delta", "smile=0.5@8-30", "--cache-dir", cache)
     assert_one_line_error(proc, "30")
     assert not out.exists()
+
+
+def test_blend_choices_match_the_blend_methods() -> None:
+    from compositing.blend import BLEND_METHODS, BlendConfig
+    from plugin.cli import BLEND_CHOICES
+
+    assert tuple(BLEND_CHOICES) == tuple(BLEND_METHODS)
+    assert BlendConfig().method == BLEND_CHOICES[0]

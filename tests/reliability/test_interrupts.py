@@ -1,7 +1,7 @@
 """Renders interrupted half-way: Ctrl-C (SIGINT) and SIGKILL, on the real command line.
 
 What must hold:
-    * SIGINT: exit 130, one line on stderr, the input untouched, nothing under the output name
+    * SIGINT and SIGTERM: exit 130, one line on stderr, the input untouched, nothing under the output name
       and no temporary file left (the writer removes it on the way out).
     * SIGKILL: nothing can run on the way out, so the hidden temporary file
       (``.NAME.deltaface-tmp-XXXXXXXX.EXT``) stays beside the output; the final name never
@@ -70,11 +70,12 @@ def _signal_mid_render(proc: subprocess.Popen[str], folder: Path, sig: int) -> t
     return proc.returncode, err
 
 
-def test_ctrl_c_mid_render_leaves_nothing(long_clip: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_mid_render_leaves_nothing(long_clip: Path, tmp_path: Path, sig: signal.Signals) -> None:
     out = tmp_path / "out.mkv"
     before = tree_digest(long_clip)
     proc = _start("render", long_clip, "-o", out, "--codec", "ffv1", "--quiet")
-    rc, err = _signal_mid_render(proc, tmp_path, signal.SIGINT)
+    rc, err = _signal_mid_render(proc, tmp_path, sig)
     assert rc == 130, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "interrupted" in lines[0] and "Traceback" not in err, err
