@@ -107,7 +107,8 @@ def vectors_to_transforms(vectors: NDArray[np.floating]) -> NDArray[np.float32]:
 
 
 def angles_from_transforms(transforms: NDArray[np.floating]) -> NDArray[np.float64]:
-    """Yaw, pitch, roll in degrees, R = Ry(yaw)·Rx(-pitch)·Rz(roll) (see FaceObservation).
+    """Yaw, pitch, roll in degrees, R = Ry(yaw)·Rx(-pitch)·Rz(-roll): vectorized
+    ``tracking.pose.euler_from_matrix`` (roll clockwise-positive, see FaceObservation).
 
     Args:
         transforms: ``(N, 4, 4)``; any uniform scale of the rotation block is removed.
@@ -119,7 +120,7 @@ def angles_from_transforms(transforms: NDArray[np.floating]) -> NDArray[np.float
     r = lin / np.cbrt(np.abs(np.linalg.det(lin)))[:, None, None]
     yaw = np.arctan2(r[:, 0, 2], r[:, 2, 2])
     pitch = np.arcsin(np.clip(r[:, 1, 2], -1.0, 1.0))
-    roll = np.arctan2(r[:, 1, 0], r[:, 1, 1])
+    roll = np.arctan2(-r[:, 1, 0], r[:, 1, 1])
     return np.degrees(np.stack([yaw, pitch, roll], axis=1))
 
 

@@ -2,7 +2,8 @@
 
 A "person" is a fixed 3-D point set of 478 landmarks (eye corners where MediaPipe puts them, so the
 inter-ocular distance is defined); a frame of that person is the set rotated by yaw/pitch/roll
-(R = Ry(yaw)·Rx(-pitch)·Rz(roll), the FaceObservation convention), scaled, translated, with optional
+(in image axes, y down: R = Ry(yaw)·Rx(-pitch)·Rz(roll), clockwise roll; the transform is the camera-space
+matrix of tracking.pose), scaled, translated, with optional
 blink (upper lids moved onto the lower ones) and Gaussian landmark noise.
 """
 
@@ -12,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tracking.observation import NUM_BLENDSHAPES, NUM_LANDMARKS, FaceObservation, Source
+from tracking.pose import matrix_from_euler
 
 #: Upper and lower lid landmarks of the right and left eyes (MediaPipe indices).
 UPPER_LIDS = (246, 161, 160, 159, 158, 157, 173, 466, 388, 387, 386, 385, 384, 398)
@@ -75,7 +77,7 @@ def observation(
     """A FaceObservation with a transform built from the angles and the landmarks' box."""
     lm = np.asarray(landmarks, dtype=np.float32)
     transform = np.eye(4, dtype=np.float32)
-    transform[:3, :3] = rotation(yaw, pitch, roll)
+    transform[:3, :3] = matrix_from_euler(yaw, pitch, roll)  # camera space (y up): clockwise roll is Rz(-roll)
     transform[:3, 3] = translation
     bs = np.zeros(NUM_BLENDSHAPES, np.float32) if blendshapes is None else np.asarray(blendshapes, np.float32)
     return FaceObservation(

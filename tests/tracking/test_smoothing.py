@@ -280,3 +280,16 @@ def test_real_clip_blink_survives_and_jitter_does_not_grow() -> None:
         params, residual, _ = rigid_split(x)
         return float(np.mean(np.linalg.norm(np.diff(residual[..., :2], 2, axis=0), axis=-1)))
     assert residual_jitter(seg.landmarks.astype(np.float64)) < residual_jitter(raw)
+
+
+def test_track_angles_use_the_same_convention_as_observations() -> None:
+    from tracking.pose import euler_from_matrix, matrix_from_euler
+    from tracking.smoothing import angles_from_transforms
+
+    rng = np.random.default_rng(3)
+    for yaw, pitch, roll in rng.uniform(-40, 40, (20, 3)):
+        m = np.eye(4)
+        m[:3, :3] = 1.7 * matrix_from_euler(yaw, pitch, roll)  # any uniform scale
+        got = angles_from_transforms(m[None])[0]
+        assert np.allclose(got, euler_from_matrix(m), atol=1e-6)
+        assert np.allclose(got, (yaw, pitch, roll), atol=1e-6)
