@@ -31,8 +31,13 @@ from plugin.video import VideoReader  # noqa: E402
 from plugin.writer import OutputConfig, VideoWriter  # noqa: E402
 
 
-def make_clip(path: Path, height: int, num_frames: int, fps: int = 25) -> None:
-    """Write an H.264 clip of the moving astronaut on a textured 16:9 background."""
+def make_clip(path: Path, height: int, num_frames: int, fps: int = 25,
+              region: tuple[slice, slice] | None = None) -> None:
+    """Write an H.264 clip of the moving astronaut on a textured 16:9 background.
+
+    ``region`` (rows, columns of the 512x512 still) is what fills the square placed in the frame:
+    the whole portrait by default (a small face), or e.g. just the head.
+    """
     width = (height * 16 // 9) // 2 * 2
     still = astronaut_image()
     homs = motion_homographies((512, 512), ASTRONAUT_FACE_CENTRE, MotionSettings(num_frames=num_frames))
@@ -48,7 +53,8 @@ def make_clip(path: Path, height: int, num_frames: int, fps: int = 25) -> None:
         for i, face in enumerate(faces):
             img = np.roll(texture, 4 * i, axis=1).copy()
             x0, y0 = width // 3, (height - side) // 2
-            img[y0:y0 + side, x0:x0 + side] = cv2.resize(face, (side, side), interpolation=cv2.INTER_LINEAR)
+            part = face if region is None else face[region]
+            img[y0:y0 + side, x0:x0 + side] = cv2.resize(part, (side, side), interpolation=cv2.INTER_LINEAR)
             vf = av.VideoFrame.from_ndarray(img, format="rgb24")
             vf.pts, vf.time_base = i, Fraction(1, fps)
             out.mux(s.encode(vf))

@@ -1,0 +1,371 @@
+"""Edit quality: what the edit engine achieves, re-read by the real landmarker (prints one JSON).
+
+Every edit is rendered with ``run_edit`` to ffv1 (lossless; ``.mp4`` keeps pts exact) and the
+output is re-tracked with ``run_analysis(use_cache=False)``. Figures compare the output's RAW
+(unsmoothed) track with the input's raw track on the same frames:
+
+- pose: achieved minus requested yaw/pitch/roll, read two ways: ``matrix`` (MediaPipe's facial
+  transformation matrix, ``raw_transforms`` through ``euler_from_matrix``) and ``procrustes`` (``invert_track`` on the raw 3-D
+  landmarks of input and output; the relative rotation ``R_out R_in^T`` decomposed with
+  ``euler_from_matrix``);
+- blendshapes: achieved change of each control's intended score vs ``Delta.blendshapes x strength``;
+- identity: ``identity_change`` outside the delta's region (fraction of inter-ocular distance),
+  with the same figure between neighbouring unedited input frames as the noise floor;
+- pixels: differing pixels in frames outside the plan (must be 0) and, in edited frames, outside
+  the face box grown by half the face size;
+- temporal: landmark jitter (second difference after a 2-D similarity to the first frame, / IOD);
+- speed: render-pass fps with one face smiling on every frame vs pass-through (x264 veryfast).
+
+Stills (before | after at a full-strength frame) of every control go to bench/results/.
+
+    python bench/quality.py [--quick] [--skip-speed]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(1, str(Path(__file__).resolve().parent))
+
+from passthrough import make_clip  # noqa: E402  (bench/passthrough.py)
+
+from plugin.analyze import run_analysis  # noqa: E402
+from plugin.demo import MotionSettings, write_demo_clip  # noqa: E402
+from plugin.edit_job import EditJob, run_edit  # noqa: E402
+from plugin.editing import RenderConfig  # noqa: E402
+from plugin.learn_job import learn_from_images  # noqa: E402
+from plugin.pipeline import RenderJob, run_render  # noqa: E402
+from plugin.video import VideoReader  # noqa: E402
+from plugin.writer import OutputConfig, VideoWriter  # noqa: E402
+from synthesis.codespace import invert_track  # noqa: E402
+from synthesis.controls import named_controls  # noqa: E402
+from synthesis.deltas import identity_change  # noqa: E402
+from synthesis.plan import PlanConfig  # noqa: E402
+from synthesis.schedule import EditEntry, EditSchedule, StrengthCurve  # noqa: E402
+from tracking.landmarker import BLENDSHAPE_NAMES  # noqa: E402
+from tracking.pose import euler_from_matrix, similarity_fit  # noqa: E402
+
+FIXTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures"
+RESULTS = Path(__file__).resolve().parent / "results"
+FULL = (10, 29)  # frames at full strength
+RAMP = 4
+STILL_FRAME = 20
+INTENDED = {
+    "blink_left": ["eyeBlinkLeft"], "blink_right": ["eyeBlinkRight"], "squint": ["eyeSquintLeft", "eyeSquintRight"],
+    "smile": ["mouthSmileLeft", "mouthSmileRight"], "mouth_stretch": ["mouthStretchLeft", "mouthStretchRight"],
+    "jaw_open": ["jawOpen"], "brow_raise": ["browInnerUp"], "gaze_x": ["eyeLookOutLeft", "eyeLookInRight"],
+    "gaze_y": ["eyeLookUpLeft", "eyeLookUpRight"],
+}
+POSE_AXES = {"head_yaw": 0, "head_pitch": 1, "head_roll": 2}
+BS = {n: i for i, n in enumerate(BLENDSHAPE_NAMES)}
+
+
+def log(*a: Any) -> None:
+    print(*a, file=sys.stderr, flush=True)
+
+
+class Bench:
+    """One clip: its input analysis, and edits rendered and re-tracked."""
+
+    def __init__(self, name: str, clip: Path, work: Path, render: RenderConfig) -> None:
+        self.name, self.clip, self.work, self.render = name, clip, work, render
+        self.cache = work / "cache"
+        self.analysis = run_analysis(clip, cache_dir=self.cache).analysis
+        self.track = max(self.analysis.tracks, key=lambda t: len(t.frame_indices))
+        with VideoReader(clip) as reader:
+            self.frames = [f.image for f in reader]
+        self.count = 0
+
+    def edit(self, entries: list[tuple[str, float]], plan: PlanConfig | None = None, frames: tuple[int, int] = FULL,
+             ramp: int = RAMP) -> dict[str, Any]:
+        self.count += 1
+        out = self.work / f"{self.name}_{self.count}.mp4"
+        schedule = EditSchedule(tuple(EditEntry(self.track.track_id, n, StrengthCurve.over_range(s, frames[0], frames[1], ramp))
+                                      for n, s in entries))
+        job = EditJob(RenderJob(self.clip, out, OutputConfig(codec="ffv1", overwrite=True)), schedule,
+                      plan=plan or PlanConfig(), render_config=self.render, cache_dir=self.cache)
+        summary = run_edit(job)
+        retrack = run_analysis(out, cache_dir=self.work / "cache_out", use_cache=False).analysis
+        tracks = [t for t in retrack.tracks if len(t.frame_indices)]
+        out_track = max(tracks, key=lambda t: len(t.frame_indices))
+        with VideoReader(out) as reader:
+            images = [f.image for f in reader]
+        out.unlink()
+        return {"summary": summary, "track": out_track, "images": images}
+
+    def rows(self, track: Any, frames: range) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of the input track and of ``track`` for ``frames`` present in both."""
+        fi = [f for f in frames if f in set(track.frame_indices.tolist()) and f in set(self.track.frame_indices.tolist())]
+        a = np.searchsorted(self.track.frame_indices, fi)
+        b = np.searchsorted(track.frame_indices, fi)
+        return a, b
+
+
+def iod(lm: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(lm[..., 33, :2] - lm[..., 263, :2], axis=-1)
+
+
+def pose_achieved(bench: Bench, result: dict[str, Any]) -> dict[str, list[float]]:
+    t = result["track"]
+    a, b = bench.rows(t, range(FULL[0], FULL[1] + 1))
+    # euler_from_matrix of the raw transforms, not Track.raw_angles: tracking/smoothing.py's
+    # angles_from_transforms reads roll with the opposite sign (counter-clockwise positive).
+    ang_in = np.array([euler_from_matrix(m) for m in bench.track.raw_transforms[a]])
+    ang_out = np.array([euler_from_matrix(m) for m in t.raw_transforms[b]])
+    matrix = (ang_out - ang_in).mean(axis=0)
+    code_in = invert_track(bench.track.raw_landmarks, bench.track.raw_blendshapes)
+    code_out = invert_track(t.raw_landmarks, t.raw_blendshapes)
+    rel = np.array([euler_from_matrix(code_out.rotations[j] @ code_in.rotations[i].T) for i, j in zip(a, b)])
+    return {"matrix": [round(float(v), 2) for v in matrix], "procrustes": [round(float(v), 2) for v in rel.mean(0)]}
+
+
+def blendshape_change(bench: Bench, result: dict[str, Any]) -> np.ndarray:
+    t = result["track"]
+    a, b = bench.rows(t, range(FULL[0], FULL[1] + 1))
+    return (t.raw_blendshapes[b] - bench.track.raw_blendshapes[a]).mean(axis=0)
+
+
+def identity_outside(bench: Bench, result: dict[str, Any], region: np.ndarray | None) -> float:
+    t = result["track"]
+    a, b = bench.rows(t, range(FULL[0], FULL[1] + 1))
+    reg = None if region is None or not np.any(region) else region
+    return float(np.mean([identity_change(bench.track.raw_landmarks[i], t.raw_landmarks[j], reg).rms for i, j in zip(a, b)]))
+
+
+def identity_floor(bench: Bench, region: np.ndarray | None = None) -> float:
+    lm = bench.track.raw_landmarks
+    reg = None if region is None or not np.any(region) else region
+    return float(np.mean([identity_change(lm[i], lm[i + 1], reg).rms for i in range(FULL[0], FULL[1])]))
+
+
+def pixels_outside(bench: Bench, result: dict[str, Any]) -> dict[str, int]:
+    plan = result["summary"].plans[0]
+    edited = set(plan.frame_indices.tolist())
+    outside_frames = sum(int(np.any(o != i, axis=2).sum()) for k, (i, o) in enumerate(zip(bench.frames, result["images"]))
+                         if k not in edited)
+    outside_box = 0
+    for row, k in enumerate(plan.frame_indices):
+        pts = np.concatenate([plan.before[row, :, :2], plan.after[row, :, :2]])
+        (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
+        pad = 0.5 * max(x1 - x0, y1 - y0)
+        diff = np.any(bench.frames[k] != result["images"][k], axis=2)
+        ys, xs = np.nonzero(diff)
+        outside_box += int(np.sum((xs < x0 - pad) | (xs > x1 + pad) | (ys < y0 - pad) | (ys > y1 + pad)))
+    return {"frames_outside_plan_differing_px": outside_frames, "edited_frames_outside_face_box_px": outside_box}
+
+
+def jitter(lm: np.ndarray) -> float:
+    """Mean |second difference| of landmarks over IOD after a 2-D similarity to the first frame."""
+    ref = lm[0, :468, :2].astype(np.float64)
+    aligned = []
+    for x in lm[:, :468, :2].astype(np.float64):
+        s, r, t = similarity_fit(x, ref)
+        aligned.append(s * x @ r.T + t)
+    al = np.stack(aligned)
+    d2 = al[2:] - 2 * al[1:-1] + al[:-2]
+    return float(np.linalg.norm(d2, axis=2).mean() / iod(ref))
+
+
+def temporal(bench: Bench, result: dict[str, Any]) -> dict[str, float]:
+    t = result["track"]
+    a, b = bench.rows(t, range(FULL[0], FULL[1] + 1))
+    return {"input": round(jitter(bench.track.raw_landmarks[a]), 5), "output": round(jitter(t.raw_landmarks[b]), 5)}
+
+
+def face_crop(image: np.ndarray, lm: np.ndarray, size: int = 256) -> np.ndarray:
+    (x0, y0), (x1, y1) = lm[:, :2].min(0), lm[:, :2].max(0)
+    c, half = ((x0 + x1) / 2, (y0 + y1) / 2), 0.75 * max(x1 - x0, y1 - y0)
+    m = np.array([[size / (2 * half), 0, size / 2 - c[0] * size / (2 * half)],
+                  [0, size / (2 * half), size / 2 - c[1] * size / (2 * half)]])
+    return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_AREA)
+
+
+def montage(tiles: list[tuple[str, np.ndarray, np.ndarray]], path: Path) -> None:
+    """Rows of (label, before, after) face crops, 3 pairs per row; saved as PNG (RGB in)."""
+    cells = []
+    for label, before, after in tiles:
+        pair = np.concatenate([before, after], axis=1).copy()
+        cv2.putText(pair, label, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 0), 1, cv2.LINE_AA)
+        cells.append(pair)
+    per_row = 3
+    while len(cells) % per_row:
+        cells.append(np.zeros_like(cells[0]))
+    rows = [np.concatenate(cells[i:i + per_row], axis=1) for i in range(0, len(cells), per_row)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.concatenate(rows, axis=0)[:, :, ::-1])
+
+
+def still(bench: Bench, result: dict[str, Any], label: str) -> tuple[str, np.ndarray, np.ndarray]:
+    k = int(np.searchsorted(bench.track.frame_indices, STILL_FRAME))
+    lm = bench.track.landmarks[k]
+    return label, face_crop(bench.frames[STILL_FRAME], lm), face_crop(result["images"][STILL_FRAME], lm)
+
+
+def fold_repairs(result: dict[str, Any]) -> int:
+    return int(result["summary"].fold_repairs)
+
+
+def run_clip(bench: Bench, quick: bool) -> dict[str, Any]:
+    controls = named_controls()
+    report: dict[str, Any] = {"frames": len(bench.frames), "full_strength_frames": list(FULL), "pose": {},
+                              "blendshapes": {}, "identity": {}, "pixels": {}, "temporal": {}}
+    tiles = []
+    floor_all = identity_floor(bench)
+    report["identity"]["noise_floor_neighbour_frames_all_points"] = round(floor_all, 5)
+    angles = (5, 10) if quick else (5, 10, 15)
+    for name, axis in POSE_AXES.items():
+        rows = []
+        for mag in angles:
+            for sign in (1, -1):
+                req = sign * mag
+                log(f"[{bench.name}] {name} {req}")
+                res = bench.edit([(name, float(req))], PlanConfig(clamp_to_range=False))
+                plan = res["summary"].plans[0]
+                full = (plan.frame_indices >= FULL[0]) & (plan.frame_indices <= FULL[1])
+                applied = float(np.mean(plan.strengths[name][full]))
+                ach = pose_achieved(bench, res)
+                rows.append({"requested": req, "applied": round(applied, 3),
+                             "achieved_matrix": ach["matrix"][axis], "achieved_procrustes": ach["procrustes"][axis],
+                             "other_axes_matrix": [v for i, v in enumerate(ach["matrix"]) if i != axis],
+                             "fold_repairs": fold_repairs(res),
+                             "identity_rms_iod": round(identity_outside(bench, res, None), 5)})
+                if req == 10:
+                    tiles.append(still(bench, res, f"{name} {req}"))
+                    report["pixels"][name] = pixels_outside(bench, res)
+                    report["temporal"][name] = temporal(bench, res)
+        report["pose"][name] = rows
+    for name, intended in INTENDED.items():
+        d = controls[name]
+        s = d.max_strength
+        log(f"[{bench.name}] {name} {s}")
+        res = bench.edit([(name, s)])
+        change = blendshape_change(bench, res)
+        expected = d.blendshapes * s
+        idx = [BS[n] for n in intended]
+        top = int(np.argmax(np.abs(change)))
+        ach, exp = float(change[idx].mean()), float(expected[idx].mean())
+        report["blendshapes"][name] = {
+            "strength": s, "intended": intended, "expected": round(exp, 3), "achieved": round(ach, 3),
+            "fraction": round(ach / exp, 2) if abs(exp) > 1e-6 else None,
+            "largest_change": [BLENDSHAPE_NAMES[top], round(float(change[top]), 3)],
+            "intended_moves_most": top in idx, "fold_repairs": fold_repairs(res),
+            "readout": {BLENDSHAPE_NAMES[i]: [round(float(expected[i]), 3), round(float(change[i]), 3)]
+                        for i in np.flatnonzero(expected)},
+        }
+        report["identity"][name] = {"rms_iod": round(identity_outside(bench, res, d.region), 5),
+                                    "floor_rms_iod": round(identity_floor(bench, d.region), 5)}
+        report["pixels"][name] = pixels_outside(bench, res)
+        report["temporal"][name] = temporal(bench, res)
+        tiles.append(still(bench, res, f"{name} {s}"))
+    montage(tiles, RESULTS / f"quality_{bench.name}.png")
+    return report
+
+
+def cut_clip(src: Path, dst: Path, frames: int) -> Path:
+    with VideoReader(src) as reader:
+        with VideoWriter(dst, reader, OutputConfig(codec="ffv1", overwrite=True), {}) as writer:
+            for f in reader:
+                if f.index >= frames:
+                    break
+                writer.write(f)
+    return dst
+
+
+def learned_blink(bench: Bench, work: Path) -> dict[str, Any]:
+    """A blink learned from LivePortrait (frames 5 -> 67) applied to the astronaut."""
+    src = FIXTURES / "liveportrait_d0.mp4"
+    paths = []
+    with VideoReader(src) as reader:
+        for f in reader:
+            if f.index in (5, 67):
+                p = work / f"lp_{f.index}.png"
+                cv2.imwrite(str(p), f.image[:, :, ::-1])
+                paths.append(p)
+    delta_path = work / "lp_blink.delta"
+    delta, _ = learn_from_images([(paths[0], paths[1])], "lp_blink", delta_path, overwrite=True)
+    res = bench.edit([(str(delta_path), 1.0)])
+    change = blendshape_change(bench, res)
+    top = int(np.argmax(np.abs(change)))
+    montage([still(bench, res, "learned blink 1.0")], RESULTS / "quality_learned_blink.png")
+    return {"identity_rms_iod": round(identity_outside(bench, res, delta.region), 5),
+            "floor_rms_iod": round(identity_floor(bench, delta.region), 5),
+            "eyeBlinkLeft": round(float(change[BS["eyeBlinkLeft"]]), 3),
+            "eyeBlinkRight": round(float(change[BS["eyeBlinkRight"]]), 3),
+            "expected_eyeBlink": [round(float(delta.blendshapes[BS["eyeBlinkLeft"]]), 3),
+                                  round(float(delta.blendshapes[BS["eyeBlinkRight"]]), 3)],
+            "largest_change": [BLENDSHAPE_NAMES[top], round(float(change[top]), 3)],
+            "fold_repairs": fold_repairs(res)}
+
+
+def make_speed_clip(path: Path, height: int, num_frames: int, fps: int = 25) -> None:
+    """16:9 H.264 clip with the moving astronaut's head filling about 80% of the frame height."""
+    make_clip(path, height, num_frames, fps, region=(slice(0, 300), slice(78, 378)))  # the head
+
+
+def speed(work: Path, sizes: list[int], frames: int, render: RenderConfig) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    cfg = OutputConfig(codec="h264", preset="veryfast", overwrite=True)
+    for size in sizes:
+        clip = work / f"speed_{size}.mp4"
+        make_speed_clip(clip, size, frames)
+        log(f"[speed] {size}p")
+        pt = run_render(RenderJob(clip, work / "pt.mp4", cfg))
+        analysis = run_analysis(clip, cache_dir=work / "cache_speed").analysis
+        face = max(analysis.tracks, key=lambda t: len(t.frame_indices)).track_id
+        schedule = EditSchedule((EditEntry(face, "smile", StrengthCurve.constant(0.7)),))
+        t0 = time.perf_counter()
+        summary = run_edit(EditJob(RenderJob(clip, work / "ed.mp4", cfg), schedule, render_config=render,
+                                   cache_dir=work / "cache_speed"))
+        out[f"{size}p"] = {"frames": frames, "passthrough_fps": round(pt.fps, 2),
+                           "edit_render_fps": round(summary.render.fps, 2),
+                           "ratio": round(summary.render.fps / pt.fps, 3),
+                           "edit_job_seconds_incl_plan": round(time.perf_counter() - t0, 2),
+                           "fold_repairs": summary.fold_repairs}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer pose magnitudes, one clip size, fewer frames")
+    ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--clips", default="astronaut,liveportrait")
+    args = ap.parse_args()
+    render = RenderConfig()
+    report: dict[str, Any] = {"bench": "quality", "quick": args.quick, "cpus": os.cpu_count(),
+                              "torch_threads": __import__("torch").get_num_threads(),
+                              "readers": "pose: matrix = MediaPipe transformation matrix (euler_from_matrix of raw_transforms); procrustes = "
+                                         "invert_track on raw 3-D landmarks, R_out R_in^T decomposed", "clips": {}}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="deltaface-quality-") as tmp:
+        work = Path(tmp)
+        benches = {}
+        if "astronaut" in args.clips:
+            clip = write_demo_clip(work / "astronaut.mp4", MotionSettings(num_frames=40))
+            benches["astronaut"] = Bench("astronaut", clip, work, render)
+        if "liveportrait" in args.clips and (FIXTURES / "liveportrait_d0.mp4").exists():
+            clip = cut_clip(FIXTURES / "liveportrait_d0.mp4", work / "liveportrait40.mp4", 40)
+            benches["liveportrait"] = Bench("liveportrait", clip, work, render)
+        for name, bench in benches.items():
+            report["clips"][name] = run_clip(bench, args.quick)
+        if "astronaut" in benches and (FIXTURES / "liveportrait_d0.mp4").exists():
+            log("[learned blink]")
+            report["learned_blink_on_astronaut"] = learned_blink(benches["astronaut"], work)
+        if not args.skip_speed:
+            report["speed"] = speed(work, [720] if args.quick else [720, 1080], 24 if args.quick else 48, render)
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
