@@ -48,6 +48,14 @@ from tracking.frame import Frame
 
 _log = logging.getLogger(__name__)
 
+
+def _has_alpha(pix_fmt: str | None) -> bool:
+    """Whether frames of this FFmpeg pixel format carry an alpha channel."""
+    try:
+        return pix_fmt is not None and any(c.is_alpha for c in av.video.format.VideoFormat(pix_fmt).components)
+    except (ValueError, TypeError):
+        return False
+
 CODECS = ("h264", "prores", "ffv1", "png")
 #: Container suffixes each codec may be written to (png writes a folder).
 SUFFIXES = {"h264": (".mp4", ".mov", ".mkv"), "prores": (".mov", ".mkv"),
@@ -218,8 +226,11 @@ class VideoWriter:
         pix_fmt = self.config.output_pix_fmt
         odd_w, odd_h = self.info.width % 2, self.info.height % 2
         if (odd_w and any(k in pix_fmt for k in ("420", "422", "411"))) or (odd_h and "420" in pix_fmt):
-            raise ConfigError(f"{final}: {pix_fmt} needs an even frame size, the source is "
+            raise ConfigError(f"{final}: {pix_fmt} needs an even frame size, but {self.info.path} is "
                               f"{self.info.width}x{self.info.height}; choose ffv1 or png")
+        if _has_alpha(self.info.pix_fmt):
+            _log.warning("%s: its alpha channel (%s) is not carried over: deltaface renders RGB, so %s "
+                         "is opaque", self.info.path, self.info.pix_fmt, final)
         self.frames_written = 0
         self.copied_packets = 0
         self.skipped_streams: list[str] = []

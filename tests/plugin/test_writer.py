@@ -337,3 +337,26 @@ def test_real_vfr_clip_with_audio_through_ffv1(tmp_path: Path) -> None:
     assert [f.pts for f in read_all(tmp_path / "o.mp4")] == [f.pts for f in frames]
     assert w2.max_pts_error_s == 0.0
     assert packets(tmp_path / "o.mp4", "audio") == packets(clip, "audio")
+
+
+def test_alpha_source_is_announced_as_dropped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    import cv2
+
+    folder = tmp_path / "rgba"
+    folder.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(folder / f"{i:05d}.png"), np.full((16, 16, 4), 100 + i, np.uint8))
+    info = probe(folder)
+    with caplog.at_level(logging.WARNING, logger="plugin.writer"):
+        with VideoWriter(tmp_path / "out.mp4", info, OutputConfig("ffv1")) as writer:
+            with VideoReader(folder) as reader:
+                for frame in reader:
+                    writer.write(frame)
+    assert any("alpha" in r.getMessage() and "opaque" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    opaque = probe(media.cfr_clip(tmp_path, num_frames=2))
+    with caplog.at_level(logging.WARNING, logger="plugin.writer"):
+        VideoWriter(tmp_path / "o2.mp4", opaque, OutputConfig("ffv1")).abort()
+    assert not any("alpha" in r.getMessage() for r in caplog.records)
