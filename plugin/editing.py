@@ -216,13 +216,7 @@ def render_face(
         The new frame (the same object when nothing moves) and (min Jacobian, fold repairs,
         largest displacement in crop pixels).
     """
-    idx = warp_points(before, after)
-    src = _to_crop(before[idx], crop)
-    dst = _to_crop(after[idx], crop)
-    if config.drop_folding_points and not np.array_equal(src, dst):
-        rows = fold_free_points(src, dst, crop.size, config.warp.anchors_per_side, np.isin(idx, KEEP_EXACT))
-        src, dst = src[rows], dst[rows]
-    fld = _field(src, dst, crop.size, config.warp)
+    fld = face_field(before, after, crop, config)
     stats = (float(fld.min_jacobian), int(fld.repairs), float(fld.max_displacement))
     if fld.is_identity:
         return image, (1.0, 0, 0.0)
@@ -245,6 +239,29 @@ def render_face(
         fg = torch.from_numpy(warped).permute(2, 0, 1)[None].float() / 255.0
         out[y0:y1, x0:x1] = blend(image[y0:y1, x0:x1], fg, alpha, bc)
     return out, stats
+
+
+def face_field(before: NDArray[np.floating], after: NDArray[np.floating], crop: FaceCrop,
+               config: RenderConfig) -> WarpField:
+    """The warp field :func:`render_face` samples one face through: the steering landmarks
+    (:func:`warp_points`, then :func:`fold_free_points` when ``config.drop_folding_points``) in
+    crop pixels, and the field built from them.
+
+    Args:
+        before, after: ``(478, 2|3)`` frame pixels.
+        crop: the face's crop in this frame.
+        config: render settings (``warp`` and ``drop_folding_points`` are used).
+
+    Returns:
+        The backward field on the ``crop.size`` square crop.
+    """
+    idx = warp_points(before, after)
+    src = _to_crop(before[idx], crop)
+    dst = _to_crop(after[idx], crop)
+    if config.drop_folding_points and not np.array_equal(src, dst):
+        rows = fold_free_points(src, dst, crop.size, config.warp.anchors_per_side, np.isin(idx, KEEP_EXACT))
+        src, dst = src[rows], dst[rows]
+    return _field(src, dst, crop.size, config.warp)
 
 
 def _field(src: NDArray[np.float64], dst: NDArray[np.float64], size: int, config: WarpConfig) -> WarpField:
@@ -313,6 +330,13 @@ class EditStage:
                 crops = track_crops(both, plan.times, frame_size, capped, plan.segments)
             for row, (fi, crop) in enumerate(zip(plan.frame_indices, crops, strict=True)):
                 self._by_frame.setdefault(int(fi), []).append((plan, row, crop))
+
+    def face_crop(self, track_id: int, frame_index: int) -> FaceCrop | None:
+        """The crop face ``track_id`` is rendered in at ``frame_index`` (None: not edited there)."""
+        for plan, _, crop in self._by_frame.get(frame_index, []):
+            if plan.track_id == track_id:
+                return crop
+        return None
 
     @property
     def edited_frames(self) -> list[int]:

@@ -154,3 +154,31 @@ def test_points_whose_triangles_turn_over_are_dropped_unless_protected() -> None
     protected = np.zeros(len(src), bool)
     protected[0] = True
     assert 0 in fold_free_points(src, dst, 200, 8, protected)
+
+
+#: The field must carry a steering landmark this close to where it was (crop pixels).
+FIELD_AT_POINT_PX = 0.05
+
+
+def test_face_field_is_the_field_the_frame_is_sampled_through(face) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    from plugin.editing import RenderConfig, face_field
+
+    image, lm = face
+    wide = widen_mouth(lm, WIDEN_PX)
+    stage = EditStage([plan(lm, wide)], image.shape[:2])
+    assert stage.face_crop(0, 1) is None and stage.face_crop(1, 0) is None  # not edited there
+    crop = stage.face_crop(0, 0)
+    assert crop is not None
+    fld = face_field(lm, wide, crop, RenderConfig())
+    assert fld.max_displacement > 1.0
+    m = crop.crop_trans_frame
+    moved = [61, 291]  # the mouth corners the edit moves: the field samples them back where they were
+    p = torch.from_numpy(wide[moved, :2] @ m[:2, :2].T + m[:2, 2]).float()
+    grid = (p * (2.0 / (crop.size - 1)) - 1.0)[None, None]
+    got = F.grid_sample(fld.sample_xy.permute(2, 0, 1)[None], grid, align_corners=True)[0, :, 0].T.double().numpy()
+    want = lm[moved, :2] @ m[:2, :2].T + m[:2, 2]
+    assert np.abs(got - want).max() < FIELD_AT_POINT_PX
+    assert face_field(lm, lm, crop, RenderConfig()).is_identity
