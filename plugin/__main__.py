@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import sys
+import threading
 import traceback
 
 EXIT_OK = 0
@@ -41,6 +43,53 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+#: After Ctrl-C or SIGTERM, how long the normal clean-up may take before the process is ended
+#: (``DELTAFACE_FORCED_EXIT_S`` overrides it).
+FORCED_EXIT_AFTER_S = float(os.environ.get("DELTAFACE_FORCED_EXIT_S", "15"))
+_interrupt_reported = threading.Event()
+
+
+def _start_interrupt_watchdog() -> None:
+    """End the process if an interrupt's clean-up hangs (a native library stuck in a call).
+
+    Python runs signal handlers only when the main thread returns to the interpreter; a thread
+    woken by the signal's wake-up byte does not depend on that. Outputs are only renamed to their
+    final names at the very end of a run, so a forced exit leaves at most a hidden temporary file.
+    """
+    try:
+        reader, writer = socket.socketpair()
+        reader.setblocking(True)
+        writer.setblocking(False)
+        signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    except (OSError, ValueError):
+        return
+
+    def watch() -> None:
+        while True:
+            data = reader.recv(16)
+            if any(b in (signal.SIGINT, signal.SIGTERM) for b in data):
+                break
+        if _interrupt_reported.wait(FORCED_EXIT_AFTER_S):
+            # the message is out; give the normal exit the same time again
+            threading.Event().wait(FORCED_EXIT_AFTER_S)
+        else:
+            _report_interrupt()
+        os._exit(EXIT_INTERRUPTED)
+
+    threading.Thread(target=watch, name="deltaface-interrupt-watchdog", daemon=True).start()
+    _wakeup_sockets.extend((reader, writer))
+
+
+_wakeup_sockets: list[socket.socket] = []  # kept open for the life of the process
+
+
+def _report_interrupt() -> None:
+    if not _interrupt_reported.is_set():
+        _interrupt_reported.set()
+        print("deltaface: interrupted; nothing was written under the output name", file=sys.stderr)
+        sys.stderr.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
     # MediaPipe's C++ side logs through glog to stderr; keep warnings and info off the terminal
     # unless the user asked for them. Must be set before mediapipe is imported.
@@ -52,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     # names are removed and the final names are never written.
     try:
         signal.signal(signal.SIGTERM, _terminate)
+        _start_interrupt_watchdog()
     except (ValueError, OSError):  # not the main thread, or no such signal here
         pass
     # Library code only logs; warnings reach the user as one "deltaface:" line each.
@@ -69,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deltaface: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("deltaface: interrupted; nothing was written under the output name", file=sys.stderr)
+        _report_interrupt()
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback on request
         if os.environ.get("DELTAFACE_DEBUG") == "1":

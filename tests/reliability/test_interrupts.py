@@ -123,3 +123,30 @@ def test_ctrl_c_while_tracking_writes_no_cache(long_clip: Path, tmp_path: Path) 
     lines = [line for line in rest.strip().splitlines() if not line.startswith("track:")]
     assert len(lines) == 1 and "interrupted" in lines[0] and "Traceback" not in rest, rest
     assert not cache.exists() or [p for p in cache.rglob("*") if p.is_file()] == []
+
+
+STUCK_SCRIPT = """
+import ctypes, signal, sys
+import plugin.__main__ as entry
+signal.signal(signal.SIGTERM, entry._terminate)
+entry._start_interrupt_watchdog()
+print("ready", flush=True)
+libc = ctypes.CDLL(None)
+mutex = ctypes.create_string_buffer(64)
+libc.pthread_mutex_init(mutex, None)
+libc.pthread_mutex_lock(mutex)
+libc.pthread_mutex_lock(mutex)  # a native call that never returns (a deadlocked library)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_ends_the_process_even_when_a_native_call_hangs(sig: signal.Signals) -> None:
+    env = dict(os.environ, PYTHONPATH=str(REPO), DELTAFACE_FORCED_EXIT_S="1")
+    proc = subprocess.Popen([sys.executable, "-c", STUCK_SCRIPT], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=WAIT_S)
+    assert proc.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "interrupted" in lines[0], err
