@@ -130,11 +130,11 @@ import ctypes, signal, sys
 import plugin.__main__ as entry
 signal.signal(signal.SIGTERM, entry._terminate)
 entry._start_interrupt_watchdog()
-print("ready", flush=True)
 libc = ctypes.CDLL(None)
 mutex = ctypes.create_string_buffer(64)
 libc.pthread_mutex_init(mutex, None)
 libc.pthread_mutex_lock(mutex)
+print("ready", flush=True)
 libc.pthread_mutex_lock(mutex)  # a native call that never returns (a deadlocked library)
 """
 
@@ -145,6 +145,7 @@ def test_interrupt_ends_the_process_even_when_a_native_call_hangs(sig: signal.Si
     proc = subprocess.Popen([sys.executable, "-c", STUCK_SCRIPT], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    time.sleep(0.5)  # let the script enter the hanging call
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=WAIT_S)
     assert proc.returncode == 130, err
