@@ -68,7 +68,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,7 +87,8 @@ from synthesis.regions import (
     lid_gaps,
     lid_offsets,
 )
-from tracking.errors import InputError, OutputError
+from tracking.atomicfile import write_atomically
+from tracking.errors import InputError
 from tracking.landmarker import BLENDSHAPE_NAMES
 from tracking.observation import NUM_BLENDSHAPES, NUM_LANDMARKS
 from tracking.pose import euler_from_matrix, matrix_from_euler, similarity_fit
@@ -422,25 +422,7 @@ def save_delta(path: str | os.PathLike[str], delta: Delta) -> None:
     """
     target = Path(path)
     text = json.dumps(delta_to_document(delta), indent=1, allow_nan=False) + "\n"
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    except OSError as exc:
-        raise OutputError(f"{target}: cannot write the delta file ({exc.strerror})") from exc
-    try:
-        _default_permissions(tmp)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"{target}: cannot write the delta file ({exc.strerror})") from exc
-
-
-def _default_permissions(path: str) -> None:
-    """Give a mkstemp file (created 0600) the permissions a plain ``open`` would (0666 - umask)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
+    write_atomically(target, lambda fh: fh.write(text.encode("utf-8")), "the delta file")
 
 
 def load_delta(path: str | os.PathLike[str]) -> Delta:

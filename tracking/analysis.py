@@ -20,7 +20,6 @@ import hashlib
 import importlib.metadata
 import json
 import os
-import tempfile
 import tokenize
 import zipfile
 import zlib
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from tracking.atomicfile import write_atomically
 from tracking.errors import ConfigError, InputError, OutputError
 from tracking.gaps import GapConfig, split_and_bridge
 from tracking.observation import NUM_BLENDSHAPES, NUM_LANDMARKS, FaceObservation, Source
@@ -300,20 +300,11 @@ def save_analysis(analysis: ClipAnalysis, path: str | os.PathLike[str]) -> None:
         for name in TRACK_ARRAYS:
             arrays[_track_name(i, name)] = getattr(tr, name)
     target = Path(path)
-    tmp = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".npz")
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # as a plain open() would, not mkstemp's 0600
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        os.replace(tmp, target)
     except OSError as exc:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
         raise OutputError(f"{target}: cannot write the analysis ({exc.strerror or exc})") from exc
+    write_atomically(target, lambda fh: np.savez_compressed(fh, **arrays), "the analysis")
 
 
 def _read_member(zf: zipfile.ZipFile, name: str, shape: tuple[int, ...], dtype: str, where: str) -> NDArray[Any]:
