@@ -245,8 +245,9 @@ def _folder_hash(reader: VideoReader) -> str:
     h = hashlib.sha256()
     for stem in reader.stems:
         h.update(stem.encode() + b"\0")
+    stems = set(reader.stems)
     for path in sorted(Path(reader.path).iterdir()):
-        if path.is_file() and path.stem in set(reader.stems):
+        if path.is_file() and path.stem in stems:
             h.update(content_hash(path).encode())
     return h.hexdigest()
 

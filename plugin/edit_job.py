@@ -16,6 +16,8 @@ from plugin.analyze import AnalysisConfig, AnalysisResult, ProgressCallback, run
 from plugin.editing import EditStage, RenderConfig
 from plugin.output import check_output_path
 from plugin.pipeline import RenderJob, RenderSummary, run_render
+from plugin.provenance import merge_ranges
+from plugin.video import probe
 from synthesis.controls import named_controls
 from synthesis.deltas import Delta, load_delta
 from synthesis.plan import FacePlan, PlanConfig, plan_track
@@ -75,16 +77,6 @@ def resolve_deltas(names: list[str]) -> dict[str, Delta]:
     return out
 
 
-def _runs(frames: list[int]) -> list[list[int]]:
-    runs: list[list[int]] = []
-    for f in frames:
-        if runs and f == runs[-1][1] + 1:
-            runs[-1][1] = f
-        else:
-            runs.append([f, f])
-    return runs
-
-
 def run_edit(job: EditJob, progress: ProgressCallback | None = None,
              render_progress: ProgressCallback | None = None) -> EditSummary:
     """Analyse, plan and render one edit job.
@@ -116,10 +108,10 @@ def run_edit(job: EditJob, progress: ProgressCallback | None = None,
         t = tracks[face_id]
         plans.append(plan_track(face_id, t.frame_indices, t.times, t.segment_ids, t.landmarks, t.blendshapes,
                                 t.confidence, job.schedule, deltas, job.plan))
-    frame_size = _frame_size(plans, analysis, rj.input)
-    stage = EditStage(plans, frame_size, job.render_config)
-    by_face = {p.track_id: _runs([int(f) for f in p.frame_indices]) for p in plans if p.frame_indices.size}
-    ranges = sorted(r for rs in by_face.values() for r in rs)
+    info = probe(rj.input)
+    stage = EditStage(plans, (info.height, info.width), job.render_config)
+    by_face = {p.track_id: merge_ranges((f, f) for f in p.frame_indices) for p in plans if p.frame_indices.size}
+    ranges = merge_ranges(r for rs in by_face.values() for r in rs)
     summary = run_render(rj, [stage], edited_ranges=[tuple(r) for r in ranges], edited_by_face=by_face,
                          progress=render_progress)
     clamps = [
@@ -130,9 +122,3 @@ def run_edit(job: EditJob, progress: ProgressCallback | None = None,
     repairs = sum(i.repairs for i in stage.info)
     return EditSummary(result, tuple(plans), summary, by_face, clamps, repairs)
 
-
-def _frame_size(plans: list[FacePlan], analysis: Any, path: Path) -> tuple[int, int]:
-    from plugin.video import probe
-
-    info = probe(path)
-    return info.height, info.width
