@@ -84,11 +84,21 @@ def euler_from_matrix(matrix: ArrayLike) -> tuple[float, float, float]:
     Returns:
         ``(yaw, pitch, roll)`` in degrees; yaw and roll in (-180, 180], pitch in [-90, 90].
     """
-    r = nearest_rotation(matrix)
-    yaw = math.atan2(r[0, 2], r[2, 2])
-    pitch = math.asin(max(-1.0, min(1.0, r[1, 2])))
-    roll = math.atan2(-r[1, 0], r[1, 1])
-    return math.degrees(yaw), math.degrees(pitch), math.degrees(roll)
+    yaw, pitch, roll = euler_from_rotations(nearest_rotation(matrix)[None])[0]
+    return float(yaw), float(pitch), float(roll)
+
+
+def euler_from_rotations(rotations: ArrayLike) -> NDArray[np.float64]:
+    """``(N, 3)`` degrees ``(yaw, pitch, roll)`` of ``(N, 3, 3)`` rotations (conventions: module doc).
+
+    The one place the decomposition ``R = Ry(yaw) · Rx(-pitch) · Rz(-roll)`` is inverted:
+    yaw = atan2(R02, R22), pitch = asin(R12), roll = atan2(-R10, R11).
+    """
+    r = np.asarray(rotations, dtype=np.float64)
+    yaw = np.arctan2(r[:, 0, 2], r[:, 2, 2])
+    pitch = np.arcsin(np.clip(r[:, 1, 2], -1.0, 1.0))
+    roll = np.arctan2(-r[:, 1, 0], r[:, 1, 1])
+    return np.degrees(np.stack([yaw, pitch, roll], axis=1))
 
 
 def matrix_from_euler(yaw: float, pitch: float, roll: float) -> NDArray[np.float64]:

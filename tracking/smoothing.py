@@ -28,6 +28,7 @@ from scipy.spatial.transform import Rotation
 from tracking.errors import ConfigError, InputError
 from tracking.filters import ChannelSmoothing, Method, noise_sigma, smooth_series
 from tracking.observation import NUM_MESH_LANDMARKS, FaceObservation
+from tracking.pose import euler_from_rotations
 from tracking.tracks import TrackedFace
 
 
@@ -107,8 +108,8 @@ def vectors_to_transforms(vectors: NDArray[np.floating]) -> NDArray[np.float32]:
 
 
 def angles_from_transforms(transforms: NDArray[np.floating]) -> NDArray[np.float64]:
-    """Yaw, pitch, roll in degrees, R = Ry(yaw)·Rx(-pitch)·Rz(-roll): vectorized
-    ``tracking.pose.euler_from_matrix`` (roll clockwise-positive, see FaceObservation).
+    """Yaw, pitch, roll in degrees of whole tracks (``tracking.pose.euler_from_rotations`` after
+    removing each matrix's uniform scale; roll clockwise-positive, see FaceObservation).
 
     Args:
         transforms: ``(N, 4, 4)``; any uniform scale of the rotation block is removed.
@@ -117,11 +118,7 @@ def angles_from_transforms(transforms: NDArray[np.floating]) -> NDArray[np.float
         ``(N, 3)`` float64 degrees (yaw, pitch, roll).
     """
     lin = np.asarray(transforms, dtype=np.float64)[:, :3, :3]
-    r = lin / np.cbrt(np.abs(np.linalg.det(lin)))[:, None, None]
-    yaw = np.arctan2(r[:, 0, 2], r[:, 2, 2])
-    pitch = np.arcsin(np.clip(r[:, 1, 2], -1.0, 1.0))
-    roll = np.arctan2(-r[:, 1, 0], r[:, 1, 1])
-    return np.degrees(np.stack([yaw, pitch, roll], axis=1))
+    return euler_from_rotations(lin / np.cbrt(np.abs(np.linalg.det(lin)))[:, None, None])
 
 
 @dataclass(frozen=True, eq=False)
