@@ -37,6 +37,9 @@ setup(
         "opencv-contrib-python==5.1.0.95",
         "scipy==1.17.1",
         "numpy==2.4.6",
+        # Editor timelines (markers, clip ranges) and CMX 3600 EDLs through its adapter.
+        "opentimelineio==0.18.1",
+        "otio-cmx3600-adapter==1.0.0",
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6"],
