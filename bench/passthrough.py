@@ -32,29 +32,33 @@ from plugin.writer import OutputConfig, VideoWriter  # noqa: E402
 
 
 def make_clip(path: Path, height: int, num_frames: int, fps: int = 25,
-              region: tuple[slice, slice] | None = None) -> None:
+              region: tuple[slice, slice] | None = None, faces: int = 1) -> None:
     """Write an H.264 clip of the moving astronaut on a textured 16:9 background.
 
     ``region`` (rows, columns of the 512x512 still) is what fills the square placed in the frame:
-    the whole portrait by default (a small face), or e.g. just the head.
+    the whole portrait by default (a small face), or e.g. just the head. ``faces`` copies of it
+    stand side by side (the second mirrored, so that they are not the same image).
     """
     width = (height * 16 // 9) // 2 * 2
     still = astronaut_image()
     homs = motion_homographies((512, 512), ASTRONAUT_FACE_CENTRE, MotionSettings(num_frames=num_frames))
-    faces = render_motion_frames(still, homs)
+    stills = render_motion_frames(still, homs)
     rng = np.random.default_rng(0)
     texture = cv2.resize(rng.integers(0, 255, (height // 8, width // 8, 3), dtype=np.uint8), (width, height),
                          interpolation=cv2.INTER_CUBIC)
-    side = int(height * 0.8) // 2 * 2
+    side = min(int(height * 0.8), int(width * 0.9) // faces) // 2 * 2
+    gap = (width - faces * side) // (faces + 1)
     with av.open(str(path), "w") as out:
         s = out.add_stream("libx264", rate=fps)
         s.width, s.height, s.pix_fmt = width, height, "yuv420p"
         s.options = {"crf": "18", "preset": "ultrafast"}
-        for i, face in enumerate(faces):
+        for i, face in enumerate(stills):
             img = np.roll(texture, 4 * i, axis=1).copy()
-            x0, y0 = width // 3, (height - side) // 2
-            part = face if region is None else face[region]
-            img[y0:y0 + side, x0:x0 + side] = cv2.resize(part, (side, side), interpolation=cv2.INTER_LINEAR)
+            part = cv2.resize(face if region is None else face[region], (side, side), interpolation=cv2.INTER_LINEAR)
+            y0 = (height - side) // 2
+            for k in range(faces):
+                x0 = width // 3 if faces == 1 else gap + k * (side + gap)
+                img[y0:y0 + side, x0:x0 + side] = part if k % 2 == 0 else part[:, ::-1]
             vf = av.VideoFrame.from_ndarray(img, format="rgb24")
             vf.pts, vf.time_base = i, Fraction(1, fps)
             out.mux(s.encode(vf))

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from plugin.overlap import Prefetch
 from plugin.video import VideoReader
 from tracking.analysis import (
     ClipAnalysis,
@@ -220,10 +221,11 @@ def run_analysis(
                 return AnalysisResult(cached, cache_path, True, time.perf_counter() - started)
             except DeltafaceError:
                 pass  # stale or damaged cache: analyse again and replace it
-        analysis, recovered = analyze_frames(
-            reader, config, input_hash=digest, time_base=info.time_base, progress=progress,
-            total=info.num_frames,
-        )
+        with Prefetch(reader) as frames:  # decode on a worker thread, beside the landmarker
+            analysis, recovered = analyze_frames(
+                frames, config, input_hash=digest, time_base=info.time_base, progress=progress,
+                total=info.num_frames,
+            )
     cache_written: Path | None = cache_path
     try:
         cache_path.parent.mkdir(parents=True, exist_ok=True)

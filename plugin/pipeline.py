@@ -8,10 +8,11 @@ list is empty (pass-through) or holds the edit stages that synthesis/ and compos
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from plugin.overlap import BackgroundSink, Prefetch
 from plugin.provenance import build_provenance
 from plugin.ranges import FrameRange
 from plugin.video import VideoReader
@@ -45,7 +46,11 @@ class RenderJob:
 
 @dataclass(frozen=True)
 class RenderSummary:
-    """What a render pass did."""
+    """What a render pass did.
+
+    ``busy_seconds``: time spent decoding, in each stage (by class name) and encoding. Decoding
+    and encoding run on their own threads, so these overlap and may sum to more than ``seconds``.
+    """
 
     input: Path
     output: Path
@@ -54,6 +59,7 @@ class RenderSummary:
     edited_ranges: list[tuple[int, int]]
     truncated_at: int | None
     seconds: float
+    busy_seconds: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def fps(self) -> float:
@@ -64,19 +70,26 @@ class StageChain:
     """Runs frames through stages in order, keeping presentation order at the end.
 
     The chain's latency is the sum of its stages' latencies; ``flush`` drains them in order.
+    ``seconds`` accumulates each stage's busy time in :meth:`push`.
     """
 
     def __init__(self, stages: Sequence[Stage[Frame, Frame]]) -> None:
         self.stages = list(stages)
         self.latency = sum(s.latency for s in self.stages)
+        #: Busy seconds per stage, keyed by class name (numbered when a class repeats).
+        self.keys = [type(s).__name__ if [type(t) for t in self.stages].count(type(s)) == 1
+                     else f"{type(s).__name__}{i}" for i, s in enumerate(self.stages)]
+        self.seconds = dict.fromkeys(self.keys, 0.0)
 
     def push(self, frame: Frame) -> list[Frame]:
         ready = [frame]
-        for stage in self.stages:
+        for key, stage in zip(self.keys, self.stages):
+            t0 = time.perf_counter()
             nxt: list[Frame] = []
             for item in ready:
                 nxt.extend(stage.push(item))
             ready = nxt
+            self.seconds[key] += time.perf_counter() - t0
         return ready
 
     def flush(self) -> list[Frame]:
@@ -126,6 +139,7 @@ def run_render(
     """
     started = time.perf_counter()
     chain = StageChain(stages)
+    clock = _Clock()
     written = 0
     with VideoReader(job.input, allow_truncated=job.allow_truncated) as reader:
         info = reader.info
@@ -133,19 +147,23 @@ def run_render(
             job.frames.check_within(info.num_frames, str(job.input))
         provenance = build_provenance(edited_ranges, by_face=edited_by_face, source=job.input)
         with VideoWriter(job.output, info, job.output_config, provenance) as writer:
+            # Decoding and encoding run on their own threads (plugin/overlap.py): the encoder
+            # alone keeps only part of two cores busy.
+            with Prefetch(clock.timed_iter(reader)) as frames, \
+                    BackgroundSink(clock.timed_call(writer.write)) as sink:
 
-            def write(ready: list[Frame]) -> None:
-                nonlocal written
-                for out in ready:
-                    _check_order(out, written)
-                    writer.write(out)
-                    written += 1
-                    if progress is not None:
-                        progress(written, info.num_frames)
+                def write(ready: list[Frame]) -> None:
+                    nonlocal written
+                    for out in ready:
+                        _check_order(out, written)
+                        sink.put(out)
+                        written += 1
+                        if progress is not None:
+                            progress(written, info.num_frames)
 
-            for frame in reader:
-                write(chain.push(frame))
-            write(chain.flush())
+                for frame in frames:
+                    write(chain.push(frame))
+                write(chain.flush())
         frames_read = reader.frames_read
         truncated_at = reader.truncated_at
     return RenderSummary(
@@ -156,7 +174,39 @@ def run_render(
         edited_ranges=[tuple(r) for r in edited_ranges],
         truncated_at=truncated_at,
         seconds=time.perf_counter() - started,
+        busy_seconds={"decode": clock.seconds["decode"], **chain.seconds, "encode": clock.seconds["encode"]},
     )
+
+
+class _Clock:
+    """Busy seconds of decoding and encoding (each on its own worker thread)."""
+
+    def __init__(self) -> None:
+        self.seconds = {"decode": 0.0, "encode": 0.0}
+
+    def timed_iter(self, source: VideoReader) -> Iterator[Frame]:
+        it = iter(source)
+        try:
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    item = next(it)
+                except StopIteration:
+                    return
+                finally:
+                    self.seconds["decode"] += time.perf_counter() - t0
+                yield item
+        finally:
+            close = getattr(it, "close", None)
+            if callable(close):
+                close()
+
+    def timed_call(self, fn: Callable[[Frame], None]) -> Callable[[Frame], None]:
+        def call(item: Frame) -> None:
+            t0 = time.perf_counter()
+            fn(item)
+            self.seconds["encode"] += time.perf_counter() - t0
+        return call
 
 
 def _check_order(frame: Frame, expected: int) -> None:

@@ -1,0 +1,138 @@
+"""Performance of the whole tool on 2 cores: analysis and render fps, pass-through, memory (JSON).
+
+For each frame height and face count it generates a clip (the moving astronaut's head on a
+textured 16:9 background, bench/passthrough.py's ``make_clip``) and measures, each in a fresh
+process so that its peak RSS is its own:
+
+- ``analysis``: ``deltaface track``'s pass (decode, landmarker, tracks), fps, no cache;
+- ``passthrough``: the render pass without edits, x264 with ``--preset`` (same encoder settings);
+- ``edit``: the render pass with every face smiling (strength 0.7) on every frame, analysis
+  loaded from the cache the first step wrote;
+
+and reports fps, ``edit / passthrough`` (the target is >= 0.8 at 1080p with one face), the busy
+share of each part of the render pass (decode, the edit stage, encode: they overlap on threads, so
+shares can sum past 1), and peak RSS. ``--rss-seconds 10,60`` adds 1080p clips of those lengths
+to show that memory is flat in clip length.
+
+    python bench/perf.py [--frames 150] [--sizes 720,1080] [--faces 1,2] [--preset veryfast]
+                         [--rss-seconds 10,60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+FPS = 25
+HEAD = (slice(0, 300), slice(78, 378))  # rows, columns of the 512x512 astronaut: her head
+
+
+def _peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+
+
+def child(mode: str, clip: Path, work: Path, preset: str) -> dict[str, Any]:
+    """One measurement in this process (run by the parent through a subprocess)."""
+    from plugin.analyze import run_analysis
+    from plugin.edit_job import EditJob, run_edit
+    from plugin.pipeline import RenderJob, run_render
+    from plugin.writer import OutputConfig
+    from synthesis.schedule import EditEntry, EditSchedule, StrengthCurve
+
+    out_cfg = OutputConfig(codec="h264", preset=preset, overwrite=True)
+    cache = work / "cache"
+    if mode == "analysis":
+        res = run_analysis(clip, cache_dir=cache, use_cache=False)
+        return {"fps": round(res.fps, 2), "seconds": round(res.seconds, 2),
+                "tracks": len(res.analysis.tracks), "frames": res.analysis.frame_count}
+    if mode == "passthrough":
+        summary = run_render(RenderJob(clip, work / f"{clip.stem}_pt.mp4", out_cfg))
+    else:
+        analysis = run_analysis(clip, cache_dir=cache).analysis
+        schedule = EditSchedule(tuple(EditEntry(t.track_id, "smile", StrengthCurve.constant(0.7))
+                                      for t in analysis.tracks))
+        t0 = time.perf_counter()
+        edit = run_edit(EditJob(RenderJob(clip, work / f"{clip.stem}_edit.mp4", out_cfg), schedule,
+                                cache_dir=cache))
+        summary = edit.render
+        planning = time.perf_counter() - t0 - summary.seconds
+    result = {"fps": round(summary.fps, 2), "seconds": round(summary.seconds, 2),
+              "frames": summary.frames_written,
+              "busy_share": {k: round(v / summary.seconds, 3) for k, v in getattr(summary, "busy_seconds", {}).items()}}
+    if mode == "edit":
+        result |= {"faces_edited": len(schedule.face_ids()), "plan_seconds": round(planning, 2),
+                   "fold_repairs": edit.fold_repairs}
+    return result
+
+
+def measure(script: Path, mode: str, clip: Path, work: Path, preset: str) -> dict[str, Any]:
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    proc = subprocess.run([sys.executable, str(script), "--child", mode, str(clip), str(work), "--preset", preset],
+                          capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{mode} on {clip} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_case(clip: Path, work: Path, preset: str) -> dict[str, Any]:
+    script = Path(__file__).resolve()
+    case = {mode: measure(script, mode, clip, work, preset) for mode in ("analysis", "passthrough", "edit")}
+    case["edit_over_passthrough"] = round(case["edit"]["fps"] / case["passthrough"]["fps"], 3)
+    return case
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=150)
+    ap.add_argument("--sizes", default="720,1080")
+    ap.add_argument("--faces", default="1,2")
+    ap.add_argument("--preset", default="veryfast")
+    ap.add_argument("--rss-seconds", default="", help="also 1080p one-face clips of these lengths (s)")
+    ap.add_argument("--child", nargs=3, metavar=("MODE", "CLIP", "WORK"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        mode, clip, work = args.child
+        result = child(mode, Path(clip), Path(work), args.preset)
+        print(json.dumps(result | {"peak_rss_mb": _peak_rss_mb()}))
+        return
+
+    import av
+
+    from passthrough import make_clip  # bench/ is on sys.path when run as a script
+
+    report: dict[str, Any] = {
+        "bench": "perf",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "av": av.__version__,
+                    "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
+        "preset": args.preset, "frames": args.frames, "cases": {}, "rss": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="deltaface-perf-") as tmp:
+        work = Path(tmp)
+        for size in (int(s) for s in args.sizes.split(",") if s):
+            for faces in (int(f) for f in args.faces.split(",") if f):
+                clip = work / f"clip_{size}p_{faces}face.mp4"
+                make_clip(clip, size, args.frames, FPS, region=HEAD, faces=faces)
+                report["cases"][f"{size}p_{faces}face"] = run_case(clip, work, args.preset)
+                print(f"[perf] {size}p {faces} face(s) done", file=sys.stderr)
+        for seconds in (int(s) for s in args.rss_seconds.split(",") if s):
+            clip = work / f"clip_1080p_{seconds}s.mp4"
+            make_clip(clip, 1080, seconds * FPS, FPS, region=HEAD, faces=1)
+            case = run_case(clip, work, args.preset)
+            report["rss"][f"1080p_{seconds}s"] = {m: case[m]["peak_rss_mb"] for m in ("analysis", "passthrough", "edit")}
+            print(f"[perf] rss {seconds}s done", file=sys.stderr)
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Worker threads of the render pass: order, bounded look-ahead, errors and early stops."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from plugin.overlap import BackgroundSink, Prefetch
+from tracking.errors import ConfigError, InputError
+
+#: Seconds a test waits for a worker to reach a state before failing.
+WAIT_S = 5.0
+
+
+def _wait_for(predicate, timeout: float = WAIT_S) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return predicate()
+
+
+def test_prefetch_keeps_order_and_ends():
+    assert list(Prefetch(iter(range(100)), depth=3)) == list(range(100))
+
+
+def test_prefetch_reads_at_most_depth_ahead():
+    produced = []
+
+    def source():
+        for i in range(50):
+            produced.append(i)
+            yield i
+
+    with Prefetch(source(), depth=3) as it:
+        assert next(it) == 0
+        # 1..3 queued, one more held by the blocked worker: never the whole clip.
+        assert _wait_for(lambda: len(produced) >= 4)
+        time.sleep(0.1)
+        assert len(produced) <= 1 + 3 + 1
+
+
+def test_prefetch_raises_the_source_error_at_its_position():
+    def source():
+        yield 0
+        yield 1
+        raise InputError("clip.mp4: corrupt at frame 2")
+
+    got = []
+    with pytest.raises(InputError, match="frame 2"):
+        for item in Prefetch(source()):
+            got.append(item)
+    assert got == [0, 1]
+
+
+def test_prefetch_close_stops_the_worker_and_closes_the_source():
+    closed = threading.Event()
+
+    def source():
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.set()
+
+    it = Prefetch(source(), depth=2)
+    assert next(it) == 0
+    it.close()
+    assert closed.is_set()
+    assert list(it) == []
+
+
+def test_sink_consumes_everything_in_order():
+    seen: list[int] = []
+    with BackgroundSink(seen.append, depth=2) as sink:
+        for i in range(200):
+            sink.put(i)
+    assert seen == list(range(200))
+
+
+def test_sink_error_reaches_the_producer():
+    def consume(item: int) -> None:
+        if item == 3:
+            raise OSError("disk full")
+
+    sink = BackgroundSink(consume, depth=1)
+    with pytest.raises(OSError, match="disk full"):
+        for i in range(1000):
+            sink.put(i)
+        sink.finish()
+    sink.close()
+
+
+def test_sink_close_on_error_drops_the_rest():
+    seen: list[int] = []
+    gate = threading.Event()
+
+    def consume(item: int) -> None:
+        gate.wait(WAIT_S)
+        seen.append(item)
+
+    threading.Timer(0.2, gate.set).start()  # lets the item in hand finish after close() began
+    with pytest.raises(KeyboardInterrupt):
+        with BackgroundSink(consume, depth=4) as sink:
+            for i in range(4):
+                sink.put(i)
+            raise KeyboardInterrupt
+    assert len(seen) <= 1  # the worker stopped instead of draining the queue
+
+
+@pytest.mark.parametrize("cls", [Prefetch, BackgroundSink])
+def test_depth_must_be_positive(cls):
+    with pytest.raises(ConfigError):
+        cls(iter(()) if cls is Prefetch else (lambda x: None), depth=0)
