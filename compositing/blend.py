@@ -90,17 +90,18 @@ def _to_tensor(image: NDArray[np.uint8]) -> torch.Tensor:
 
 
 def _finish(background: NDArray[np.uint8], blended: torch.Tensor, alpha: torch.Tensor) -> NDArray[np.uint8]:
-    """Round ``(1, 3, h, w)`` [0, 1] to uint8 and keep the background wherever alpha is 0."""
+    """Round ``(1, 3, h, w)`` [0, 1] to uint8 and keep the background wherever alpha is 0 (on
+    ``blended``'s device; the result comes back to the CPU)."""
     u8 = blended.mul(255.0).round_().clamp_(0.0, 255.0).to(torch.uint8)
-    bg = torch.from_numpy(np.ascontiguousarray(background)).permute(2, 0, 1)[None]
-    return torch.where(alpha > 0, u8, bg)[0].permute(1, 2, 0).numpy()
+    bg = torch.from_numpy(np.ascontiguousarray(background)).to(u8.device).permute(2, 0, 1)[None]
+    return torch.where(alpha.to(u8.device) > 0, u8, bg)[0].permute(1, 2, 0).cpu().numpy()
 
 
 def blend_lerp(background: NDArray[np.uint8], foreground: torch.Tensor, alpha: torch.Tensor) -> NDArray[np.uint8]:
-    """Alpha blend. Shapes as in :func:`blend`."""
+    """Alpha blend, on ``foreground``'s device. Shapes as in :func:`blend`."""
     _check(background, foreground, alpha)
     fg = foreground.float().contiguous()
-    out = torch.lerp(_to_tensor(background), fg, alpha.float().expand_as(fg))
+    out = torch.lerp(_to_tensor(background).to(fg.device), fg, alpha.to(fg.device).float().expand_as(fg))
     return _finish(background, out, alpha)
 
 
@@ -120,7 +121,8 @@ def blend_laplacian(
     h, w = background.shape[:2]
     levels = max(1, min(levels, int(np.log2(max(min(h, w), 2)))))
     # Foreground, background and alpha go down the pyramid together: one blur per level.
-    stack = torch.cat([foreground.float(), _to_tensor(background), alpha.float()], dim=1)
+    stack = torch.cat([foreground.float(), _to_tensor(background).to(foreground.device),
+                       alpha.to(foreground.device).float()], dim=1)
     bands: list[torch.Tensor] = []
     for _ in range(levels - 1):
         low = _pyr_down(stack)
@@ -141,6 +143,7 @@ _POISSON_PAD = 4
 def blend_poisson(background: NDArray[np.uint8], foreground: torch.Tensor, alpha: torch.Tensor) -> NDArray[np.uint8]:
     """``cv2.seamlessClone`` over ``alpha > 0``, then alpha-blended. Shapes as in :func:`blend`."""
     _check(background, foreground, alpha)
+    foreground, alpha = foreground.cpu(), alpha.cpu()  # OpenCV's solver runs on the CPU
     support = (alpha[0, 0] > 0).numpy()
     if not support.any():
         return background.copy()

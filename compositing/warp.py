@@ -26,6 +26,7 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from kornia.geometry.transform import remap, warp_affine
 from numpy.typing import NDArray
 
@@ -144,3 +145,73 @@ def paste_back(
         return out
     out[y0:y1, x0:x1] = blend(frame[y0:y1, x0:x1], warped[:, :3], alpha, config)
     return out
+
+
+#: Kornia / ``grid_sample`` interpolation modes for :func:`sample_frame_through_field`.
+SAMPLE_MODES = ("bicubic", "bilinear")
+#: Extra source pixels read around the sampled positions (bicubic reads 2 on each side).
+_SAMPLE_MARGIN = 3
+
+
+def sample_frame_through_field(
+    frame: NDArray[np.uint8],
+    crop: FaceCrop,
+    field_and_mask: torch.Tensor,
+    box: tuple[int, int, int, int],
+    mode: str = "bicubic",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Resample the frame ONCE through a crop's warp field, over one frame box, with Kornia.
+
+    Each frame pixel ``p`` of ``box`` goes to the crop (``q = crop_trans_frame p``), picks up the
+    field's displacement ``d`` and mask there (bilinear), and samples the frame at
+    ``p + A d``, where ``A`` is the linear part of ``frame_trans_crop``: the same position as
+    ``frame_trans_crop (q + d)``, without a second pass through the crop. Only pixels with a
+    non-zero mask are sampled (``kornia.geometry.transform.remap`` on those positions alone);
+    the others keep the frame's values, so the cost follows the moving area, not the box.
+
+    Args:
+        frame: ``(H, W, 3)`` uint8 RGB of size ``crop.frame_size`` (not modified).
+        crop: the crop the field lives in.
+        field_and_mask: ``(1, 3, S, S)`` float32: displacement x, y (crop pixels) and mask, on
+            the device the work should run on.
+        box: ``(x0, y0, x1, y1)`` frame box (exclusive ends), e.g. :func:`support_box`.
+        mode: ``"bicubic"`` (Keys, a = -0.75, as OpenCV's cubic) or ``"bilinear"``.
+
+    Returns:
+        ``(1, 3, h, w)`` float32 RGB in [0, 1] (bicubic may overshoot slightly; the blend clamps)
+        and the ``(1, 1, h, w)`` mask, both on ``field_and_mask``'s device.
+    """
+    if mode not in SAMPLE_MODES:
+        raise ValueError(f"mode must be one of {SAMPLE_MODES}, got {mode!r}")
+    dev = field_and_mask.device
+    x0, y0, x1, y1 = box
+    s = field_and_mask.shape[-1]
+    m = torch.tensor(crop.crop_trans_frame[:2], dtype=torch.float32, device=dev)
+    a = crop.frame_trans_crop[:2, :2]
+    xs = torch.arange(x0, x1, dtype=torch.float32, device=dev)[None, :]
+    ys = torch.arange(y0, y1, dtype=torch.float32, device=dev)[:, None]
+    qx = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]
+    qy = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
+    grid = torch.stack([qx, qy], dim=-1)[None] * (2.0 / (s - 1)) - 1.0
+    at = F.grid_sample(field_and_mask, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[0]
+    alpha = at[2:3][None]
+    region = torch.from_numpy(np.ascontiguousarray(frame[y0:y1, x0:x1])).to(dev)
+    fg = region.permute(2, 0, 1)[None].float().div_(255.0)
+    sel = torch.nonzero(alpha[0, 0].reshape(-1) > 0).squeeze(1)
+    if sel.numel() == 0:
+        return fg, alpha
+    d = at[:2].reshape(2, -1).index_select(1, sel)
+    col, row = (sel % (x1 - x0)).float() + x0, torch.div(sel, x1 - x0, rounding_mode="floor").float() + y0
+    px = col + float(a[0, 0]) * d[0] + float(a[0, 1]) * d[1]
+    py = row + float(a[1, 0]) * d[0] + float(a[1, 1]) * d[1]
+    # Read only the frame window the samples reach (plus the interpolation kernel's margin).
+    h, w = crop.frame_size
+    sx0 = max(int(math.floor(float(px.min()))) - _SAMPLE_MARGIN, 0)
+    sy0 = max(int(math.floor(float(py.min()))) - _SAMPLE_MARGIN, 0)
+    sx1 = min(int(math.ceil(float(px.max()))) + _SAMPLE_MARGIN + 1, w)
+    sy1 = min(int(math.ceil(float(py.max()))) + _SAMPLE_MARGIN + 1, h)
+    src = torch.from_numpy(np.ascontiguousarray(frame[sy0:sy1, sx0:sx1])).to(dev).permute(2, 0, 1)[None].float()
+    sampled = remap(src, (px - sx0)[None, None], (py - sy0)[None, None], mode=mode,
+                    padding_mode="border", align_corners=True)  # (1, 3, 1, N), 0..255
+    fg.view(3, -1).index_copy_(1, sel, sampled[0, :, 0].div_(255.0))
+    return fg, alpha

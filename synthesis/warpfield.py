@@ -22,6 +22,7 @@ outside the support. A fold guard keeps the Jacobian determinant of ``sample_xy`
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -42,6 +43,8 @@ RESIDUAL_EPS_PX = 0.05
 FLIP_AREA_FRACTION = 0.01
 #: Each fold-guard repair keeps this fraction of the offending displacement.
 REPAIR_FACTOR = 0.75
+#: Triangulations remembered (a few faces' worth per frame).
+_DELAUNAY_CACHE = 8
 
 
 @dataclass(frozen=True)
@@ -255,7 +258,7 @@ def triangulate(
     verts = np.concatenate([src, anchors])
     k = src.shape[0]
     if triangles is None:
-        return verts, Delaunay(verts).simplices.astype(np.int64), None
+        return verts, _delaunay(verts), None
     tris = np.asarray(triangles, dtype=np.int64)
     if tris.ndim != 2 or tris.shape[1] != 3 or tris.min() < 0 or tris.max() >= k:
         raise ValueError(f"triangles must be (T, 3) indices into {k} points, got shape {tris.shape}")
@@ -266,6 +269,21 @@ def triangulate(
     fill = fill_ids[Delaunay(verts[fill_ids]).simplices]
     layer = np.concatenate([np.zeros(len(fill), np.int64), np.ones(len(tris), np.int64)])
     return verts, np.concatenate([fill, tris]), layer
+
+
+@functools.lru_cache(maxsize=_DELAUNAY_CACHE)
+def _delaunay_cached(key: bytes, n: int) -> NDArray[np.int64]:
+    tris = Delaunay(np.frombuffer(key, dtype=np.float64).reshape(n, 2)).simplices.astype(np.int64)
+    tris.flags.writeable = False
+    return tris
+
+
+def _delaunay(verts: NDArray[np.float64]) -> NDArray[np.int64]:
+    """Delaunay triangles of ``verts`` ``(N, 2)``, read-only. The edit stage triangulates the same
+    points twice per face and frame (choosing the points that do not fold, then building the
+    field from them): the second time comes from a small cache keyed by the exact coordinates."""
+    v = np.ascontiguousarray(verts, dtype=np.float64)
+    return _delaunay_cached(v.tobytes(), len(v))
 
 
 def _affine_table(verts: NDArray[np.float64], values: NDArray[np.float64], tris: NDArray[np.int64]) -> torch.Tensor:
@@ -445,12 +463,16 @@ def farthest_point_subset(points: NDArray[np.float64], k: int, first: int) -> ND
     n = len(points)
     if k >= n:
         return np.arange(n)
+    x, y = points[:, 0], points[:, 1]
     chosen = np.empty(k, np.int64)
     chosen[0] = first
-    dist = np.sum((points - points[first]) ** 2, axis=1)
-    for i in range(1, k):
-        chosen[i] = int(np.argmax(dist))
-        dist = np.minimum(dist, np.sum((points - points[chosen[i]]) ** 2, axis=1))
+    dx, dy = x - x[first], y - y[first]
+    dist = dx * dx + dy * dy
+    for i in range(1, k):  # per coordinate, not np.sum over an axis: 4x faster for 478 points
+        c = int(dist.argmax())
+        chosen[i] = c
+        dx, dy = x - x[c], y - y[c]
+        np.minimum(dist, dx * dx + dy * dy, out=dist)
     return np.sort(chosen)
 
 

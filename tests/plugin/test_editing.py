@@ -182,3 +182,80 @@ def test_face_field_is_the_field_the_frame_is_sampled_through(face) -> None:
     want = lm[moved, :2] @ m[:2, :2].T + m[:2, 2]
     assert np.abs(got - want).max() < FIELD_AT_POINT_PX
     assert face_field(lm, lm, crop, RenderConfig()).is_identity
+
+
+#: Kornia's bicubic (torch grid_sample, Keys a = -0.75) and OpenCV's cubic remap agree to this
+#: many grey levels after rounding (float32 against fixed-point weights).
+KORNIA_VS_OPENCV_LEVELS = 1
+#: The CUDA render may differ from the CPU render by this many grey levels (float rounding).
+CUDA_VS_CPU_LEVELS = 1
+
+
+def _render_both_ways(face, device: str):
+    from plugin.editing import RenderConfig
+
+    image, lm = face
+    wide = widen_mouth(lm, WIDEN_PX)
+    stage = EditStage([plan(lm, wide)], image.shape[:2], RenderConfig(device=device))
+    (out,) = stage.push(Frame(0, 0, Fraction(1, 25), image))
+    return image, lm, wide, stage, out.image
+
+
+def test_the_frame_is_sampled_once_with_kornia_as_opencv_would(face) -> None:
+    """The single resampling (Kornia, only where the mask is non-zero) equals OpenCV's cubic
+    remap of the same positions, computed here independently in float64."""
+    import cv2
+    import torch
+    import torch.nn.functional as F
+
+    from compositing.mask import face_region_mask, motion_weight, snap
+    from plugin.editing import RenderConfig, face_field
+
+    image, lm, wide, stage, out = _render_both_ways(face, "cpu")
+    crop = stage.face_crop(0, 0)
+    cfg = RenderConfig(device="cpu")
+    fld = face_field(lm, wide, crop, cfg)
+    to_crop = lambda p: p[:, :2] @ crop.crop_trans_frame[:2, :2].T + crop.crop_trans_frame[:2, 2]  # noqa: E731
+    bc = cfg.blend
+    mask = face_region_mask(to_crop(lm), to_crop(wide), crop.size, dilate=bc.dilate, feather=bc.feather,
+                            floor=bc.floor) * motion_weight(fld.sample_xy, bc.motion_px)
+    h, w = image.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    m, f = crop.crop_trans_frame, crop.frame_trans_crop
+    qx, qy = m[0, 0] * xs + m[0, 1] * ys + m[0, 2], m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
+    grid = torch.from_numpy(np.stack([qx, qy], -1) * (2.0 / (crop.size - 1)) - 1.0).float()[None]
+    both = torch.cat([fld.displacement().permute(2, 0, 1), mask[0]], 0)[None]
+    at = F.grid_sample(both, grid, align_corners=True)[0].double().numpy()
+    sx, sy = qx + at[0], qy + at[1]
+    map_x = (f[0, 0] * sx + f[0, 1] * sy + f[0, 2]).astype(np.float32)
+    map_y = (f[1, 0] * sx + f[1, 1] * sy + f[1, 2]).astype(np.float32)
+    ref = cv2.remap(image, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    alpha = snap(torch.from_numpy(at[2:3].astype(np.float32))[None], bc.floor)[0, 0].numpy()
+    inside = alpha >= 0.999  # fully replaced pixels: the output is the sample itself
+    assert inside.sum() > 500
+    diff = np.abs(out.astype(int) - ref.astype(int))[inside]
+    assert diff.max() <= KORNIA_VS_OPENCV_LEVELS
+    assert np.array_equal(out[alpha == 0], image[alpha == 0])
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="no CUDA device: the GPU path is not tested here")
+def test_cuda_render_matches_the_cpu_render(face) -> None:
+    _, _, _, _, cpu = _render_both_ways(face, "cpu")
+    _, _, _, _, gpu = _render_both_ways(face, "cuda")
+    assert np.abs(cpu.astype(int) - gpu.astype(int)).max() <= CUDA_VS_CPU_LEVELS
+
+
+def test_asking_for_cuda_without_a_device_is_a_clear_error(face) -> None:
+    import torch
+
+    from plugin.editing import RenderConfig, resolve_device
+    from tracking.errors import ConfigError
+
+    if torch.cuda.is_available():
+        assert resolve_device("cuda").type == "cuda"
+        return
+    assert resolve_device("auto").type == "cpu"
+    with pytest.raises(ConfigError, match="CUDA"):
+        _render_both_ways(face, "cuda")
+    with pytest.raises(ConfigError, match="device"):
+        RenderConfig(device="tpu")
