@@ -6,7 +6,7 @@ landmarks (the ground truth before mapping) come from the landmarker in IMAGE mo
 over slightly scaled and shifted copies of the still; they carry the still's own detection error,
 a fixed offset in still coordinates.
 
-Also the two measures against such truth (in inter-ocular units). Used by ``bench/tracking.py``;
+Also the two measures against such truth (in inter-ocular units). Used by ``bench/track_quality.py``;
 not a script of its own.
 """
 
@@ -23,8 +23,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-# The repository root goes first: with bench/ ahead of it, bench/tracking.py would shadow the
-# ``tracking`` package.
+# The repository root goes first, ahead of bench/ (no bench script may share a package's name).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from plugin.demo import MotionSettings, astronaut_image, motion_homographies, render_motion_frames  # noqa: E402

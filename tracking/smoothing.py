@@ -38,7 +38,7 @@ class SmoothingConfig:
 
     Defaults were chosen by two benchmarks together. ``bench/smoothing.py`` (synthetic tracks with
     2-6 frame blinks) alone favoured evidence thresholds of 1.5/3.0 (landmarks) and 2/4 (rigid):
-    blinks kept at 0.90 or more, but on real faces moved by known motion (``bench/tracking.py``)
+    blinks kept at 0.90 or more, but on real faces moved by known motion (``bench/track_quality.py``)
     that cut the jitter of the landmark error only 2.9-5.2x (1 of 5 clips at the 5x target). With
     2.25/4.5 and 4/8 the real-face clips reach 8.6-11.9x on 4 of 5 (the fifth, at three times the
     normal head speed, 2.8x), error 0.82-0.95 of raw, while synthetic blinks keep 0.91 of their

@@ -26,7 +26,7 @@ switches, pose against AFLW2000, analysis-pass throughput (prints one JSON docum
 4. ``throughput``: ``analyze_frames`` fps at 720p and 1080p with and without recovery, and
    decode-only fps of the same H.264 clip, in the same run.
 
-    OMP_NUM_THREADS=1 python bench/tracking.py [--quick] [--only synthetic,fixtures,pose,throughput]
+    OMP_NUM_THREADS=1 python bench/track_quality.py [--quick] [--only synthetic,fixtures,pose,throughput]
 """
 
 from __future__ import annotations
