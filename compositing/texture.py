@@ -1,0 +1,116 @@
+"""Putting a borrowed region texture onto a frame: sample, colour-match, feathered composite.
+
+The geometry (which source pixel lands on which target pixel) comes from elsewhere as remap
+maps over a target box (``synthesis.uvmap.correspondence_map``: the exemplar's region taken
+through the mesh's UV space onto the edited face). This module only does pixels:
+
+1. :func:`sample`: the source image at the maps (bicubic), float32 RGB in [0, 1];
+2. :func:`match_colour`: per-channel mean and standard deviation in CIE Lab of the sampled
+   texture made equal to the target's over a RING around the region (pixels both have), so
+   light and white balance of the exemplar frame follow the current frame;
+3. :func:`feathered_alpha` and :func:`composite`: alpha 0 at the region's edge rising smoothly to
+   1 at ``feather_px`` inside, times an overall weight; pixels with alpha 0 keep their bytes.
+
+Images are ``(h, w, 3)`` uint8 RGB (or float32 RGB in [0, 1] where said); masks ``(h, w)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from tracking.errors import ConfigError
+
+#: Standard deviation ratios (target / source) are kept within [1 / this, this].
+MAX_STD_RATIO = 2.0
+#: Fewest ring pixels for a colour match (below: the texture is used unmatched).
+MIN_RING_PIXELS = 16
+
+
+@dataclass(frozen=True)
+class TextureBlendConfig:
+    """Sizes of the region composite, in inter-ocular distances (IOD) of the target face.
+
+    Attributes:
+        feather_iod: width of the soft edge inside the region.
+        ring_iod: width of the colour-matching ring outside the region.
+        match_colour: match mean/std in Lab over the ring (else use the exemplar's colours).
+    """
+
+    feather_iod: float = 0.06
+    ring_iod: float = 0.08
+    match_colour: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.feather_iod > 0 or not self.ring_iod > 0:
+            raise ConfigError(f"TextureBlendConfig: feather_iod and ring_iod must be > 0, got "
+                              f"{self.feather_iod}, {self.ring_iod}")
+
+
+def sample(image: NDArray[np.uint8], map_x: NDArray[np.float32], map_y: NDArray[np.float32]) -> NDArray[np.float32]:
+    """``(h, w, 3)`` float32 RGB in [0, 1]: ``image`` at the maps (bicubic, edges replicated)."""
+    out = cv2.remap(image, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    return out.astype(np.float32) / 255.0
+
+
+def _lab(rgb: NDArray[np.float32]) -> NDArray[np.float32]:
+    return cv2.cvtColor(np.clip(rgb, 0, 1).astype(np.float32), cv2.COLOR_RGB2Lab)
+
+
+def match_colour(texture: NDArray[np.float32], target: NDArray[np.floating], ring: NDArray[np.bool_],
+                 where: NDArray[np.bool_] | None = None) -> NDArray[np.float32]:
+    """Make ``texture``'s Lab mean and std over ``ring`` equal ``target``'s there.
+
+    Args:
+        texture: ``(h, w, 3)`` float32 RGB in [0, 1], the sampled exemplar.
+        target: ``(h, w, 3)`` the current frame there (uint8, or float in [0, 1]).
+        ring: ``(h, w)`` bool pixels to measure on.
+        where: ``(h, w)`` bool pixels to correct (None: all); others are returned as they were.
+
+    Returns:
+        ``(h, w, 3)`` float32 RGB in [0, 1] (``texture`` itself when the ring is too small).
+    """
+    if int(ring.sum()) < MIN_RING_PIXELS:
+        return texture
+    tgt = target[ring].astype(np.float32)
+    if target.dtype == np.uint8:
+        tgt /= 255.0
+    s, t = _lab(texture[ring][None])[0], _lab(tgt[None])[0]
+    mu_s, mu_t = s.mean(axis=0), t.mean(axis=0)
+    sd_s, sd_t = s.std(axis=0) + 1e-3, t.std(axis=0) + 1e-3
+    gain = np.clip(sd_t / sd_s, 1.0 / MAX_STD_RATIO, MAX_STD_RATIO)
+    sel = np.ones(ring.shape, bool) if where is None else where
+    out = texture.copy()
+    lab = (_lab(texture[sel][None])[0] - mu_s) * gain + mu_t
+    out[sel] = np.clip(cv2.cvtColor(lab[None].astype(np.float32), cv2.COLOR_Lab2RGB)[0], 0, 1)
+    return out
+
+
+def feathered_alpha(region: NDArray[np.bool_], feather_px: float) -> NDArray[np.float32]:
+    """``(h, w)`` float32: 0 outside ``region``, smoothstep of the distance to its edge inside,
+    1 from ``feather_px`` in."""
+    if feather_px <= 0:
+        return region.astype(np.float32)
+    d = cv2.distanceTransform(np.pad(region.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    u = np.clip(d / feather_px, 0.0, 1.0)
+    return (u * u * (3.0 - 2.0 * u)).astype(np.float32)
+
+
+def ring_mask(region: NDArray[np.bool_], covered: NDArray[np.bool_], ring_px: float) -> NDArray[np.bool_]:
+    """``(h, w)`` bool: pixels within ``ring_px`` outside ``region`` that ``covered`` has."""
+    d = cv2.distanceTransform((~region).astype(np.uint8), cv2.DIST_L2, 5)
+    return (d > 0) & (d <= max(ring_px, 1.0)) & covered
+
+
+def composite(base: NDArray[np.uint8], texture: NDArray[np.float32], alpha: NDArray[np.floating]) -> NDArray[np.uint8]:
+    """``(h, w, 3)`` uint8: ``base`` blended toward ``texture`` by ``alpha`` in [0, 1]; pixels
+    with alpha 0 keep their exact bytes."""
+    a = np.clip(np.asarray(alpha, np.float32), 0, 1)[..., None]
+    mixed = base.astype(np.float32) * (1.0 - a) + texture * 255.0 * a
+    out = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+    keep = a[..., 0] <= 0
+    out[keep] = base[keep]
+    return out

@@ -1,0 +1,439 @@
+"""Region textures borrowed from other frames (or reference images) for the edit stage.
+
+Orchestration of ``synthesis.exemplars`` (which frame lends which region, held over runs and
+cross-faded), ``synthesis.uvmap`` (the exemplar's region taken through the mesh's UV space onto
+the edited face) and ``compositing.texture`` (colour match and feathered composite):
+
+1. :func:`prepare_texture` (before the render pass): per planned face and region, the region's
+   state before and after the edit; where the edit changes it (a blink, a mouth opening, a gaze
+   shift), exemplars are chosen among the track's own frames and any reference stills. Where no
+   exemplar is in the target state, the edit is CLAMPED in that region to what a warp can show
+   (:attr:`synthesis.exemplars.Region.warp_limit`), and the run summary says so.
+2. :class:`TextureCompositor` (called by ``plugin.editing.EditStage`` after each face is warped):
+   composites the chosen exemplars' region onto the warped frame. Exemplar frames are decoded from
+   the input with ``VideoReader.frame_at`` and a small cache (choices are held over runs, so few
+   distinct frames are read).
+
+:func:`rebuild_face` is the same machinery for swap repair: one face rebuilt from another frame.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from compositing.texture import TextureBlendConfig, composite, feathered_alpha, match_colour, ring_mask, sample
+from plugin.provenance import merge_ranges
+from plugin.video import VideoReader
+from synthesis.exemplars import (
+    FACE, REGIONS, ChoiceConfig, Choice, ExemplarIndex, Region, build_index, choose, clamp_factor, iod_2d,
+    raw_features, state,
+)
+from synthesis.plan import FacePlan
+from synthesis.uvmap import correspondence_map, grow, rasterize
+from tracking.analysis import Track
+from tracking.errors import ConfigError, InputError
+
+#: Image suffixes read as reference stills (anything else is read as a video).
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+#: Most frames sampled from a reference video.
+MAX_REFERENCE_FRAMES = 60
+#: Rounds refining a clamp (the state measured after scaling the landmark change).
+CLAMP_ROUNDS = 4
+
+
+@dataclass(frozen=True)
+class TextureConfig:
+    """Settings of region texture transfer.
+
+    Attributes:
+        regions: which regions may borrow texture (keys of ``synthesis.exemplars.REGIONS``).
+        choice: how exemplars are chosen.
+        blend: colour match and feather.
+        clamp_without_exemplar: clamp an edit's state change where no exemplar exists (else the
+            warp alone shows the full edit).
+        cache_frames: decoded exemplar frames kept in memory.
+    """
+
+    regions: tuple[str, ...] = ("eye_left", "eye_right", "mouth")
+    choice: ChoiceConfig = field(default_factory=ChoiceConfig)
+    blend: TextureBlendConfig = field(default_factory=TextureBlendConfig)
+    clamp_without_exemplar: bool = True
+    cache_frames: int = 8
+
+    def __post_init__(self) -> None:
+        unknown = [r for r in self.regions if r not in REGIONS]
+        if unknown:
+            raise ConfigError(f"TextureConfig.regions: unknown {unknown}; known: {', '.join(REGIONS)}")
+        if self.cache_frames < 1:
+            raise ConfigError(f"TextureConfig.cache_frames must be >= 1, got {self.cache_frames}")
+
+
+@dataclass(frozen=True, eq=False)
+class Reference:
+    """A still of the same person lending texture.
+
+    Attributes:
+        name: where it came from (file, or file and frame).
+        image: ``(H, W, 3)`` uint8 RGB.
+        landmarks: ``(478, 3)`` float32 pixels; angles ``(3,)`` degrees; blendshapes ``(52,)``.
+    """
+
+    name: str
+    image: NDArray[np.uint8]
+    landmarks: NDArray[np.float32]
+    angles: NDArray[np.float32]
+    blendshapes: NDArray[np.float32]
+
+
+def load_references(paths: Sequence[Path]) -> list[Reference]:
+    """Read reference stills (images, or frames sampled from a video) and find the face in each
+    (the largest face; stills without one are skipped, a file with none at all is an error).
+
+    Raises:
+        InputError: a file cannot be read or holds no face.
+    """
+    from tracking.landmarker import Landmarker, LandmarkerConfig
+
+    out: list[Reference] = []
+    if not paths:
+        return out
+    with Landmarker(LandmarkerConfig(running_mode="image")) as lm:
+        for path in paths:
+            path = Path(path)
+            stills: list[tuple[str, NDArray[np.uint8]]] = []
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+                if bgr is None:
+                    raise InputError(f"{path}: cannot read the reference image")
+                stills.append((str(path), np.ascontiguousarray(bgr[:, :, ::-1])))
+            else:
+                with VideoReader(path) as reader:
+                    n = len(reader)
+                    for i in np.unique(np.linspace(0, n - 1, min(n, MAX_REFERENCE_FRAMES)).round().astype(int)):
+                        stills.append((f"{path}#{int(i)}", reader.frame_at(int(i)).image))
+            found = 0
+            for name, image in stills:
+                faces = lm.detect_image(image)
+                if not faces:
+                    continue
+                f = max(faces, key=lambda o: float(np.ptp(o.landmarks[:, 0])))
+                out.append(Reference(name, image, f.landmarks, np.array([f.yaw, f.pitch, f.roll], np.float32),
+                                     f.blendshapes))
+                found += 1
+            if not found:
+                raise InputError(f"{path}: no face found in the reference")
+    return out
+
+
+def reference_index(refs: Sequence[Reference], open_gap: dict[str, float]) -> ExemplarIndex:
+    """An exemplar index over reference stills (keys are positions in ``refs``)."""
+    n = len(refs)
+    return build_index(np.arange(n), np.stack([r.landmarks for r in refs]) if n else np.zeros((0, 478, 3)),
+                       np.stack([r.angles for r in refs]) if n else np.zeros((0, 3)),
+                       np.stack([r.blendshapes for r in refs]) if n else np.zeros((0, 52)),
+                       source="reference", open_gap=open_gap)
+
+
+def _clamp_weights(region: Region, rings: int = 4) -> NDArray[np.float64]:
+    """``(478,)``: 1 on the region's core (and iris), falling linearly to 0 over ``rings`` rings."""
+    w = np.zeros(478)
+    level = set(region.core)
+    w[list(level)] = 1.0
+    for k in range(1, rings + 1):
+        nxt = set(grow(tuple(level), 1)) - level
+        w[list(nxt)] = 1.0 - k / (rings + 1)
+        level |= nxt
+    if region.name == "eye_left":
+        w[473:478] = 1.0
+    elif region.name == "eye_right":
+        w[468:473] = 1.0
+    return w
+
+
+def clamp_plan(plan: FacePlan, region: Region, factors: NDArray[np.floating]) -> FacePlan:
+    """The plan with its change scaled by ``factors`` (per frame) around ``region``."""
+    w = _clamp_weights(region)
+    f = np.asarray(factors, np.float64)
+    scale = 1.0 - (1.0 - f)[:, None] * w[None]  # (M, 478)
+    after = plan.before + (plan.after - plan.before) * scale[..., None].astype(np.float32)
+    return dataclasses.replace(plan, after=after.astype(np.float32))
+
+
+@dataclass(frozen=True, eq=False)
+class _RegionJob:
+    region: Region
+    choice: Choice
+
+
+class TextureCompositor:
+    """Composites borrowed region textures onto warped faces (the ``texture`` of ``EditStage``).
+
+    Args:
+        input_path: the clip the exemplar frames are decoded from.
+        tracks: the analysed tracks by id.
+        jobs: ``{track_id: [region jobs]}`` from :func:`prepare_texture`.
+        references: reference stills (the index's source 1 rows).
+        config: settings.
+    """
+
+    def __init__(self, input_path: Path, tracks: dict[int, Track], jobs: dict[int, list[_RegionJob]],
+                 references: Sequence[Reference], config: TextureConfig) -> None:
+        self.input_path, self.tracks, self.jobs = Path(input_path), tracks, jobs
+        self.references, self.config = list(references), config
+        self._reader: VideoReader | None = None
+        self._cache: OrderedDict[int, NDArray[np.uint8]] = OrderedDict()
+        self.frames_textured = 0
+
+    def _clip_frame(self, index: int) -> NDArray[np.uint8]:
+        img = self._cache.get(index)
+        if img is None:
+            if self._reader is None:
+                self._reader = VideoReader(self.input_path)
+            img = self._reader.frame_at(index).image
+            self._cache[index] = img
+            while len(self._cache) > self.config.cache_frames:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(index)
+        return img
+
+    def _exemplar(self, track: Track, cand: NDArray[np.int64]) -> tuple[NDArray[np.uint8], NDArray[np.float32]]:
+        sid, row = int(cand[0]), int(cand[1])
+        if sid == 0:
+            return self._clip_frame(int(track.frame_indices[row])), track.landmarks[row]
+        ref = self.references[row]
+        return ref.image, ref.landmarks
+
+    def __call__(self, image: NDArray[np.uint8], frame_index: int, plan: FacePlan, row: int) -> NDArray[np.uint8]:
+        """Composite the regions face ``plan.track_id`` borrows at this frame onto ``image``.
+
+        Args:
+            image: ``(H, W, 3)`` uint8 RGB, the frame with the face already warped (not modified).
+            frame_index: the frame's index (== ``plan.frame_indices[row]``).
+            plan: the face's plan; ``plan.after[row]`` is the edited geometry.
+            row: the frame's row in the plan.
+
+        Returns:
+            The new frame, or ``image`` itself when no region borrows texture here.
+        """
+        track = self.tracks.get(plan.track_id)
+        out = image
+        for job in self.jobs.get(plan.track_id, []):
+            ch = job.choice
+            need = float(ch.need[row])
+            if need <= 0 or ch.first[row] < 0:
+                continue
+            layers = [(*self._exemplar(track, ch.candidates[ch.first[row]]), 1.0 - float(ch.mix[row]))]
+            if ch.second[row] >= 0:
+                layers.append((*self._exemplar(track, ch.candidates[ch.second[row]]), float(ch.mix[row])))
+            out = transfer_region(out, plan.after[row], layers, job.region, self.config.blend, weight=need)
+            self.frames_textured += 1
+        return out
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        self._cache.clear()
+
+
+def transfer_region(
+    frame: NDArray[np.uint8],
+    target_landmarks: NDArray[np.floating],
+    layers: Sequence[tuple[NDArray[np.uint8], NDArray[np.floating], float]],
+    region: Region,
+    config: TextureBlendConfig | None = None,
+    weight: float = 1.0,
+) -> NDArray[np.uint8]:
+    """Composite a region borrowed from one or more exemplars (cross-faded) onto ``frame``.
+
+    Args:
+        frame: ``(H, W, 3)`` uint8 RGB; not modified.
+        target_landmarks: ``(478, 2|3)`` pixels: the geometry the region takes in ``frame``.
+        layers: ``(exemplar image (H', W', 3) uint8 RGB, its landmarks (478, 2|3) pixels, weight)``;
+            weights are normalized.
+        region: which region (core replaced, band to ``outer`` used for the colour match).
+        config: feather and ring sizes.
+        weight: overall strength in [0, 1].
+
+    Returns:
+        A new frame (``frame`` itself when nothing is covered).
+    """
+    config = config or TextureBlendConfig()
+    tgt = np.asarray(target_landmarks, np.float64)
+    h, w = frame.shape[:2]
+    pts = tgt[list(region.outer), :2]
+    iod = float(iod_2d(tgt))
+    pad = int(np.ceil(2 + config.ring_iod * iod))
+    x0, y0 = np.floor(pts.min(axis=0)).astype(int) - pad
+    x1, y1 = np.ceil(pts.max(axis=0)).astype(int) + pad
+    box = (max(int(x0), 0), max(int(y0), 0), min(int(x1), w), min(int(y1), h))
+    if box[0] >= box[2] or box[1] >= box[3]:
+        return frame
+    core_map, _ = rasterize(tgt, region.core_triangles, box)
+    core = core_map >= 0
+    if not core.any():
+        return frame
+    total = sum(max(float(lw), 0.0) for _, _, lw in layers)
+    if total <= 0:
+        return frame
+    base = frame[box[1]:box[3], box[0]:box[2]]
+    tex = np.zeros(base.shape, np.float32)
+    covered_all = np.ones(core.shape, bool)
+    for ex_image, ex_lm, lw in layers:
+        if lw <= 0:
+            continue
+        mx, my, covered = correspondence_map(tgt, ex_lm, region.outer_triangles, box)
+        t = sample(ex_image, mx, my)
+        if config.match_colour:
+            t = match_colour(t, base, ring_mask(core, covered, config.ring_iod * iod), where=core)
+        tex += t * (float(lw) / total)
+        covered_all &= covered
+    alpha = feathered_alpha(core & covered_all, config.feather_iod * iod) * float(np.clip(weight, 0, 1))
+    out = frame.copy()
+    out[box[1]:box[3], box[0]:box[2]] = composite(base, tex, alpha)
+    return out
+
+
+def rebuild_face(
+    target_frame: NDArray[np.uint8],
+    target_landmarks: NDArray[np.floating],
+    exemplar_frame: NDArray[np.uint8],
+    exemplar_landmarks: NDArray[np.floating],
+    region_mask_spec: str | Region = "face",
+) -> NDArray[np.uint8]:
+    """Rebuild a face (or one region) of ``target_frame`` from another frame of the same face.
+
+    The exemplar's pixels are taken through the mesh's UV space onto the target geometry,
+    colour-matched in Lab over a ring just inside the region's edge (``"face"``: the band inside
+    the face oval) and composited with a feathered mask. For swap repair: a frame where the swap
+    is missing or garbled, rebuilt from the nearest good swapped frame at the plate's landmarks.
+
+    Args:
+        target_frame: ``(H, W, 3)`` uint8 RGB frame to repair; not modified.
+        target_landmarks: ``(478, 2|3)`` float pixels: where the face is in ``target_frame``.
+        exemplar_frame: ``(H', W', 3)`` uint8 RGB frame holding a good face.
+        exemplar_landmarks: ``(478, 2|3)`` float pixels of that face in ``exemplar_frame``.
+        region_mask_spec: ``"face"``, a key of ``synthesis.exemplars.REGIONS`` (``"eye_left"``,
+            ``"eye_right"``, ``"mouth"``) or a ``Region``.
+
+    Returns:
+        A new ``(H, W, 3)`` uint8 RGB frame.
+
+    Raises:
+        ConfigError: an unknown region name.
+    """
+    if isinstance(region_mask_spec, Region):
+        region = region_mask_spec
+    elif region_mask_spec == "face":
+        region = FACE
+    elif region_mask_spec in REGIONS:
+        region = REGIONS[region_mask_spec]
+    else:
+        raise ConfigError(f"rebuild_face: unknown region {region_mask_spec!r}; use 'face' or one of {', '.join(REGIONS)}")
+    out = transfer_region(target_frame, target_landmarks, [(exemplar_frame, exemplar_landmarks, 1.0)], region)
+    return out.copy() if out is target_frame else out
+
+
+def _runs(values: NDArray[np.integer]) -> list[tuple[int, int]]:
+    """``(start, stop)`` of the runs of equal consecutive values (stop exclusive)."""
+    cuts = [0, *(np.flatnonzero(np.diff(values) != 0) + 1).tolist(), len(values)]
+    return [(cuts[i], cuts[i + 1]) for i in range(len(cuts) - 1) if cuts[i + 1] > cuts[i]]
+
+
+def prepare_texture(
+    plans: Sequence[FacePlan],
+    tracks: dict[int, Track],
+    input_path: Path,
+    references: Sequence[Reference] = (),
+    config: TextureConfig | None = None,
+) -> tuple[list[FacePlan], TextureCompositor, list[dict[str, Any]]]:
+    """Choose exemplars for every planned face and region; clamp where none exists.
+
+    Args:
+        plans: the planned faces.
+        tracks: the clip's tracks by id.
+        input_path: the clip (exemplar frames are decoded from it during the render).
+        references: reference stills of the person (used for every face).
+        config: settings.
+
+    Returns:
+        The plans (clamped where needed), the compositor for ``EditStage(texture=...)``, and
+        events for the run summary, per run of frames: ``{"face", "region", "frames": [a, b],
+        "action"}`` with ``"texture"`` (``"exemplars"``: every source used, ``"runs"``: ``[first,
+        last, source]`` of the main exemplar, cross-fades aside), ``"clamp"`` (``"factor"``: the
+        smallest scale of the edit's change there, ``"reason"``) or ``"warp_only"``
+        (``"reason"``: texture was needed but none exists, and no clamp acted: the change is
+        within the region's warp limit, or clamping is off).
+    """
+    config = config or TextureConfig()
+    out_plans: list[FacePlan] = []
+    jobs: dict[int, list[_RegionJob]] = {}
+    events: list[dict[str, Any]] = []
+    for plan in plans:
+        track = tracks[plan.track_id]
+        if plan.frame_indices.size == 0:
+            out_plans.append(plan)
+            continue
+        index = build_index(track.frame_indices, track.landmarks, track.angles, track.blendshapes, track.confidence)
+        indexes = [index]
+        if references:
+            indexes.append(reference_index(references, dict(index.open_gap)))
+        rows = np.searchsorted(track.frame_indices, plan.frame_indices)
+        angles, bs = track.angles[rows], track.blendshapes[rows]
+        for name in config.regions:
+            region = REGIONS[name]
+            gap = index.open_gap.get(name, 1.0)
+            before = state(raw_features(plan.before, name), name, gap)
+            after = state(raw_features(plan.after, name), name, gap)
+            ch = choose(name, before, after, angles, bs, plan.segments, indexes, gap, config=config.choice)
+            clamped = np.zeros(plan.frame_indices.shape, bool)
+            if ch.unsupported.any() and config.clamp_without_exemplar:
+                factors = np.where(ch.unsupported, clamp_factor(name, before, after), 1.0)
+                clamped = factors < 1
+                if clamped.any():
+                    unclamped = plan
+                    for _ in range(CLAMP_ROUNDS):  # closure is not linear in the landmarks: refine
+                        plan = clamp_plan(unclamped, region, factors)
+                        again = clamp_factor(name, before, state(raw_features(plan.after, name), name, gap))
+                        again = np.where(clamped, again, 1.0)
+                        if again.min() > 0.99:
+                            break
+                        factors = factors * again
+                    for a, b in merge_ranges((int(f), int(f)) for f in plan.frame_indices[factors < 1]):
+                        sel = (plan.frame_indices >= a) & (plan.frame_indices <= b)
+                        events.append({"face": plan.track_id, "region": name, "frames": [a, b], "action": "clamp",
+                                       "reason": "no exemplar in the target state in the clip or references",
+                                       "factor": round(float(factors[sel].min()), 3)})
+                    after = state(raw_features(plan.after, name), name, gap)
+                    ch = choose(name, before, after, angles, bs, plan.segments, indexes, gap, config=config.choice)
+            used = (ch.first >= 0) & (ch.need > 0)
+            if used.any():
+                jobs.setdefault(plan.track_id, []).append(_RegionJob(region, ch))
+                for a, b in merge_ranges((int(f), int(f)) for f in plan.frame_indices[used]):
+                    sel = used & (plan.frame_indices >= a) & (plan.frame_indices <= b)
+                    def label(c: int) -> str:
+                        sid, r = (int(v) for v in ch.candidates[c])
+                        return f"clip:{int(track.frame_indices[r])}" if sid == 0 else f"reference:{references[r].name}"
+
+                    picks = sorted({int(c) for c in np.concatenate([ch.first[sel], ch.second[sel]]) if c >= 0})
+                    rows_ = np.flatnonzero(sel)
+                    runs = [[int(plan.frame_indices[rows_[i]]), int(plan.frame_indices[rows_[j - 1]]), label(int(ch.first[rows_[i]]))]
+                            for i, j in _runs(ch.first[rows_])]
+                    events.append({"face": plan.track_id, "region": name, "frames": [a, b], "action": "texture",
+                                   "exemplars": [label(c) for c in picks], "runs": runs})
+            left = ch.unsupported & (ch.need > 0) & ~clamped
+            for a, b in merge_ranges((int(f), int(f)) for f in plan.frame_indices[left]):
+                events.append({"face": plan.track_id, "region": name, "frames": [a, b], "action": "warp_only",
+                               "reason": "no exemplar in the target state; the edit is within what a warp shows"})
+        out_plans.append(plan)
+    return out_plans, TextureCompositor(input_path, tracks, jobs, references, config), events

@@ -1,0 +1,426 @@
+"""Which frames of a track can lend a region its texture: a compact per-track index, and the
+choice of exemplar per edited frame, held over runs and cross-faded where it changes.
+
+A warp only moves pixels that exist (FACTS.md, "Editing by warping"): closing an eye smears the
+lashes, opening a closed mouth stretches lip skin. When an edit changes a region's STATE, the
+region's texture is taken instead from a frame of the same face where the region already is in
+the target state and the head pose and expression are close.
+
+States are measured from landmarks (so that a planned "after" shape is measured exactly like a
+tracked frame), per region (:data:`REGIONS`):
+
+- eyes (subject's left/right): closure ``1 - lid gap / open gap`` (the open gap is the track's
+  90th percentile), and gaze: the iris centre relative to the eye corners, x along the corner line
+  and y across it, in eye widths (only weighed while the eye is open);
+- mouth: inner-lip gap and mouth-corner width, in inter-ocular distances (IOD; 2-D, outer eye
+  corners 33-263).
+
+The index holds, per frame, these features, the pose angles, the blendshapes and a quality
+(tracking confidence times how squarely the region faces the camera); never textures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from synthesis import regions as rg
+from synthesis.uvmap import grow, region_triangles, triangle_facing
+from tracking.errors import ConfigError
+from tracking.landmarker import BLENDSHAPE_NAMES
+
+_BS = {n: i for i, n in enumerate(BLENDSHAPE_NAMES)}
+
+
+@dataclass(frozen=True)
+class Region:
+    """A face region whose texture can be borrowed.
+
+    Attributes:
+        name: ``"eye_left"``, ``"eye_right"`` or ``"mouth"``.
+        core: mesh vertex ids whose triangles are replaced (alpha 1 inside, feathered at the edge).
+        outer: a larger vertex set; the band between core and outer is where the colour is matched.
+        feature_scale: per state feature, the difference that counts as one unit (candidates must
+            be within one unit of the target in every weighed feature).
+        need_range: per feature, the change (after minus before, in feature units) from which
+            texture is needed at all, and from which it is needed fully.
+        warp_limit: per feature, the most change a warp alone may make where no exemplar exists
+            (the edit is clamped to it); inf for none.
+        blendshapes: expression scores near the region, compared between target and candidate.
+    """
+
+    name: str
+    core: tuple[int, ...]
+    outer: tuple[int, ...]
+    feature_scale: tuple[float, ...]
+    need_range: tuple[tuple[float, float], ...]
+    warp_limit: tuple[float, ...]
+    blendshapes: tuple[str, ...] = ()
+
+    @property
+    def core_triangles(self) -> NDArray[np.intp]:
+        return region_triangles(self.core)
+
+    @property
+    def outer_triangles(self) -> NDArray[np.intp]:
+        return region_triangles(self.outer)
+
+
+def _eye_region(side: str) -> Region:
+    contour = rg.LEFT_EYE if side == "left" else rg.RIGHT_EYE
+    s = "Left" if side == "left" else "Right"
+    return Region(
+        name=f"eye_{side}", core=grow(contour, 2), outer=grow(contour, 4),
+        feature_scale=(0.25, 0.06, 0.08), need_range=((0.1, 0.35), (0.04, 0.12), (0.05, 0.15)),
+        warp_limit=(0.5, np.inf, np.inf),
+        blendshapes=(f"eyeSquint{s}", f"cheekSquint{s}", f"browDown{s}", f"browOuterUp{s}", "browInnerUp"),
+    )
+
+
+#: The regions, by name.
+REGIONS: dict[str, Region] = {
+    "eye_left": _eye_region("left"),
+    "eye_right": _eye_region("right"),
+    "mouth": Region(
+        name="mouth", core=grow(rg.LIPS, 1), outer=grow(rg.LIPS, 3),
+        feature_scale=(0.06, 0.12), need_range=((0.03, 0.1), (0.06, 0.2)), warp_limit=(0.05, np.inf),
+        blendshapes=("mouthSmileLeft", "mouthSmileRight", "mouthFunnel", "mouthPucker", "mouthRollLower",
+                     "mouthRollUpper", "mouthShrugUpper"),
+    ),
+}
+#: The whole face (for rebuilding a failed frame from another): every mesh triangle except a
+#: band of two rings inside the face oval, which is where the colour is matched. No state.
+FACE = Region(name="face", core=tuple(sorted(set(range(468)) - set(grow(rg.FACE_OVAL, 2)))),
+              outer=tuple(range(468)), feature_scale=(), need_range=(), warp_limit=())
+#: Most candidates weighed per region and run (the best by quality among those near the target
+#: states): keeps the choice's (frames x candidates) cost table small on long clips.
+MAX_CANDIDATES = 256
+#: Eye closure from which the gaze no longer shows (see :func:`gaze_weight`).
+GAZE_HIDDEN_CLOSURE = 0.6
+#: Fraction of the eye's open gap used as its track-wide reference (percentile).
+OPEN_GAP_PERCENTILE = 90.0
+
+
+def iod_2d(landmarks: NDArray[np.floating]) -> NDArray[np.float64]:
+    """``(...)`` 2-D distance between the outer eye corners (33, 263) in pixels."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+    return np.linalg.norm(lm[..., 33, :2] - lm[..., 263, :2], axis=-1)
+
+
+def raw_features(landmarks: NDArray[np.floating], region: str) -> NDArray[np.float64]:
+    """Scale-free raw state features of one region.
+
+    Args:
+        landmarks: ``(N, 478, 2|3)`` (or ``(478, 2|3)``) pixels.
+        region: a key of :data:`REGIONS`.
+
+    Returns:
+        ``(N, k)`` (or ``(k,)``): eyes: lid gap / IOD, gaze x, gaze y (eye widths); mouth: inner
+        gap / IOD, corner width / IOD.
+    """
+    lm = np.asarray(landmarks, dtype=np.float64)
+    single = lm.ndim == 2
+    lm = lm[None] if single else lm
+    iod = np.maximum(iod_2d(lm), 1e-6)
+    if region.startswith("eye_"):
+        side = region[4:]
+        pairs = np.asarray(rg.EYE_PAIRS[side])
+        gap = np.linalg.norm(lm[:, pairs[:, 0], :2] - lm[:, pairs[:, 1], :2], axis=-1).mean(axis=1) / iod
+        upper, _, iris = rg.EYES[side]
+        a, b = lm[:, upper[0], :2], lm[:, upper[-1], :2]
+        axis = b - a
+        width = np.maximum(np.linalg.norm(axis, axis=-1), 1e-6)
+        ux = axis / width[:, None]
+        uy = np.stack([-ux[:, 1], ux[:, 0]], -1)
+        rel = lm[:, iris[0], :2] - (a + b) / 2
+        out = np.stack([gap, (rel * ux).sum(-1) / width, (rel * uy).sum(-1) / width], -1)
+    elif region == "mouth":
+        up, lo = np.asarray(rg.LIPS_INNER_UPPER[1:-1]), np.asarray(rg.LIPS_INNER_LOWER[1:-1])
+        gap = np.linalg.norm(lm[:, up, :2] - lm[:, lo, :2], axis=-1).mean(axis=1) / iod
+        c0, c1 = rg.MOUTH_CORNERS_OUTER
+        width = np.linalg.norm(lm[:, c0, :2] - lm[:, c1, :2], axis=-1) / iod
+        out = np.stack([gap, width], -1)
+    else:
+        raise ConfigError(f"unknown texture region {region!r}; known: {', '.join(REGIONS)}")
+    return out[0] if single else out
+
+
+def state(raw: NDArray[np.floating], region: str, open_gap: float) -> NDArray[np.float64]:
+    """Region state from raw features: eyes get closure ``clip(1 - gap / open_gap, 0, 1)`` in place
+    of the gap; the mouth is its raw features. Shapes as :func:`raw_features`."""
+    s = np.array(raw, dtype=np.float64)
+    if region.startswith("eye_"):
+        s[..., 0] = np.clip(1.0 - s[..., 0] / max(open_gap, 1e-6), 0.0, 1.0)
+    return s
+
+
+@dataclass(frozen=True, eq=False)
+class ExemplarIndex:
+    """Per-frame region states and qualities of one face's frames (a track, or reference stills).
+
+    Attributes:
+        keys: ``(N,)`` int64 frame indices (for reference stills: their position in the list).
+        source: ``"clip"`` or ``"reference"``.
+        features: ``{region: (N, k)}`` raw features (:func:`raw_features`).
+        quality: ``{region: (N,)}`` in [0, 1]: confidence x mean facing of the region's triangles.
+        angles: ``(N, 3)`` yaw, pitch, roll degrees.
+        blendshapes: ``(N, 52)`` scores.
+        open_gap: ``{eye region: open lid gap / IOD}`` of this face.
+    """
+
+    keys: NDArray[np.int64]
+    source: str
+    features: Mapping[str, NDArray[np.float64]]
+    quality: Mapping[str, NDArray[np.float64]]
+    angles: NDArray[np.float64]
+    blendshapes: NDArray[np.float64]
+    open_gap: Mapping[str, float] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.keys.shape[0])
+
+
+def build_index(
+    keys: NDArray[np.integer],
+    landmarks: NDArray[np.floating],
+    angles: NDArray[np.floating],
+    blendshapes: NDArray[np.floating],
+    confidence: NDArray[np.floating] | None = None,
+    source: str = "clip",
+    open_gap: Mapping[str, float] | None = None,
+) -> ExemplarIndex:
+    """Index a face's frames.
+
+    Args:
+        keys: ``(N,)`` frame indices (or reference positions).
+        landmarks: ``(N, 478, 3)`` pixels (MediaPipe z).
+        angles: ``(N, 3)`` degrees.
+        blendshapes: ``(N, 52)``.
+        confidence: ``(N,)`` trust in [0, 1] (0 for bridged frames); None: all 1.
+        source: ``"clip"`` or ``"reference"``.
+        open_gap: eye open gaps to use (e.g. the clip's, for reference stills); None: measured
+            here (:data:`OPEN_GAP_PERCENTILE`).
+    """
+    lm = np.asarray(landmarks, dtype=np.float64)
+    n = lm.shape[0]
+    conf = np.ones(n) if confidence is None else np.clip(np.asarray(confidence, dtype=np.float64), 0, 1)
+    feats, quality, gaps = {}, {}, dict(open_gap or {})
+    facing = np.stack([triangle_facing(x) for x in lm]) if n else np.zeros((0, 898))
+    for name, region in REGIONS.items():
+        f = raw_features(lm, name) if n else np.zeros((0, len(region.feature_scale)))
+        feats[name] = f
+        tris = region.outer_triangles
+        # The eye and mouth openings turn over when they close: rate the region by its skin.
+        quality[name] = conf * np.clip(np.median(facing[:, tris], axis=1), 0, 1) if n else np.zeros(0)
+        if name.startswith("eye_") and name not in gaps:
+            gaps[name] = float(np.percentile(f[:, 0], OPEN_GAP_PERCENTILE)) if n else 1.0
+    return ExemplarIndex(np.asarray(keys, dtype=np.int64), source, feats, quality,
+                         np.asarray(angles, dtype=np.float64), np.asarray(blendshapes, dtype=np.float64), gaps)
+
+
+@dataclass(frozen=True)
+class ChoiceConfig:
+    """How exemplars are chosen.
+
+    Attributes:
+        pose_scale_deg: pose difference (each of yaw, pitch, roll) that costs as much as one state unit.
+        blendshape_scale: L2 difference of the region's nearby blendshapes costing one unit.
+        quality_weight: cost of quality 0 (vs 1).
+        switch_cost: cost of changing exemplar between consecutive frames (holds the choice).
+        crossfade: frames over which a change of exemplar is cross-faded (>= 1).
+        max_pose_deg: candidates farther than this in any angle are never used.
+        min_quality: candidates below this quality are never used.
+    """
+
+    pose_scale_deg: float = 6.0
+    blendshape_scale: float = 0.6
+    quality_weight: float = 0.5
+    switch_cost: float = 2.0
+    crossfade: int = 4
+    max_pose_deg: float = 20.0
+    min_quality: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.crossfade < 1 or self.pose_scale_deg <= 0 or self.blendshape_scale <= 0 or self.switch_cost < 0:
+            raise ConfigError("ChoiceConfig: crossfade >= 1, scales > 0 and switch_cost >= 0 are required")
+
+
+@dataclass(frozen=True, eq=False)
+class Choice:
+    """Exemplars chosen for one region over a run of target frames.
+
+    Attributes:
+        need: ``(M,)`` in [0, 1]: how much new texture each frame needs (0: keep its own pixels).
+        first, second: ``(M,)`` int64 rows of the candidate list (``-1``: none).
+        mix: ``(M,)`` weight of ``second`` (cross-fade; 0 where ``second`` is -1).
+        unsupported: ``(M,)`` bool: texture needed but no candidate in the target state.
+        candidates: ``(C, 2)`` int64 (source id, row in that index) of each candidate.
+    """
+
+    need: NDArray[np.float64]
+    first: NDArray[np.int64]
+    second: NDArray[np.int64]
+    mix: NDArray[np.float64]
+    unsupported: NDArray[np.bool_]
+    candidates: NDArray[np.int64]
+
+
+def gaze_weight(closure: NDArray[np.floating]) -> NDArray[np.float64]:
+    """How much gaze counts for an eye of this closure: 1 when open, falling linearly to 0 at
+    :data:`GAZE_HIDDEN_CLOSURE` (a mostly closed lid hides the iris)."""
+    return np.clip(1.0 - np.asarray(closure, np.float64) / GAZE_HIDDEN_CLOSURE, 0.0, 1.0)
+
+
+def need_of(region: str, before: NDArray[np.floating], after: NDArray[np.floating]) -> NDArray[np.float64]:
+    """``(M,)`` in [0, 1]: how much the change from ``before`` to ``after`` state needs texture.
+
+    Args:
+        region: a key of :data:`REGIONS`.
+        before, after: ``(M, k)`` states (:func:`state`).
+    """
+    r = REGIONS[region]
+    change = np.abs(np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64))
+    if region.startswith("eye_"):  # gaze does not show on a (mostly) closed eye
+        change[:, 1:] *= gaze_weight(np.maximum(before[:, :1], after[:, :1]))
+    lo = np.array([a for a, _ in r.need_range])
+    hi = np.array([b for _, b in r.need_range])
+    return np.clip((change - lo) / (hi - lo), 0.0, 1.0).max(axis=1)
+
+
+def choose(
+    region: str,
+    before: NDArray[np.floating],
+    after: NDArray[np.floating],
+    angles: NDArray[np.floating],
+    blendshapes: NDArray[np.floating],
+    segments: NDArray[np.integer],
+    indexes: list[ExemplarIndex],
+    open_gap: float,
+    exclude: list[NDArray[np.bool_]] | None = None,
+    config: ChoiceConfig | None = None,
+) -> Choice:
+    """Choose an exemplar per target frame (a Viterbi path: cost of state, pose, expression and
+    quality differences, plus :attr:`ChoiceConfig.switch_cost` per change, reset between segments).
+
+    Args:
+        region: a key of :data:`REGIONS`.
+        before, after: ``(M, k)`` target states before and after the edit (:func:`state`).
+        angles: ``(M, 3)`` the target frames' pose (degrees).
+        blendshapes: ``(M, 52)`` the target frames' scores.
+        segments: ``(M,)`` consecutive rows with equal ids are consecutive frames.
+        indexes: candidate sources (the track first, then references).
+        open_gap: the target face's open eye gap (for eye closure of every source).
+        exclude: per index, ``(N_i,)`` rows never to use (e.g. frames being edited).
+        config: choice settings.
+    """
+    config = config or ChoiceConfig()
+    r = REGIONS[region]
+    before, after = np.asarray(before, np.float64), np.asarray(after, np.float64)
+    m = before.shape[0]
+    need = need_of(region, before, after)
+    cand_ids, cand_state, cand_angles, cand_bs, cand_q = [], [], [], [], []
+    for sid, idx in enumerate(indexes):
+        keep = idx.quality[region] >= config.min_quality
+        if exclude is not None and exclude[sid] is not None:
+            keep &= ~exclude[sid]
+        rows = np.flatnonzero(keep)
+        cand_ids.append(np.stack([np.full(rows.size, sid), rows], -1))
+        cand_state.append(state(idx.features[region][rows], region, open_gap))
+        cand_angles.append(idx.angles[rows])
+        cand_bs.append(idx.blendshapes[rows])
+        cand_q.append(idx.quality[region][rows])
+    cands = np.concatenate(cand_ids).astype(np.int64) if cand_ids else np.zeros((0, 2), np.int64)
+    scale = np.asarray(r.feature_scale)
+    if cands.shape[0]:  # only candidates near some target state; at most MAX_CANDIDATES of them
+        cs_all = np.concatenate(cand_state)
+        targets = after[need > 0] if (need > 0).any() else after[:1]
+        lo, hi = targets.min(axis=0) - scale, targets.max(axis=0) + scale
+        if region.startswith("eye_"):  # gaze does not matter for a target that closes the eye
+            w = float(gaze_weight(targets[:, 0]).min())
+            centre = (lo[1:] + hi[1:]) / 2
+            half = (hi[1:] - lo[1:]) / 2 + scale[1:] * (1.0 / max(w, 1e-6) - 1.0)
+            lo[1:], hi[1:] = centre - half, centre + half
+        near = np.flatnonzero(((cs_all >= lo) & (cs_all <= hi)).all(axis=1))
+        if near.size > MAX_CANDIDATES:
+            q = np.concatenate(cand_q)[near]
+            near = np.sort(near[np.argsort(-q, kind="stable")[:MAX_CANDIDATES]])
+        cands = cands[near]
+        cand_state, cand_angles = [cs_all[near]], [np.concatenate(cand_angles)[near]]
+        cand_bs, cand_q = [np.concatenate(cand_bs)[near]], [np.concatenate(cand_q)[near]]
+    c = cands.shape[0]
+    bsi = [_BS[n] for n in r.blendshapes]
+    big = 1e9
+    cost = np.full((m, c + 1), big)  # last column: no exemplar
+    if c:
+        cs, ca = np.concatenate(cand_state), np.concatenate(cand_angles)
+        cb, cq = np.concatenate(cand_bs)[:, bsi], np.concatenate(cand_q)
+        d = np.abs(after[:, None, :] - cs[None]) / scale  # (M, C, k)
+        if region.startswith("eye_"):
+            d[..., 1:] *= gaze_weight(after[:, None, :1])
+        dpose = np.abs(np.asarray(angles, np.float64)[:, None, :] - ca[None])
+        feasible = (d.max(axis=2) <= 1.0) & (dpose.max(axis=2) <= config.max_pose_deg)
+        dbs = np.linalg.norm(np.asarray(blendshapes, np.float64)[:, bsi][:, None, :] - cb[None], axis=2)
+        total = ((d ** 2).sum(2) + ((dpose / config.pose_scale_deg) ** 2).sum(2)
+                 + (dbs / config.blendshape_scale) ** 2 + config.quality_weight * (1.0 - cq)[None])
+        cost[:, :c] = np.where(feasible, total, big)
+    has = (cost[:, :c] < big).any(axis=1) if c else np.zeros(m, bool)
+    needed = need > 0
+    cost[:, c] = np.where(needed & has, big, 0.0)
+    cost[~needed, :c] = np.minimum(cost[~needed, :c] + 1.0, big)
+    path = _viterbi(cost, np.asarray(segments), config.switch_cost)
+    first = np.where(path == c, -1, path).astype(np.int64)
+    first[~needed] = -1
+    first, second, mix = _crossfade(first, np.asarray(segments), config.crossfade)
+    return Choice(need, first, second, mix, needed & ~has, cands)
+
+
+def _viterbi(cost: NDArray[np.float64], segments: NDArray[np.integer], switch: float) -> NDArray[np.int64]:
+    m, s = cost.shape
+    if m == 0:
+        return np.zeros(0, np.int64)
+    acc = cost[0].copy()
+    back = np.zeros((m, s), np.int64)
+    for i in range(1, m):
+        best = int(np.argmin(acc))
+        pen = 0.0 if segments[i] != segments[i - 1] else switch
+        stay = acc
+        move = acc[best] + pen
+        back[i] = np.where(stay <= move, np.arange(s), best)
+        acc = np.minimum(stay, move) + cost[i]
+    path = np.zeros(m, np.int64)
+    path[-1] = int(np.argmin(acc))
+    for i in range(m - 1, 0, -1):
+        path[i - 1] = back[i, path[i]]
+    return path
+
+
+def _crossfade(first: NDArray[np.int64], segments: NDArray[np.integer],
+               width: int) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    """Where the choice changes from one exemplar to another inside a segment, blend the two over
+    ``width`` frames ending at the change (the new one's weight ramps up to 1)."""
+    m = first.shape[0]
+    out1, out2, mix = first.copy(), np.full(m, -1, np.int64), np.zeros(m)
+    for k in range(1, m):
+        a, b = first[k - 1], first[k]
+        if a == b or a < 0 or b < 0 or segments[k] != segments[k - 1]:
+            continue
+        for j in range(width):
+            row = k - width + j
+            if row < 0 or first[row] != a or segments[row] != segments[k]:
+                continue
+            out1[row], out2[row], mix[row] = a, b, (j + 1) / (width + 1)
+    return out1, out2, mix
+
+
+def clamp_factor(region: str, before: NDArray[np.floating], after: NDArray[np.floating]) -> NDArray[np.float64]:
+    """``(M,)`` in (0, 1]: the scale of the edit's state change that keeps it within the region's
+    :attr:`Region.warp_limit` (1 where it already is)."""
+    r = REGIONS[region]
+    change = np.abs(np.asarray(after, np.float64) - np.asarray(before, np.float64))
+    limit = np.asarray(r.warp_limit)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = np.where(change > limit, limit / np.maximum(change, 1e-12), 1.0)
+    return np.clip(f.min(axis=1), 0.0, 1.0)

@@ -1,0 +1,159 @@
+"""Texture transfer in the edit job: exemplar choice on a real clip, compositing, rebuild, clamp."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from plugin.analyze import run_analysis
+from plugin.demo import astronaut_image
+from plugin.texture_stage import TextureConfig, prepare_texture, rebuild_face
+from synthesis.controls import named_controls
+from synthesis.exemplars import FACE, REGIONS, raw_features, state
+from synthesis.plan import plan_track
+from synthesis.schedule import EditEntry, EditSchedule, StrengthCurve
+from tracking.analysis import TRACK_ARRAYS
+from tracking.landmarker import Landmarker, LandmarkerConfig
+
+FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
+CLIP = FIXTURES / "liveportrait_d0.mp4"
+#: The natural blink of liveportrait_d0.mp4 (eyeBlink > 0.3 on the analysis): frames 64-68.
+BLINK_FRAMES = range(64, 69)
+#: Mean absolute difference (0..255) of a face rebuilt from itself.
+SELF_REBUILD_TOL = 2.0
+#: Closure change left after a clamp, beyond the region's warp limit.
+CLAMP_TOL = 0.05
+
+
+@pytest.fixture(scope="module")
+def astronaut_face() -> tuple[np.ndarray, np.ndarray]:
+    image = astronaut_image()
+    with Landmarker(LandmarkerConfig(running_mode="image")) as lm:
+        faces = lm.detect_image(image)
+    return image, faces[0].landmarks.astype(np.float64)
+
+
+def test_rebuild_from_itself_changes_little(astronaut_face) -> None:
+    image, lm = astronaut_face
+    out = rebuild_face(image, lm, image, lm, "face")
+    assert out is not image and out.shape == image.shape
+    assert np.abs(out.astype(float) - image.astype(float)).mean() < SELF_REBUILD_TOL / 10
+    oval = cv2.convexHull(lm[:468, :2].astype(np.float32)).astype(np.int32)
+    outside = np.ones(image.shape[:2], np.uint8)
+    cv2.fillPoly(outside, [oval], 0)
+    assert np.array_equal(out[outside > 0], image[outside > 0])
+
+
+def test_rebuild_undoes_a_moved_and_relit_exemplar(astronaut_face) -> None:
+    image, lm = astronaut_face
+    m = cv2.getRotationMatrix2D((256, 256), 7.0, 1.08)
+    m[:, 2] += (9.0, -6.0)
+    moved = cv2.warpAffine(image, m, (512, 512), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    moved = np.clip(moved.astype(float) * 0.8 + 10, 0, 255).astype(np.uint8)  # darker
+    lm_moved = lm.copy()
+    lm_moved[:, :2] = lm[:, :2] @ m[:, :2].T + m[:, 2]
+    damaged = image.copy()
+    hull = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(hull, [cv2.convexHull(lm[list(FACE.core), :2].astype(np.int32))], 1)
+    hull = cv2.erode(hull, np.ones((15, 15), np.uint8)) > 0
+    damaged[hull] = 128  # a garbled face (the band inside the face oval is intact)
+    out = rebuild_face(damaged, lm, moved, lm_moved, "face")
+    inner = np.zeros(image.shape[:2], bool)
+    core = REGIONS["eye_left"].core  # well inside the face: rebuilt at full weight
+    pts = lm[list(core), :2].astype(np.int32)
+    cv2.fillPoly(inner.view(np.uint8), [cv2.convexHull(pts)], 1)
+    err_rebuilt = np.abs(out[inner].astype(float) - image[inner].astype(float)).mean()
+    err_damaged = np.abs(damaged[inner].astype(float) - image[inner].astype(float)).mean()
+    assert err_rebuilt < 0.25 * err_damaged
+    assert err_rebuilt < 12.0
+
+
+@pytest.fixture(scope="module")
+def lp_track(tmp_path_factory):
+    if not CLIP.exists():
+        pytest.skip(f"fixture clip missing: {CLIP}")
+    analysis = run_analysis(CLIP, cache_dir=tmp_path_factory.mktemp("cache")).analysis
+    return max(analysis.tracks, key=lambda t: len(t.frame_indices))
+
+
+def _blink_plan(track, frames=(10, 20)):
+    sched = EditSchedule((EditEntry(track.track_id, "blink_left", StrengthCurve.over_range(1.0, frames[0], frames[1], 2)),))
+    return plan_track(track.track_id, track.frame_indices, track.times, track.segment_ids, track.landmarks,
+                      track.blendshapes, track.confidence, sched, named_controls())
+
+
+def test_blink_borrows_the_clips_own_closed_eye(lp_track) -> None:
+    plan = _blink_plan(lp_track)
+    plans, comp, events = prepare_texture([plan], {lp_track.track_id: lp_track}, CLIP, config=TextureConfig())
+    try:
+        tex = [e for e in events if e["action"] == "texture"]
+        assert [e["region"] for e in tex] == ["eye_left"]
+        used = {int(s.split(":")[1]) for e in tex for s in e["exemplars"]}
+        full = [int(f) for f in plans[0].frame_indices if 10 <= f <= 20]
+        assert used and used <= set(range(60, 72))
+        row = int(np.searchsorted(plans[0].frame_indices, 15))
+        from plugin.video import VideoReader
+        with VideoReader(CLIP) as r:
+            frame = r.frame_at(15).image
+        out = comp(frame, 15, plans[0], row)
+        changed = np.abs(out.astype(int) - frame.astype(int)).max(axis=2) > 0
+        ys, xs = np.nonzero(changed)
+        eye = lp_track.landmarks[int(np.searchsorted(lp_track.frame_indices, 15))][list(REGIONS["eye_left"].outer), :2]
+        assert changed.sum() > 50 and full
+        # only pixels around the left eye change
+        assert xs.min() >= eye[:, 0].min() - 10 and xs.max() <= eye[:, 0].max() + 10
+        assert ys.min() >= eye[:, 1].min() - 10 and ys.max() <= eye[:, 1].max() + 10
+    finally:
+        comp.close()
+
+
+def test_without_an_exemplar_the_blink_is_clamped_and_recorded(lp_track) -> None:
+    keep = lp_track.frame_indices < 50  # no blink before frame 64
+    short = dataclasses.replace(lp_track, **{n: getattr(lp_track, n)[keep] for n in TRACK_ARRAYS})
+    plan = _blink_plan(short)
+    plans, comp, events = prepare_texture([plan], {short.track_id: short}, CLIP)
+    comp.close()
+    clamps = [e for e in events if e["action"] == "clamp"]
+    assert clamps and clamps[0]["region"] == "eye_left" and clamps[0]["factor"] < 1
+    gap = float(np.percentile(raw_features(short.landmarks, "eye_left")[:, 0], 90))
+    before = state(raw_features(plans[0].before, "eye_left"), "eye_left", gap)[:, 0]
+    after = state(raw_features(plans[0].after, "eye_left"), "eye_left", gap)[:, 0]
+    requested = state(raw_features(plan.after, "eye_left"), "eye_left", gap)[:, 0]
+    assert (requested - before).max() > REGIONS["eye_left"].warp_limit[0] + CLAMP_TOL
+    assert (after - before).max() <= REGIONS["eye_left"].warp_limit[0] + CLAMP_TOL
+
+
+@pytest.mark.slow
+def test_edit_job_takes_a_reference_still_where_the_clip_has_no_closed_eye(tmp_path) -> None:
+    """End to end: liveportrait cut before its blink; with its frame 66 as a --reference still
+    the blink borrows it, without it the blink is clamped; both are in the run summary."""
+    from plugin.edit_job import EditJob, run_edit
+    from plugin.pipeline import RenderJob
+    from plugin.video import VideoReader
+    from plugin.writer import OutputConfig, VideoWriter
+
+    if not CLIP.exists():
+        pytest.skip(f"fixture clip missing: {CLIP}")
+    cut, still = tmp_path / "cut.mkv", tmp_path / "closed.png"
+    with VideoReader(CLIP) as reader:
+        with VideoWriter(cut, reader, OutputConfig(codec="ffv1", overwrite=True), {}) as writer:
+            for f in reader:
+                if f.index >= 30:
+                    break
+                writer.write(f)
+        cv2.imwrite(str(still), reader.frame_at(66).image[:, :, ::-1])
+    sched = EditSchedule((EditEntry(0, "blink_left", StrengthCurve.over_range(1.0, 10, 20, 2)),))
+    actions = {}
+    for label, refs in (("none", ()), ("ref", (still,))):
+        out = tmp_path / f"{label}.mkv"
+        summary = run_edit(EditJob(RenderJob(cut, out, OutputConfig(codec="ffv1", overwrite=True)), sched,
+                                   cache_dir=tmp_path / "cache", references=refs))
+        actions[label] = summary.texture
+        assert summary.as_dict()["texture"] == summary.texture
+    assert any(e["action"] == "clamp" and e["region"] == "eye_left" for e in actions["none"])
+    lent = [x for e in actions["ref"] if e["action"] == "texture" for x in e["exemplars"]]
+    assert any(x.startswith("reference:") for x in lent)

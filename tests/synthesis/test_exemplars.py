@@ -1,0 +1,104 @@
+"""Exemplar index and choice: states from landmarks, Viterbi hold, cross-fade, clamps."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from synthesis import exemplars as ex
+from synthesis import regions as rg
+
+#: Closure of an eye whose upper lid lies on the lower one.
+CLOSED_MIN = 0.95
+
+
+def _face(n: int = 1) -> np.ndarray:
+    """(n, 478, 3) a frontal face in pixels (canonical points, y flipped, scaled)."""
+    p = rg.canonical_points().copy()
+    p[:, 1] *= -1
+    p = p * 20.0 + np.array([256.0, 256.0, 0.0])
+    return np.repeat(p[None], n, axis=0)
+
+
+def _close_eye(face: np.ndarray, side: str, amount: float = 1.0) -> np.ndarray:
+    out = face.copy()
+    upper, lower, _ = rg.EYES[side]
+    out[..., list(upper), :] += amount * (face[..., list(lower), :] - face[..., list(upper), :])
+    return out
+
+
+def test_closure_reads_open_and_closed_eyes() -> None:
+    face = _face(2)
+    face[1] = _close_eye(face[1], "left")
+    raw = ex.raw_features(face, "eye_left")
+    gap = float(raw[0, 0])
+    closure = ex.state(raw, "eye_left", gap)[:, 0]
+    assert closure[0] < 0.05 and closure[1] > CLOSED_MIN
+    # the other eye is untouched
+    right = ex.state(ex.raw_features(face, "eye_right"), "eye_right", gap)[:, 0]
+    assert np.all(right < 0.05)
+
+
+def _index(faces: np.ndarray, yaw: np.ndarray) -> ex.ExemplarIndex:
+    n = len(faces)
+    angles = np.stack([yaw, np.zeros(n), np.zeros(n)], -1)
+    return ex.build_index(np.arange(n), faces, angles, np.zeros((n, 52)))
+
+
+def _targets(m: int, closure: float) -> tuple[np.ndarray, ...]:
+    before = np.zeros((m, 3))
+    after = before.copy()
+    after[:, 0] = closure
+    return before, after, np.zeros((m, 3)), np.zeros((m, 52)), np.zeros(m, np.int32)
+
+
+def test_choice_takes_a_closed_frame_of_close_pose_and_holds_it() -> None:
+    faces = _face(6)
+    for k in (2, 4):
+        faces[k] = _close_eye(faces[k], "left")
+    index = _index(faces, np.array([0.0, 0.0, 12.0, 0.0, 1.0, 0.0]))
+    gap = index.open_gap["eye_left"]
+    before, after, angles, bs, seg = _targets(10, 1.0)
+    after[:3, 0] = 0.0  # first three frames: no edit
+    ch = ex.choose("eye_left", before, after, angles, bs, seg, [index], gap)
+    assert np.all(ch.first[:3] == -1) and np.all(ch.need[:3] == 0)
+    picked = {int(ch.candidates[c][1]) for c in ch.first[3:]}
+    assert picked == {4}  # closed and nearest in pose (frame 2 is 12 degrees away)
+    assert not ch.unsupported.any()
+
+
+def test_choice_does_not_flicker_between_equal_candidates() -> None:
+    faces = _face(4)
+    for k in (1, 3):
+        faces[k] = _close_eye(faces[k], "left")
+    index = _index(faces, np.zeros(4))
+    before, after, angles, bs, seg = _targets(12, 1.0)
+    # targets alternate their yaw by 1 degree around both candidates' (equal) pose
+    angles[:, 0] = np.where(np.arange(12) % 2, 0.5, -0.5)
+    ch = ex.choose("eye_left", before, after, angles, bs, seg, [index], index.open_gap["eye_left"])
+    assert len(set(ch.first.tolist())) == 1
+
+
+def test_change_of_exemplar_is_cross_faded() -> None:
+    faces = _face(4)
+    for k in (1, 3):
+        faces[k] = _close_eye(faces[k], "left")
+    index = _index(faces, np.array([0.0, -10.0, 0.0, 10.0]))
+    before, after, angles, bs, seg = _targets(30, 1.0)
+    angles[:, 0] = np.linspace(-12, 12, 30)  # the head turns: the best exemplar must change once
+    ch = ex.choose("eye_left", before, after, angles, bs, seg, [index], index.open_gap["eye_left"])
+    changes = np.flatnonzero(np.diff(ch.first) != 0)
+    assert changes.size >= 1
+    fading = ch.second >= 0
+    assert fading.sum() == ex.ChoiceConfig().crossfade
+    assert np.all(np.diff(ch.mix[fading]) > 0) and np.all((ch.mix[fading] > 0) & (ch.mix[fading] < 1))
+
+
+def test_no_exemplar_is_unsupported_and_clamp_factor_limits_change() -> None:
+    index = _index(_face(5), np.zeros(5))  # all open
+    before, after, angles, bs, seg = _targets(4, 1.0)
+    ch = ex.choose("eye_left", before, after, angles, bs, seg, [index], index.open_gap["eye_left"])
+    assert ch.unsupported.all() and np.all(ch.first == -1)
+    f = ex.clamp_factor("eye_left", before, after)
+    limit = ex.REGIONS["eye_left"].warp_limit[0]
+    assert np.allclose(f * (after[:, 0] - before[:, 0]), limit)
+    assert np.all(ex.clamp_factor("eye_left", before, before) == 1.0)
