@@ -7,7 +7,7 @@ exists, so nothing is written when the edit list is wrong.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from plugin.editing import EditStage, RenderConfig
 from plugin.output import check_output_path
 from plugin.pipeline import RenderJob, RenderSummary, run_render
 from plugin.provenance import merge_ranges
+from plugin.texture_stage import TextureCompositor, TextureConfig, load_references, prepare_texture
 from plugin.video import probe
 from synthesis.controls import named_controls
 from synthesis.deltas import Delta, load_delta
@@ -36,6 +37,10 @@ class EditJob:
     render_config: RenderConfig = field(default_factory=RenderConfig)
     cache_dir: Path | None = None
     use_cache: bool = True
+    #: Region textures borrowed from other frames (None: warp only) and reference stills or
+    #: clips of the same person for them (plugin/texture_stage.py).
+    texture: TextureConfig | None = field(default_factory=TextureConfig)
+    references: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class EditSummary:
     edited_ranges_by_face: Mapping[int, list[list[int]]]
     clamps: list[dict[str, Any]]
     fold_repairs: int
+    texture: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +66,7 @@ class EditSummary:
             "edited_ranges_by_face": {str(k): v for k, v in self.edited_ranges_by_face.items()},
             "clamps": self.clamps,
             "fold_repairs": self.fold_repairs,
+            "texture": self.texture,
         }
 
 
@@ -77,6 +84,104 @@ def resolve_deltas(names: list[str]) -> dict[str, Delta]:
     return out
 
 
+@dataclass
+class PreparedEdit:
+    """What a render pass of an edit needs: the analysis, the plans and the edit stage.
+
+    The stage is stateless per frame (latency 0), so any subset of frames can be pushed through it
+    in order (re-renders of a range). :meth:`close` releases the texture source it may hold.
+
+    Attributes:
+        analysis: the analysis (``from_cache`` says whether it was reused).
+        plans: one plan per edited face (clamped where texture had no exemplar).
+        stage: the edit stage.
+        texture: the texture compositor the stage calls (None: warp only).
+        texture_events: where texture came from, or where the edit was clamped for lack of it.
+        edited_by_face: frames edited per face id, merged ranges.
+        edited_ranges: their union.
+    """
+
+    analysis: AnalysisResult
+    plans: tuple[FacePlan, ...]
+    stage: EditStage
+    texture: TextureCompositor | None
+    texture_events: list[dict[str, Any]]
+    edited_by_face: dict[int, list[list[int]]]
+    edited_ranges: list[list[int]]
+
+    def close(self) -> None:
+        if self.texture is not None:
+            self.texture.close()
+
+    def clamps(self) -> list[dict[str, Any]]:
+        """Every clamp event of every plan, as the run summary reports them."""
+        return [
+            {"face": e.face_id, "delta": e.delta, "frames": [e.first_frame, e.last_frame],
+             "requested": round(e.requested, 4), "applied": round(e.applied, 4)}
+            for p in self.plans for e in p.events
+        ]
+
+
+def prepare_edit(
+    input_path: Path,
+    schedule: EditSchedule,
+    *,
+    analysis: AnalysisConfig | None = None,
+    plan: PlanConfig | None = None,
+    render_config: RenderConfig | None = None,
+    texture: TextureConfig | None = None,
+    references: Sequence[Path] = (),
+    cache_dir: Path | None = None,
+    use_cache: bool = True,
+    allow_truncated: bool = False,
+    progress: ProgressCallback | None = None,
+    where: str | Path | None = None,
+) -> PreparedEdit:
+    """Analyse (or load the cached analysis), check the schedule against it, plan every edited face
+    and build the edit stage (with texture from other frames unless ``texture`` is None).
+
+    Args:
+        where: what error messages name (default: the input).
+
+    Raises:
+        ConfigError: an unknown face id or delta, or an edit reaching past the clip's end.
+        InputError, ModelLoadError: as for :func:`plugin.analyze.run_analysis`.
+    """
+    where = input_path if where is None else where
+    deltas = resolve_deltas(schedule.delta_names())
+    result = run_analysis(input_path, analysis or AnalysisConfig(), cache_dir=cache_dir, use_cache=use_cache,
+                          allow_truncated=allow_truncated, progress=progress)
+    clip = result.analysis
+    tracks = {t.track_id: t for t in clip.tracks}
+    unknown = sorted(set(schedule.face_ids()) - set(tracks))
+    if unknown:
+        known = ", ".join(str(i) for i in sorted(tracks)) or "none (no face was found)"
+        raise ConfigError(f"{where}: no face with id {', '.join(map(str, unknown))}; faces in this clip: {known}")
+    for entry in schedule:
+        last = max((k.frame for k in entry.curve.keyframes if k.strength != 0), default=0)
+        if last >= clip.frame_count:
+            raise ConfigError(f"{where}: edit of face {entry.face_id} ({entry.delta_name}) reaches frame "
+                              f"{last}, but the clip has {clip.frame_count} frames (0-{clip.frame_count - 1})")
+    plans = []
+    for face_id in sorted(set(schedule.face_ids())):
+        t = tracks[face_id]
+        plans.append(plan_track(face_id, t.frame_indices, t.times, t.segment_ids, t.landmarks, t.blendshapes,
+                                t.confidence, schedule, deltas, plan or PlanConfig()))
+    info = probe(input_path)
+    compositor, events = None, []
+    if texture is not None:
+        plans, compositor, events = prepare_texture(plans, tracks, input_path, load_references(references), texture)
+    try:
+        stage = EditStage(plans, (info.height, info.width), render_config, texture=compositor)
+    except BaseException:
+        if compositor is not None:
+            compositor.close()
+        raise
+    by_face = {p.track_id: merge_ranges((f, f) for f in p.frame_indices) for p in plans if p.frame_indices.size}
+    ranges = merge_ranges(r for rs in by_face.values() for r in rs)
+    return PreparedEdit(result, tuple(plans), stage, compositor, events, by_face, ranges)
+
+
 def run_edit(job: EditJob, progress: ProgressCallback | None = None,
              render_progress: ProgressCallback | None = None) -> EditSummary:
     """Analyse, plan and render one edit job.
@@ -88,37 +193,15 @@ def run_edit(job: EditJob, progress: ProgressCallback | None = None,
     rj = job.render
     check_output_path(rj.output, overwrite=rj.output_config.overwrite, inputs=[rj.input],
                       is_folder=rj.output_config.codec == "png")
-    deltas = resolve_deltas(job.schedule.delta_names())
-    result = run_analysis(rj.input, job.analysis, cache_dir=job.cache_dir, use_cache=job.use_cache,
-                          allow_truncated=rj.allow_truncated, progress=progress)
-    analysis = result.analysis
-    tracks = {t.track_id: t for t in analysis.tracks}
-    unknown = sorted(set(job.schedule.face_ids()) - set(tracks))
-    if unknown:
-        known = ", ".join(str(i) for i in sorted(tracks)) or "none (no face was found)"
-        raise ConfigError(f"{rj.input}: no face with id {', '.join(map(str, unknown))}; faces in this clip: {known}")
-    for entry in job.schedule:
-        named = [k.frame for k in entry.curve.keyframes if k.strength != 0]
-        last = max(named, default=0)
-        if last >= analysis.frame_count:
-            raise ConfigError(f"{rj.input}: edit of face {entry.face_id} ({entry.delta_name}) reaches frame "
-                              f"{last}, but the clip has {analysis.frame_count} frames (0-{analysis.frame_count - 1})")
-    plans = []
-    for face_id in sorted(set(job.schedule.face_ids())):
-        t = tracks[face_id]
-        plans.append(plan_track(face_id, t.frame_indices, t.times, t.segment_ids, t.landmarks, t.blendshapes,
-                                t.confidence, job.schedule, deltas, job.plan))
-    info = probe(rj.input)
-    stage = EditStage(plans, (info.height, info.width), job.render_config)
-    by_face = {p.track_id: merge_ranges((f, f) for f in p.frame_indices) for p in plans if p.frame_indices.size}
-    ranges = merge_ranges(r for rs in by_face.values() for r in rs)
-    summary = run_render(rj, [stage], edited_ranges=[tuple(r) for r in ranges], edited_by_face=by_face,
-                         progress=render_progress)
-    clamps = [
-        {"face": e.face_id, "delta": e.delta, "frames": [e.first_frame, e.last_frame],
-         "requested": round(e.requested, 4), "applied": round(e.applied, 4)}
-        for p in plans for e in p.events
-    ]
-    repairs = sum(i.repairs for i in stage.info)
-    return EditSummary(result, tuple(plans), summary, by_face, clamps, repairs)
-
+    prepared = prepare_edit(rj.input, job.schedule, analysis=job.analysis, plan=job.plan,
+                            render_config=job.render_config, texture=job.texture, references=job.references,
+                            cache_dir=job.cache_dir, use_cache=job.use_cache, allow_truncated=rj.allow_truncated,
+                            progress=progress)
+    try:
+        summary = run_render(rj, [prepared.stage], edited_ranges=[tuple(r) for r in prepared.edited_ranges],
+                             edited_by_face=prepared.edited_by_face, progress=render_progress)
+    finally:
+        prepared.close()
+    repairs = sum(i.repairs for i in prepared.stage.info)
+    return EditSummary(prepared.analysis, prepared.plans, summary, prepared.edited_by_face, prepared.clamps(),
+                       repairs, prepared.texture_events)

@@ -27,7 +27,7 @@ from scipy.spatial.transform import Rotation
 
 from tracking.errors import ConfigError, InputError
 from tracking.filters import ChannelSmoothing, Method, noise_sigma, smooth_series
-from tracking.observation import NUM_MESH_LANDMARKS, FaceObservation
+from tracking.observation import NUM_MESH_LANDMARKS
 from tracking.pose import euler_from_rotations
 from tracking.tracks import TrackedFace
 
