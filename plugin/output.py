@@ -6,11 +6,18 @@ final output (so the final rename never crosses a filesystem), and the final nam
 when the output is complete. On failure the temporary file or folder is removed and nothing is
 left under the final name. An existing output is never replaced without ``overwrite``, and an
 output is never the input itself.
+
+A process killed outright (SIGKILL, power loss) cannot remove its temporary output. Each writer
+holds an advisory lock (``flock``) on its temporary file or folder while it works; the kernel
+drops it when the process dies. The next :class:`AtomicOutput` for the same final name removes
+the temporary FILES of that name nobody holds (a live writer's are kept), and leaves temporary
+FOLDERS alone: an image-sequence render continues from one with ``--resume``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterable
@@ -18,6 +25,11 @@ from pathlib import Path
 from types import TracebackType
 
 from tracking.errors import OutputError
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no locks, so nothing is ever judged stale
+    fcntl = None  # type: ignore[assignment]
 
 #: Marker in every temporary name deltaface creates (``.NAME.deltaface-tmp-XXXXXXXX.EXT``).
 TEMP_MARKER = ".deltaface-tmp-"
@@ -39,6 +51,45 @@ def temp_path_for(path: Path) -> Path:
     """
     token = secrets.token_hex(4)
     return path.parent / f".{path.stem}{TEMP_MARKER}{token}{path.suffix}"
+
+
+def _lock(path: Path, *, wait: bool) -> int | None:
+    """An fd holding an exclusive ``flock`` on ``path`` (None: no locks here, or held elsewhere)."""
+    if fcntl is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def stale_temps(path: Path) -> list[Path]:
+    """Temporary FILES left beside ``path`` by writers of the same name that died (no lock held).
+
+    Args:
+        path: the final output path.
+
+    Returns:
+        Those files (not folders: see the module docstring), sorted.
+    """
+    if fcntl is None or not path.parent.is_dir():
+        return []
+    pattern = re.compile(re.escape(f".{path.stem}{TEMP_MARKER}") + r"[0-9a-f]{8}" + re.escape(path.suffix))
+    stale = []
+    for p in sorted(path.parent.iterdir()):
+        if not pattern.fullmatch(p.name) or p.is_symlink() or not p.is_file():
+            continue
+        fd = _lock(p, wait=False)
+        if fd is not None:
+            os.close(fd)
+            stale.append(p)
+    return stale
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -136,13 +187,19 @@ class AtomicOutput:
         self.is_folder = is_folder
         self.temp = temp_path_for(self.final)
         self._done = False
-        if is_folder:
-            try:
+        self._lock_fd: int | None = None
+        for old in stale_temps(self.final):
+            _remove(old)  # a killed writer's leftover (no process holds its lock)
+        try:
+            if is_folder:
                 self.temp.mkdir()
-            except OSError as exc:
-                raise OutputError(
-                    f"{self.final.parent}: cannot create a folder there ({exc.strerror})"
-                ) from exc
+            else:
+                os.close(os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        except OSError as exc:
+            what = "a folder" if is_folder else "a file"
+            raise OutputError(f"{self.final.parent}: cannot create {what} there ({exc.strerror})") from exc
+        # Held until commit or abort; the writer opens the same inode, so the lock covers its work.
+        self._lock_fd = _lock(self.temp, wait=True)
 
     def commit(self) -> Path:
         """Rename the temporary output to the final name.
@@ -157,7 +214,7 @@ class AtomicOutput:
         if self._done:
             return self.final
         try:
-            if not self.temp.exists():
+            if not self.temp.exists() or (not self.is_folder and self.temp.stat().st_size == 0):
                 raise OutputError(f"{self.final}: nothing was written")
             exists = self.final.exists() or self.final.is_symlink()
             if exists and not self.overwrite:
@@ -177,12 +234,19 @@ class AtomicOutput:
             self.abort()
             raise OutputError(f"{self.final}: could not rename the finished output ({exc})") from exc
         self._done = True
+        self._unlock()
         return self.final
 
     def abort(self) -> None:
         """Remove the temporary output; the final name is left untouched."""
         _remove(self.temp)
         self._done = True
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def __enter__(self) -> Path:
         return self.temp

@@ -411,11 +411,19 @@ class VideoWriter:
             raise ValueError(f"frame {frame.index}: pts {frame.pts} is not after the previous "
                              f"frame's {self._last_pts}")
         self._last_pts = frame.pts
-        if self.config.codec == "png":
-            self._write_png(frame)
-        else:
-            self._encode(frame)
+        try:
+            if self.config.codec == "png":
+                self._write_png(frame)
+            else:
+                self._encode(frame)
+        except OSError as exc:  # disk full, file too large, I/O error: say so, keep nothing
+            self._abort()
+            raise self._write_error(exc, f"frame {frame.index}") from exc
         self.frames_written += 1
+
+    def _write_error(self, exc: OSError, where: str) -> OutputError:
+        reason = exc.strerror or str(exc)
+        return OutputError(f"{self.path}: could not write {where} ({reason}); nothing was left under this name")
 
     def _encode(self, frame: Frame) -> None:
         assert self._container is not None
@@ -471,6 +479,9 @@ class VideoWriter:
                 self._container = None
                 self.max_pts_error_s = self._measure_pts()
             return self._atomic.commit()
+        except OSError as exc:
+            self._abort()
+            raise self._write_error(exc, "the end of the file") from exc
         except BaseException:
             self._abort()
             raise

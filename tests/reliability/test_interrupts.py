@@ -5,8 +5,9 @@ What must hold:
       and no temporary file left (the writer removes it on the way out).
     * SIGKILL: nothing can run on the way out, so the hidden temporary file
       (``.NAME.deltaface-tmp-XXXXXXXX.EXT``) stays beside the output; the final name never
-      appears. A later run to the same output succeeds, and removes nothing it did not make:
-      the stale temporary file and other files in the folder are left as they were.
+      appears. A later run to the same output succeeds and removes that stale file (its writer's
+      lock died with it), and nothing else: other files in the folder, and the temporary file of
+      a render still running, are left as they were.
 
 The render is caught mid-way by waiting for its temporary output to appear and grow, then
 signalling; a render that finished first fails the test rather than passing it.
@@ -102,10 +103,31 @@ def test_kill_mid_render_then_render_again(long_clip: Path, tmp_path: Path) -> N
     assert proc.returncode == 0, err
     with VideoReader(out) as reader:
         assert reader.info.num_frames == NUM_FRAMES and reader.info.complete
-    assert _temps(tmp_path) == stale and tree_digest(stale[0]) == stale_digest
+    assert _temps(tmp_path) == []  # the killed render's leftover is gone
     assert bystander.read_text() == "not deltaface's"
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, bystander.name, stale[0].name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, bystander.name])
     assert tree_digest(long_clip) == before
+    assert stale_digest  # it held data: a real half-written render was cleaned up
+
+
+def test_a_running_renders_temporary_file_is_not_taken_for_stale(long_clip: Path, tmp_path: Path) -> None:
+    """Two renders to one output name: the second must not delete the first's file mid-write."""
+    from plugin.output import stale_temps
+
+    out = tmp_path / "out.mkv"
+    proc = _start("render", long_clip, "-o", out, "--codec", "ffv1", "--quiet")
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while not any(p.stat().st_size > 0 for p in _temps(tmp_path)):
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "render never started writing"
+            time.sleep(0.02)
+        assert proc.poll() is None
+        assert stale_temps(out) == []  # locked by the live render
+    finally:
+        proc.kill()
+        proc.communicate(timeout=WAIT_S)
+    assert [p.name for p in stale_temps(out)] == [p.name for p in _temps(tmp_path)]  # now it is stale
 
 
 def test_ctrl_c_while_tracking_writes_no_cache(long_clip: Path, tmp_path: Path) -> None:
