@@ -21,7 +21,7 @@ setup(
     python_requires=">=3.11,<3.12",
     packages=["plugin", "tracking", "synthesis", "compositing"],
     package_data={
-        "plugin": ["py.typed", "data/*.png", "data/*.txt"],
+        "plugin": ["py.typed", "data/*.png", "data/*.txt", "dfl_scripts/*.sh", "dfl_scripts/*.bat"],
         "tracking": ["py.typed", "models/*.task", "models/*.txt"],
         "synthesis": ["py.typed", "data/*"],
         "compositing": ["py.typed"],

@@ -1,0 +1,356 @@
+"""The restore job: track a plate and its swap, plan the correction, render it onto the swap.
+
+Orchestration only (the maths is ``synthesis.restore``). Steps: check that the two inputs hold
+the same frames (count, size; image sequences: the same file stems), analyse both (cached, as
+every command does), match faces and plan the correction per face, add any edit list (face ids
+are the swap's track ids, as ``deltaface track SWAPPED`` prints), render the swapped clip through
+the edit stage (and the bridge stage with ``bridge``), then, with ``verify``, track the output
+and measure the divergence that is left on every fixed range.
+
+Bridging a frame in which the swap has no trackable face: the nearest swap frame (within
+``RestoreConfig.bridge_max_frames``) whose face was found is warped so that its face takes the
+plate's pose, expression and place in the lost frame (``synthesis.restore.bridge_target``); the
+warped face is pasted inside its face oval grown by :data:`BRIDGE_GROW`, with a feathered
+edge. Frames neither fixed nor bridged pass through untouched (bit-identical with a lossless
+codec).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from compositing.crop import crop_for_landmarks
+from compositing.mask import face_oval
+from plugin.analyze import AnalysisConfig, AnalysisResult, ProgressCallback, run_analysis
+from plugin.edit_job import resolve_deltas
+from plugin.editing import EditStage, RenderConfig, render_face
+from plugin.output import check_output_path
+from plugin.pipeline import RenderJob, RenderSummary, run_render
+from plugin.provenance import merge_ranges
+from plugin.video import VideoReader, probe
+from plugin.writer import OutputConfig
+from synthesis.codespace import TrackCode, invert_track
+from synthesis.plan import FacePlan, plan_track
+from synthesis.restore import (
+    PairRestore, RestoreConfig, bridge_target, combine_plans, divergence, match_tracks, restore_pair,
+)
+from synthesis.schedule import EditSchedule
+from tracking.analysis import SOURCE_CODES, ClipAnalysis, Track
+from tracking.errors import ConfigError, InputError
+from tracking.frame import Frame
+from tracking.observation import Source
+
+#: Feather of the bridged face's paste, as a fraction of the face's size.
+BRIDGE_FEATHER = 0.04
+#: The bridged paste covers the face oval grown this much about its centre: where a swap loses
+#: the face it usually smears past the oval (forehead, hairline, jaw), and the good neighbour
+#: frame's pixels there (moved with the face by the warp near it) are the better guess.
+BRIDGE_GROW = 1.6
+
+
+@dataclass(frozen=True)
+class RestoreJob:
+    """One restore: the plate, the swap, where to write, and how.
+
+    Attributes:
+        plate: the original frames (video or image-sequence folder); read only.
+        swapped: the same frames after the swap; read only.
+        output: the repaired swap (a folder for png output).
+        output_config: codec and quality.
+        config: thresholds and limits.
+        bridge: fill frames where the swap lost the face from the nearest good swap frame.
+        schedule: extra edits of the swap's faces (track ids of the swapped clip).
+        plate_faces: plate track ids to restore (None: every matched face).
+        verify: track the output and measure the divergence left on each fixed range.
+    """
+
+    plate: Path
+    swapped: Path
+    output: Path
+    output_config: OutputConfig = field(default_factory=OutputConfig)
+    config: RestoreConfig = field(default_factory=RestoreConfig)
+    bridge: bool = False
+    schedule: EditSchedule | None = None
+    plate_faces: tuple[int, ...] | None = None
+    verify: bool = True
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    render_config: RenderConfig = field(default_factory=RenderConfig)
+    cache_dir: Path | None = None
+    use_cache: bool = True
+
+
+@dataclass(frozen=True, eq=False)
+class RestorePlan:
+    """Everything decided before rendering."""
+
+    plate: AnalysisResult
+    swapped: AnalysisResult
+    restores: tuple[PairRestore, ...]
+    plans: tuple[FacePlan, ...]
+    bridges: dict[int, list[tuple[int, NDArray[np.float32], NDArray[np.float64]]]]
+
+
+@dataclass(frozen=True, eq=False)
+class RestoreSummary:
+    """What a restore job did."""
+
+    plate: Path
+    plan: RestorePlan
+    render: RenderSummary
+    ranges: list[dict[str, Any]]
+    lost: dict[int, list[list[int]]]
+    bridged: list[list[int]]
+    verified: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "plate": str(self.plate),
+            "swapped": str(self.render.input),
+            "output": str(self.render.output),
+            "frames": self.render.frames_written,
+            "faces": [{"plate_face": r.pair.plate_id, "swap_face": r.pair.swap_id,
+                       "matched_frames": int(r.pair.frame_indices.size)} for r in self.plan.restores],
+            "fixed_ranges": self.ranges,
+            "lost_frames_by_face": {str(k): v for k, v in self.lost.items()},
+            "bridged_frames": self.bridged,
+            "verified_by_retracking": self.verified,
+        }
+
+
+def _check_inputs(plate: Path, swapped: Path) -> int:
+    a, b = probe(plate), probe(swapped)
+    if (a.width, a.height) != (b.width, b.height):
+        raise InputError(f"{swapped}: frames are {b.width}x{b.height}, the plate {plate} is {a.width}x{a.height}")
+    if a.num_frames != b.num_frames:
+        raise InputError(f"{swapped}: {b.num_frames} frames, the plate {plate} has {a.num_frames}; "
+                         "restore needs the same frames twice")
+    if a.is_image_sequence and b.is_image_sequence and a.stems != b.stems:
+        odd = sorted(set(a.stems) ^ set(b.stems))[:3]
+        raise InputError(f"{swapped}: file names differ from the plate's {plate} (e.g. {', '.join(odd)})")
+    return a.num_frames
+
+
+def _track_code(track: Track) -> TrackCode:
+    conf = np.asarray(track.confidence, np.float64)
+    return invert_track(track.landmarks, track.blendshapes, conf if conf.sum() > 0 else None)
+
+
+def plan_restore(job: RestoreJob, progress: ProgressCallback | None = None) -> RestorePlan:
+    """Analyse both inputs and plan the correction (nothing is written but analysis caches).
+
+    Raises:
+        InputError: the inputs do not hold the same frames.
+        ConfigError: the edit list names an unknown face or delta.
+    """
+    _check_inputs(job.plate, job.swapped)
+    kw: dict[str, Any] = dict(cache_dir=job.cache_dir, use_cache=job.use_cache, progress=progress)
+    plate = run_analysis(job.plate, job.analysis, **kw)
+    swapped = run_analysis(job.swapped, job.analysis, **kw)
+    ptracks = {t.track_id: t for t in plate.analysis.tracks}
+    stracks = {t.track_id: t for t in swapped.analysis.tracks}
+    if job.plate_faces is not None:
+        unknown = sorted(set(job.plate_faces) - set(ptracks))
+        if unknown:
+            raise ConfigError(f"{job.plate}: no face with id {', '.join(map(str, unknown))}")
+        ptracks = {k: v for k, v in ptracks.items() if k in job.plate_faces}
+    pairs = match_tracks(list(ptracks.values()), list(stracks.values()), job.config.match_min_iou)
+    restores, plans = [], []
+    bridges: dict[int, list[tuple[int, NDArray[np.float32], NDArray[np.float64]]]] = {}
+    for pair in pairs:
+        pt, st = ptracks[pair.plate_id], stracks[pair.swap_id]
+        pc, sc = _track_code(pt), _track_code(st)
+        r = restore_pair(pair, pt, st, job.config, pc, sc)
+        restores.append(r)
+        plans.append(r.plan)
+        if job.bridge:
+            for f, src, target in _bridge_jobs(r, pt, st, pc, sc, job.config.bridge_max_frames):
+                bridges.setdefault(f, []).append((src, st.landmarks[st.row(src)], target))
+    if job.schedule is not None and len(job.schedule.face_ids()):
+        deltas = resolve_deltas(job.schedule.delta_names())
+        unknown = sorted(set(job.schedule.face_ids()) - set(stracks))
+        if unknown:
+            raise ConfigError(f"{job.swapped}: no face with id {', '.join(map(str, unknown))} "
+                              f"(edit lists name the swapped clip's faces: {sorted(stracks)})")
+        for fid in sorted(set(job.schedule.face_ids())):
+            t = stracks[fid]
+            plans.append(plan_track(fid, t.frame_indices, t.times, t.segment_ids, t.landmarks, t.blendshapes,
+                                    t.confidence, job.schedule, deltas))
+    return RestorePlan(plate, swapped, tuple(restores), tuple(combine_plans(plans)), bridges)
+
+
+def _bridge_jobs(r: PairRestore, pt: Track, st: Track, pc: TrackCode, sc: TrackCode,
+                 max_frames: int) -> list[tuple[int, int, NDArray[np.float64]]]:
+    """(lost frame, source frame, target landmarks) for each lost frame with a good frame near.
+
+    The source is the nearest swap frame where the swap's face was found (fixed or not: its
+    input pixels and tracked landmarks are what is warped).
+    """
+    good_frames = st.frame_indices[st.sources != SOURCE_CODES[Source.BRIDGED]]
+    out = []
+    for f in r.lost:
+        prow = pt.row(int(f))
+        if prow is None or good_frames.size == 0:
+            continue
+        k = int(good_frames[np.argmin(np.abs(good_frames - f))])
+        if abs(k - int(f)) > max_frames:
+            continue
+        out.append((int(f), k, bridge_target(pc, prow, sc, r.offset, r.scale_ratio)))
+    return out
+
+
+class BridgeStage:
+    """Render stage pasting the nearest good swap frame's face, warped, into lost frames.
+
+    Args:
+        swapped: the swapped clip (frames are read from it by index).
+        jobs: per lost frame, ``(source frame, (478, 3) source landmarks, (478, 3) target)``.
+        config: render settings.
+    """
+
+    latency = 0
+
+    def __init__(self, swapped: Path, jobs: dict[int, list[tuple[int, NDArray[np.float32], NDArray[np.float64]]]],
+                 config: RenderConfig) -> None:
+        self._reader = VideoReader(swapped)
+        self._jobs = jobs
+        self.config = config
+        self.done: list[int] = []
+
+    def push(self, frame: Frame) -> list[Frame]:
+        jobs = self._jobs.get(frame.index)
+        if not jobs:
+            return [frame]
+        image = frame.image
+        for src, before, target in jobs:
+            source = self._reader.frame_at(src).image
+            both = np.concatenate([before[:, :2], target[:, :2]])
+            crop = crop_for_landmarks(both, image.shape[:2], out_size=None)
+            warped, _ = render_face(source, before.astype(np.float64), target, crop, self.config)
+            image = _paste(image, warped, target)
+        self.done.append(frame.index)
+        return [Frame(frame.index, frame.pts, frame.time_base, image)]
+
+    def flush(self) -> list[Frame]:
+        self._reader.close()
+        return []
+
+    def reset(self) -> None:
+        pass
+
+
+def _paste(image: NDArray[np.uint8], face: NDArray[np.uint8], landmarks: NDArray[np.floating]) -> NDArray[np.uint8]:
+    """``face`` over ``image`` inside the face oval of ``landmarks`` grown by :data:`BRIDGE_GROW`
+    (feathered inward)."""
+    oval = face_oval(landmarks)
+    centre = oval.mean(axis=0)
+    oval = (centre + BRIDGE_GROW * (oval - centre)).astype(np.float32)
+    hull = cv2.convexHull(oval).astype(np.int32)
+    mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillConvexPoly(mask, hull, 255)
+    size = float(np.ptp(oval, axis=0).max())
+    sigma = max(BRIDGE_FEATHER * size, 1.0)
+    inner = cv2.erode(mask, np.ones((3, 3), np.uint8), iterations=int(round(2 * sigma)))
+    alpha = cv2.GaussianBlur(inner.astype(np.float32) / 255.0, (0, 0), sigma)[..., None]
+    out = image.astype(np.float32) * (1 - alpha) + face.astype(np.float32) * alpha
+    return np.where(alpha > 0, np.clip(np.round(out), 0, 255), image).astype(np.uint8)
+
+
+def _range_rows(r: PairRestore, a: int, b: int) -> NDArray[np.intp]:
+    fr = r.pair.frame_indices
+    return np.flatnonzero((fr >= a) & (fr <= b) & ~r.pair.swap_lost)
+
+
+def measure_output(plate: ClipAnalysis, output: ClipAnalysis, restores: Sequence[PairRestore],
+                   config: RestoreConfig) -> dict[tuple[int, int], tuple[NDArray[np.int64], NDArray[np.float64],
+                                                                        NDArray[np.float64]]]:
+    """Per restored face: (frames, pose divergence, expression divergence) of the output vs the plate.
+
+    The output is matched to the plate as the swap was (:func:`match_tracks`).
+    """
+    ptracks = {t.track_id: t for t in plate.tracks}
+    otracks = {t.track_id: t for t in output.tracks}
+    wanted = [ptracks[r.pair.plate_id] for r in restores]
+    out = {}
+    for pair in match_tracks(wanted, list(otracks.values()), config.match_min_iou):
+        pt, ot = ptracks[pair.plate_id], otracks[pair.swap_id]
+        pc, oc = _track_code(pt), _track_code(ot)
+        _, pose, expr = divergence(pc.rotations[pair.plate_rows], oc.rotations[pair.swap_rows],
+                                   pt.blendshapes[pair.plate_rows], ot.blendshapes[pair.swap_rows])
+        out[(pair.plate_id, pair.swap_id)] = (pair.frame_indices, pose, expr)
+    return out
+
+
+def _stats(x: NDArray[np.float64]) -> dict[str, float] | None:
+    return None if x.size == 0 else {"mean": round(float(x.mean()), 3), "max": round(float(x.max()), 3)}
+
+
+def range_report(restores: Sequence[PairRestore], measured: dict[int, tuple[NDArray[np.int64], NDArray[np.float64],
+                                                                           NDArray[np.float64]]] | None
+                 ) -> list[dict[str, Any]]:
+    """One entry per fixed range: divergence before, planned after and (measured) after."""
+    rows = []
+    for r in restores:
+        for a, b in r.ranges:
+            idx = _range_rows(r, a, b)
+            entry: dict[str, Any] = {
+                "plate_face": r.pair.plate_id, "swap_face": r.pair.swap_id, "frames": [a, b],
+                "pose_divergence_deg_before": _stats(r.pose_div[idx]),
+                "expression_divergence_before": _stats(r.expr_div[idx]),
+                "pose_divergence_deg_planned": _stats(r.planned_pose_div[idx]),
+                "rotation_clamped": bool(r.clamped[idx].any()),
+            }
+            if measured is not None:
+                got = measured.get(r.pair.plate_id)
+                if got is None:
+                    entry["pose_divergence_deg_after"] = entry["expression_divergence_after"] = None
+                else:
+                    fr, pose, expr = got
+                    sel = (fr >= a) & (fr <= b)
+                    entry["pose_divergence_deg_after"] = _stats(pose[sel])
+                    entry["expression_divergence_after"] = _stats(expr[sel])
+            rows.append(entry)
+    return rows
+
+
+def run_restore(job: RestoreJob, progress: ProgressCallback | None = None,
+                render_progress: ProgressCallback | None = None) -> RestoreSummary:
+    """Plan, render and (with ``job.verify``) measure one restore.
+
+    Raises:
+        InputError: the inputs differ in frames, or cannot be read.
+        ConfigError: see :func:`plan_restore`.
+        OutputError: the output exists (without overwrite) or cannot be written.
+    """
+    oc = job.output_config
+    check_output_path(job.output, overwrite=oc.overwrite, inputs=[job.plate, job.swapped], is_folder=oc.codec == "png")
+    plan = plan_restore(job, progress)
+    info = probe(job.swapped)
+    stages: list[Any] = [EditStage(plan.plans, (info.height, info.width), job.render_config)]
+    bridge = BridgeStage(job.swapped, plan.bridges, job.render_config) if plan.bridges else None
+    if bridge is not None:
+        stages.append(bridge)
+    by_face = {p.track_id: merge_ranges((f, f) for f in p.frame_indices) for p in plan.plans if p.frame_indices.size}
+    if plan.bridges:
+        for r in plan.restores:
+            fr = [f for f in plan.bridges if f in set(int(x) for x in r.lost)]
+            if fr:
+                by_face[r.pair.swap_id] = merge_ranges([*by_face.get(r.pair.swap_id, []), *((f, f) for f in fr)])
+    ranges = merge_ranges(x for rs in by_face.values() for x in rs)
+    render = run_render(RenderJob(job.swapped, job.output, oc), stages, edited_ranges=[tuple(x) for x in ranges],
+                        edited_by_face=by_face, progress=render_progress)
+    measured = None
+    if job.verify and plan.restores:
+        out = run_analysis(job.output, job.analysis, cache_dir=job.cache_dir, use_cache=False)
+        per_pair = measure_output(plan.plate.analysis, out.analysis, plan.restores, job.config)
+        measured = {pid: v for (pid, _), v in per_pair.items()}
+    lost = {r.pair.plate_id: merge_ranges((int(f), int(f)) for f in r.lost) for r in plan.restores if r.lost.size}
+    bridged = merge_ranges((f, f) for f in (bridge.done if bridge is not None else []))
+    return RestoreSummary(job.plate, plan, render, range_report(plan.restores, measured), lost, bridged,
+                          measured is not None)

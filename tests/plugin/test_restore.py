@@ -1,0 +1,172 @@
+"""The restore job on a real clip: a synthetic bad swap of the astronaut demo clip, repaired.
+
+The plate is the demo clip (the astronaut with a known head motion, real MediaPipe tracking);
+the swap is the plate with the head turned the wrong way on a frame range by deltaface's own edit
+engine and the face wiped out on two frames (bench/restore.py describes these failures).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from compositing.mask import face_oval
+from plugin.analyze import run_analysis
+from plugin.cli import run
+from plugin.demo import MotionSettings, write_demo_clip
+from plugin.edit_job import EditJob, run_edit
+from plugin.editlist import schedule_from_specs
+from plugin.pipeline import RenderJob
+from plugin.restore import RestoreJob, run_restore
+from plugin.video import VideoReader
+from plugin.writer import OutputConfig, VideoWriter
+from tracking.errors import InputError
+
+#: Three analyses, an edit and two renders of the clip: about a minute on two busy cores.
+SLOW = pytest.mark.slow
+FRAMES = 28
+#: The swap turns the head by WRONG_YAW on TURNED (eased in and out over 4 frames outside).
+WRONG_YAW = -9.0
+TURNED = (7, 11)
+#: The swap has no face on these frames.
+LOST = (21, 22)
+#: Pose divergence left after the repair, re-measured on the output (issue #6: 2 degrees).
+POSE_AFTER_DEG = 2.0
+#: The wrong turn reads at least this much before the repair.
+POSE_BEFORE_MIN_DEG = 6.0
+
+
+def wipe_face(image: np.ndarray, landmarks: np.ndarray, grow: float = 1.6) -> np.ndarray:
+    """The face oval (grown about its centre) filled with its mean colour: no face is left."""
+    pts = landmarks[:, :2].astype(np.float64)
+    c = pts.mean(axis=0)
+    oval = face_oval(c + grow * (pts - c)).astype(np.float32)
+    mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillConvexPoly(mask, cv2.convexHull(oval).astype(np.int32), 255)
+    out = image.copy()
+    out[mask > 0] = image[mask > 0].mean(axis=0).round().astype(np.uint8)
+    return out
+
+
+@pytest.fixture(scope="module")
+def bad_swap(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    work = tmp_path_factory.mktemp("restore")
+    cache = work / "cache"
+    plate = write_demo_clip(work / "plate.mp4", MotionSettings(num_frames=FRAMES))
+    turned = work / "turned.mp4"
+    a, b = TURNED
+    run_edit(EditJob(RenderJob(plate, turned, OutputConfig(codec="ffv1")),
+                     schedule_from_specs([f"head_yaw={WRONG_YAW}@{a}-{b}"], 0, FRAMES), cache_dir=cache))
+    track = run_analysis(plate, cache_dir=cache).analysis.tracks[0]
+    swap = work / "swap.mp4"
+    with VideoReader(turned) as reader, VideoWriter(swap, reader.info, OutputConfig(codec="ffv1"), {}) as writer:
+        for fr in reader:
+            img = fr.image
+            if LOST[0] <= fr.index <= LOST[1]:
+                img = wipe_face(img, track.landmarks[track.row(fr.index)])
+            writer.write(type(fr)(fr.index, fr.pts, fr.time_base, img))
+    return {"plate": plate, "swap": swap, "cache": cache, "work": work}
+
+
+@pytest.fixture(scope="module")
+def restored(bad_swap: dict[str, Path]):
+    out = bad_swap["work"] / "restored"
+    job = RestoreJob(bad_swap["plate"], bad_swap["swap"], out, OutputConfig(codec="png"), bridge=True,
+                     cache_dir=bad_swap["cache"])
+    return run_restore(job), out
+
+
+@SLOW
+def test_wrong_turn_is_fixed_and_measured_on_the_output(restored):
+    summary, _ = restored
+    ranges = summary.ranges
+    assert len(ranges) == 1
+    r = ranges[0]
+    a, b = r["frames"]
+    assert a <= TURNED[0] and b >= TURNED[1]
+    assert r["pose_divergence_deg_before"]["max"] > POSE_BEFORE_MIN_DEG
+    assert summary.verified
+    assert r["pose_divergence_deg_after"]["max"] < POSE_AFTER_DEG
+    assert r["pose_divergence_deg_planned"]["max"] < POSE_AFTER_DEG
+
+
+@SLOW
+def test_lost_frames_are_reported_and_bridged(restored, bad_swap):
+    summary, out = restored
+    assert summary.lost == {0: [list(LOST)]}
+    assert summary.bridged == [list(LOST)]
+    swap = [f.image for f in VideoReader(bad_swap["swap"])]
+    output = [f.image for f in VideoReader(out)]
+    for f in range(LOST[0], LOST[1] + 1):
+        assert not np.array_equal(swap[f], output[f])
+    # the bridged face is a face again: the output is tracked there from a real observation
+    tracks = run_analysis(out, cache_dir=bad_swap["cache"]).analysis.tracks
+    t = tracks[0]
+    assert all(t.confidence[t.row(f)] > 0 for f in range(LOST[0], LOST[1] + 1))
+
+
+@SLOW
+def test_untouched_frames_are_bit_identical(restored, bad_swap):
+    summary, out = restored
+    touched = {int(f) for p in summary.plan.plans for f in p.frame_indices}
+    touched |= set(range(LOST[0], LOST[1] + 1))
+    swap = [f.image for f in VideoReader(bad_swap["swap"])]
+    output = [f.image for f in VideoReader(out)]
+    assert len(output) == len(swap) == FRAMES
+    untouched = [i for i in range(FRAMES) if i not in touched]
+    assert len(untouched) >= FRAMES // 3
+    assert all(np.array_equal(swap[i], output[i]) for i in untouched)
+
+
+@SLOW
+def test_cli_json_summary_and_pass_through(bad_swap, tmp_path, capsys):
+    args = ["restore", "--plate", str(bad_swap["plate"]), "--swapped", str(bad_swap["swap"]),
+            "--cache-dir", str(bad_swap["cache"]), "--no-verify", "--codec", "ffv1", "--json", "--quiet"]
+    assert run([*args, "-o", str(tmp_path / "a.mp4")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [r["frames"][0] <= TURNED[0] for r in result["fixed_ranges"]] == [True]
+    assert "pose_divergence_deg_after" not in result["fixed_ranges"][0]
+    assert result["lost_frames_by_face"] == {"0": [list(LOST)]}
+    assert result["bridged_frames"] == []
+    # the plate against itself: nothing diverges, nothing is fixed
+    same = ["restore", "--plate", str(bad_swap["plate"]), "--swapped", str(bad_swap["plate"]),
+            "--cache-dir", str(bad_swap["cache"]), "--codec", "ffv1", "--json", "--quiet"]
+    assert run([*same, "-o", str(tmp_path / "b.mp4")]) == 0
+    assert json.loads(capsys.readouterr().out)["fixed_ranges"] == []
+
+
+def test_inputs_that_are_not_the_same_frames_are_refused(tmp_path):
+    a = write_demo_clip(tmp_path / "a.mp4", MotionSettings(num_frames=6))
+    b = write_demo_clip(tmp_path / "b.mp4", MotionSettings(num_frames=4))
+    with pytest.raises(InputError, match="frames"):
+        run_restore(RestoreJob(a, b, tmp_path / "o.mp4", cache_dir=tmp_path / "cache"))
+    assert not (tmp_path / "o.mp4").exists()
+    seq = {}
+    for name, stems in (("p", ["f1", "f2"]), ("s", ["f1", "g2"])):
+        folder = tmp_path / name
+        folder.mkdir()
+        for stem in stems:
+            cv2.imwrite(str(folder / f"{stem}.png"), np.zeros((32, 32, 3), np.uint8))
+        seq[name] = folder
+    with pytest.raises(InputError, match="file names"):
+        run_restore(RestoreJob(seq["p"], seq["s"], tmp_path / "o2", OutputConfig(codec="png")))
+    assert not (tmp_path / "o2").exists()
+
+
+def test_restore_cli_defaults_match_the_config():
+    import argparse
+
+    from plugin.cli import _add_restore_options
+    from synthesis.restore import RestoreConfig
+
+    d = RestoreConfig()
+    p = argparse.ArgumentParser()
+    _add_restore_options(p)
+    helps = {a.dest: a.help for a in p._actions}
+    assert f"default {d.pose_threshold_deg:g})" in helps["pose_threshold"]
+    assert f"default {d.expression_threshold:g})" in helps["expression_threshold"]
+    assert f"default {d.ramp_frames})" in helps["ramp"]

@@ -1,0 +1,218 @@
+"""Swap repair maths on synthetic tracks with known pose, expression and identity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from synthesis.codespace import Pose, invert_track
+from synthesis.regions import canonical_points, inter_ocular, rigid_weights
+from synthesis.restore import (
+    RestoreConfig, bridge_target, combine_plans, divergence, flag_ranges, match_tracks, range_weights, restore_pair,
+)
+from tracking.analysis import SOURCE_CODES, Track
+from tracking.errors import ConfigError
+from tracking.observation import NUM_BLENDSHAPES, Source
+from tracking.pose import euler_from_rotations, matrix_from_euler, similarity_fit
+
+N = 40
+#: The synthetic swap turns the head by this much on frames DAMAGED.
+WRONG_YAW_DEG = 8.0
+DAMAGED = (12, 21)
+#: Pose read back from planned landmarks vs the plate (degrees): the inversion's own error.
+ANGLE_TOL_DEG = 0.3
+#: Shape differences in inter-ocular distances.
+SHAPE_TOL_IOD = 0.01
+JAW = 25  # jawOpen
+#: The plate's pose fit absorbs a little of a large jaw move: rigid points may move this fraction of it.
+RIGID_LEAK = 0.15
+
+
+def _posed(shape: np.ndarray, yaw: float, pitch: float = 0.0, x: float = 300.0) -> np.ndarray:
+    pose = Pose(60.0, matrix_from_euler(yaw, pitch, 0.0), np.array([x, 250.0, 0.0]))
+    return pose.to_pixels(shape).astype(np.float32)
+
+
+def _track(tid: int, landmarks: np.ndarray, blendshapes: np.ndarray, frames: np.ndarray | None = None,
+           bridged: np.ndarray | None = None) -> Track:
+    n = len(landmarks)
+    fi = np.arange(n, dtype=np.int64) if frames is None else frames.astype(np.int64)
+    lm = landmarks.astype(np.float32)
+    boxes = np.concatenate([lm[:, :, :2].min(axis=1), lm[:, :, :2].max(axis=1)], axis=1)
+    src = np.full(n, SOURCE_CODES[Source.LANDMARKER], np.uint8)
+    conf = np.ones(n, np.float32)
+    if bridged is not None:
+        src[bridged] = SOURCE_CODES[Source.BRIDGED]
+        conf[bridged] = 0
+    eye = np.tile(np.eye(4, dtype=np.float32), (n, 1, 1))
+    return Track(tid, fi, fi / 25.0, np.zeros(n, np.int32), lm, blendshapes.astype(np.float32), eye,
+                 np.zeros((n, 3), np.float32), lm.copy(), blendshapes.astype(np.float32), eye.copy(),
+                 np.zeros((n, 3), np.float32), conf, boxes.astype(np.float32), src)
+
+
+def _swap_identity() -> np.ndarray:
+    """A different face: eyes set wider, nose longer (what a swap puts on the plate's head)."""
+    s = canonical_points().copy()
+    s[:, 0] *= 1.08
+    s[:, 1] *= 0.95
+    return s
+
+
+def _pair(yaw_wrong: float = WRONG_YAW_DEG, swap_jaw: float = 0.0, plate_jaw: float = 0.0):
+    yaw = 6.0 * np.sin(np.linspace(0, 3, N))
+    plate_lm = np.stack([_posed(canonical_points(), y) for y in yaw])
+    wrong = yaw.copy()
+    a, b = DAMAGED
+    wrong[a:b + 1] += yaw_wrong
+    swap_lm = np.stack([_posed(_swap_identity(), y) for y in wrong])
+    pb = np.zeros((N, NUM_BLENDSHAPES))
+    sb = np.zeros((N, NUM_BLENDSHAPES))
+    pb[:, JAW] = plate_jaw
+    sb[:, JAW] = plate_jaw
+    sb[a:b + 1, JAW] = swap_jaw
+    return _track(0, plate_lm, pb), _track(0, swap_lm, sb), yaw
+
+
+def test_identical_swap_is_left_alone():
+    plate, _, _ = _pair()
+    swap = _track(3, plate.landmarks, plate.blendshapes)
+    (pair,) = match_tracks([plate], [swap])
+    r = restore_pair(pair, plate, swap, RestoreConfig())
+    assert pair.swap_id == 3
+    assert r.ranges == []
+    assert r.plan.frame_indices.size == 0
+    assert np.abs(r.pose_div).max() < ANGLE_TOL_DEG
+
+
+def test_wrong_yaw_is_found_and_turned_back_keeping_the_swap_identity():
+    plate, swap, yaw = _pair()
+    (pair,) = match_tracks([plate], [swap])
+    cfg = RestoreConfig()
+    r = restore_pair(pair, plate, swap, cfg)
+    assert r.ranges == [list(DAMAGED)]
+    assert r.pose_div[DAMAGED[0]] == pytest.approx(WRONG_YAW_DEG, abs=ANGLE_TOL_DEG)
+    # ramps: the plan covers the range and ramp_frames on each side, weight 1 inside
+    a, b = DAMAGED
+    assert r.plan.frame_indices.tolist() == list(range(a - cfg.ramp_frames, b + cfg.ramp_frames + 1))
+    inside = (r.plan.frame_indices >= a) & (r.plan.frame_indices <= b)
+    assert np.all(r.plan.strengths["restore"][inside] == 1.0)
+    assert np.all(np.diff(r.plan.strengths["restore"][:cfg.ramp_frames + 1]) > 0)
+    # the planned landmarks read back with the plate's yaw ...
+    code = invert_track(r.plan.after[inside])
+    got = euler_from_rotations(code.rotations)[:, 0]
+    assert np.abs(got - yaw[a:b + 1]).max() < ANGLE_TOL_DEG
+    assert np.abs(r.planned_pose_div[a:b + 1]).max() < ANGLE_TOL_DEG
+    # ... and with the swap's face shape, not the plate's
+    w = rigid_weights()
+    for k in np.flatnonzero(inside)[[0, -1]]:
+        after = r.plan.after[k].astype(np.float64)
+        for ref, expect_close in ((_swap_identity(), True), (canonical_points(), False)):
+            s, rot, t = similarity_fit(ref, after * np.array([1, -1, -1]), w)
+            fitted = s * ref @ rot.T + t
+            err = np.linalg.norm(fitted - after * np.array([1, -1, -1]), axis=1)[w > 0].max() / inter_ocular(after)
+            assert (err < SHAPE_TOL_IOD) == expect_close
+
+
+def test_untouched_frames_are_not_in_the_plan_and_lost_frames_are_listed():
+    plate, swap, _ = _pair()
+    lost = np.array([30, 31])
+    swap = _track(0, swap.landmarks, swap.blendshapes, bridged=lost)
+    (pair,) = match_tracks([plate], [swap])
+    r = restore_pair(pair, plate, swap, RestoreConfig())
+    assert r.lost.tolist() == lost.tolist()
+    assert not set(r.plan.frame_indices.tolist()) & set(lost.tolist())
+    assert set(r.plan.frame_indices.tolist()) <= set(range(DAMAGED[0] - 4, DAMAGED[1] + 5))
+
+
+def test_expression_divergence_moves_the_swap_to_the_plate_residual():
+    plate, swap, _ = _pair(yaw_wrong=0.0, swap_jaw=0.0, plate_jaw=0.0)
+    # the plate opens the jaw on the damaged frames; the swap does not
+    a, b = DAMAGED
+    lm = plate.landmarks.copy()
+    chin = canonical_points()[:, 1] < -4.0
+    shape = canonical_points().copy()
+    shape[chin, 1] -= 1.0
+    yaw = 6.0 * np.sin(np.linspace(0, 3, N))
+    for f in range(a, b + 1):
+        lm[f] = _posed(shape, yaw[f])
+    pb = plate.blendshapes.copy()
+    pb[a:b + 1, JAW] = 0.6
+    plate = _track(0, lm, pb)
+    (pair,) = match_tracks([plate], [swap])
+    r = restore_pair(pair, plate, swap, RestoreConfig(correct_pose=False))
+    assert r.ranges == [[a, b]]
+    assert r.expr_div[a] == pytest.approx(0.6, abs=1e-6)
+    k = int(np.flatnonzero(r.plan.frame_indices == (a + b) // 2)[0])
+    moved = r.plan.after[k] - r.plan.before[k]
+    iod = inter_ocular(r.plan.before[k])
+    chin_drop = moved[chin, 1].mean() / iod
+    upper = canonical_points()[:, 1] > 0
+    other = np.abs(moved[upper & (rigid_weights() > 0)]).max() / iod
+    assert chin_drop > 0.1  # the chin goes down (y down in pixels) ...
+    assert other < RIGID_LEAK * chin_drop  # ... and the upper face's rigid points nearly stay
+
+
+def test_pose_correction_is_clamped_to_the_warp_limits():
+    plate, swap, _ = _pair(yaw_wrong=30.0)
+    (pair,) = match_tracks([plate], [swap])
+    cfg = RestoreConfig(max_yaw_deg=10.0)
+    r = restore_pair(pair, plate, swap, cfg)
+    a, b = DAMAGED
+    assert r.clamped[a:b + 1].all()
+    assert r.planned_pose_div[a:b + 1] == pytest.approx(np.full(b - a + 1, 20.0), abs=0.5)
+
+
+def test_matching_follows_overlap_not_ids():
+    yaw = np.zeros(N)
+    left = np.stack([_posed(canonical_points(), y, x=150.0) for y in yaw])
+    right = np.stack([_posed(canonical_points(), y, x=600.0) for y in yaw])
+    z = np.zeros((N, NUM_BLENDSHAPES))
+    plate = [_track(0, left, z), _track(1, right, z)]
+    swap = [_track(5, right, z), _track(9, left, z)]
+    pairs = {p.plate_id: p.swap_id for p in match_tracks(plate, swap)}
+    assert pairs == {0: 9, 1: 5}
+    far = [_track(2, np.stack([_posed(canonical_points(), 0.0, x=2000.0)] * N), z)]
+    assert match_tracks(plate[:1], far) == []
+
+
+def test_bridge_target_puts_the_swap_face_where_the_plate_is():
+    plate, swap, yaw = _pair(yaw_wrong=0.0)
+    (pair,) = match_tracks([plate], [swap])
+    r = restore_pair(pair, plate, swap, RestoreConfig())
+    pc, sc = invert_track(plate.landmarks), invert_track(swap.landmarks)
+    target = bridge_target(pc, 30, sc, r.offset, r.scale_ratio)
+    # the swap sits exactly on the plate here, so the target is the swap face in frame 30's pose
+    np.testing.assert_allclose(target, swap.landmarks[30], atol=SHAPE_TOL_IOD * inter_ocular(swap.landmarks[30]))
+
+
+def test_ranges_weights_and_plan_merging():
+    frames = np.arange(30)
+    flags = np.zeros(30, bool)
+    flags[[5, 6, 9, 20]] = True
+    assert flag_ranges(flags, frames, gap_fill=2, min_frames=1) == [[5, 9], [20, 20]]
+    assert flag_ranges(flags, frames, gap_fill=2, min_frames=2) == [[5, 9]]
+    w = range_weights(frames, [[10, 12]], ramp=3)
+    assert w[10:13].tolist() == [1.0, 1.0, 1.0]
+    assert w[9] == pytest.approx(w[13]) and 0 < w[7] < w[8] < w[9] < 1
+    assert w[6] == 0 and w[16] == 0
+    plate, swap, _ = _pair()
+    (pair,) = match_tracks([plate], [swap])
+    p = restore_pair(pair, plate, swap, RestoreConfig()).plan
+    both = combine_plans([p, p])
+    assert len(both) == 1
+    np.testing.assert_allclose(both[0].after - both[0].before, 2 * (p.after - p.before), atol=1e-4)
+
+
+def test_divergence_wraps_angles():
+    r0 = np.stack([matrix_from_euler(179.0, 0, 0)])
+    r1 = np.stack([matrix_from_euler(-179.0, 0, 0)])
+    z = np.zeros((1, NUM_BLENDSHAPES))
+    diff, pose, _ = divergence(r0, r1, z, z)
+    assert pose[0] == pytest.approx(2.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("kw", [{"pose_threshold_deg": 0}, {"ramp_frames": -1}, {"match_min_iou": 0},
+                                {"correct_pose": False, "correct_expression": False}])
+def test_bad_config_is_refused(kw):
+    with pytest.raises(ConfigError):
+        RestoreConfig(**kw)
