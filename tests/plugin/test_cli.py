@@ -178,3 +178,11 @@ def test_blend_choices_match_the_blend_methods() -> None:
 
     assert tuple(BLEND_CHOICES) == tuple(BLEND_METHODS)
     assert BlendConfig().method == BLEND_CHOICES[0]
+
+
+def test_device_choices_match_the_render_devices() -> None:
+    from plugin.cli import DEVICE_CHOICES
+    from plugin.editing import DEVICES, RenderConfig
+
+    assert tuple(DEVICE_CHOICES) == tuple(DEVICES)
+    assert RenderConfig().device == DEVICE_CHOICES[0]
