@@ -19,6 +19,7 @@ outside the mask's support keep their exact bytes.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -306,11 +307,15 @@ class EditStage:
     """
 
     latency = 0
+    #: Stateless per frame: the render pass may push several frames at once from different
+    #: threads (the texture hook, which reads exemplar frames, is serialized by a lock).
+    parallel_safe = True
 
     def __init__(self, plans: Sequence[FacePlan], frame_size: tuple[int, int], config: RenderConfig | None = None,
                  texture: Callable[[NDArray[np.uint8], int, FacePlan, int], NDArray[np.uint8]] | None = None):
         self.config = config or RenderConfig()
         self.texture = texture  # texture hook (plugin/texture_stage.py)
+        self._texture_lock = threading.Lock()
         self.info: list[FaceRenderInfo] = []
         self._by_frame: dict[int, list[tuple[FacePlan, int, FaceCrop]]] = {}
         for plan in plans:
@@ -343,7 +348,8 @@ class EditStage:
         for plan, row, crop in jobs:
             image, (jac, repairs, disp) = render_face(image, plan.before[row], plan.after[row], crop, self.config)
             if self.texture is not None:  # texture hook: regions borrowed from exemplar frames
-                image = self.texture(image, frame.index, plan, row)
+                with self._texture_lock:
+                    image = self.texture(image, frame.index, plan, row)
             self.info.append(FaceRenderInfo(plan.track_id, frame.index, jac, repairs, disp))
         if image is frame.image:
             return [frame]

@@ -8,6 +8,7 @@ the GIL while they work, as do OpenCV, NumPy and torch kernels, so plain threads
 - :class:`Prefetch` runs an iterator (the reader) on a worker thread, ``depth`` items ahead.
 - :class:`BackgroundSink` feeds items to a function (the writer) on a worker thread, ``depth``
   items behind.
+- :func:`ordered_map` runs a stateless stage on several frames at once, keeping their order.
 
 Both queues are bounded, so memory stays flat whatever the clip's length. An exception on a
 worker is raised again in the calling thread, at the next item it asks for (:class:`Prefetch`)
@@ -20,13 +21,16 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Generic, TypeVar
 
 from tracking.errors import ConfigError
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 #: Frames decoded ahead of, or waiting behind, the stages: 4 x 6 MB at 1080p RGB.
 DEFAULT_DEPTH = 4
@@ -204,3 +208,37 @@ class BackgroundSink(Generic[T]):
             self.finish()
         else:
             self.close()
+
+
+def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int = 2, depth: int = DEFAULT_DEPTH) -> Iterator[R]:
+    """``map(fn, items)`` on ``workers`` threads, results in the items' order.
+
+    At most ``depth`` items are in flight, so memory stays bounded. ``fn`` must be safe to call
+    from several threads at once (the edit stage is: it keeps no state between frames). Closing
+    the iterator early (an error or Ctrl-C in the consumer) waits for the calls in flight and
+    drops the rest.
+
+    Args:
+        fn: the function; called on worker threads.
+        items: iterated on the calling thread.
+        workers: threads (>= 1).
+        depth: most items submitted and not yet returned (>= workers).
+
+    Yields:
+        ``fn(item)`` for every item, in order; an exception of ``fn`` is raised at its item.
+    """
+    if workers < 1 or depth < workers:
+        raise ConfigError(f"ordered_map needs workers >= 1 and depth >= workers, got {workers}, {depth}")
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deltaface-stage")
+    pending: deque[Future[R]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            while len(pending) >= depth:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for f in pending:
+            f.cancel()
+        pool.shutdown(wait=True)

@@ -117,3 +117,65 @@ def test_sink_close_on_error_drops_the_rest():
 def test_depth_must_be_positive(cls):
     with pytest.raises(ConfigError):
         cls(iter(()) if cls is Prefetch else (lambda x: None), depth=0)
+
+
+def test_ordered_map_keeps_order_under_uneven_work():
+    from plugin.overlap import ordered_map
+
+    def slow_for_even(i: int) -> int:
+        if i % 2 == 0:
+            time.sleep(0.002)
+        return i * i
+
+    assert list(ordered_map(slow_for_even, range(60), workers=2, depth=4)) == [i * i for i in range(60)]
+
+
+def test_ordered_map_raises_at_the_failing_item():
+    from plugin.overlap import ordered_map
+
+    def fail_at_5(i: int) -> int:
+        if i == 5:
+            raise ValueError("frame 5")
+        return i
+
+    got = []
+    with pytest.raises(ValueError, match="frame 5"):
+        for x in ordered_map(fail_at_5, range(20), workers=2, depth=3):
+            got.append(x)
+    assert got == [0, 1, 2, 3, 4]
+
+
+def test_edits_on_two_threads_equal_edits_on_one(tmp_path):
+    """The render pass edits two frames at once when its stages allow it; the output must be
+    bit-identical (FFV1) to editing one frame at a time."""
+    import numpy as np
+
+    from plugin.demo import astronaut_image
+    from plugin.editing import EditStage
+    from plugin.pipeline import RenderJob, run_render
+    from plugin.video import VideoReader
+    from plugin.writer import OutputConfig
+    from synthesis.plan import FacePlan
+    from tests.plugin.media import write_clip
+    from tracking.landmarker import Landmarker, LandmarkerConfig
+
+    still = astronaut_image()
+    with Landmarker(LandmarkerConfig(running_mode="image")) as lm:
+        (face,) = lm.detect_image(still)
+    n = 8
+    clip = write_clip(tmp_path / "clip.mkv", images=[np.roll(still, 2 * i, axis=1) for i in range(n)],
+                      width=still.shape[1], height=still.shape[0], codec="ffv1", pix_fmt="bgr0")
+    before = np.stack([face.landmarks + [2.0 * i, 0.0, 0.0] for i in range(n)]).astype(np.float32)
+    after = before.copy()
+    after[:, [61, 291], 0] += np.array([-6.0, 6.0])  # widen the mouth on every frame
+    plan = FacePlan(track_id=0, frame_indices=np.arange(n), times=np.arange(n) / 25.0,
+                    segments=np.zeros(n, np.int32), before=before, after=after)
+    outs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"out{workers}.mkv"
+        run_render(RenderJob(clip, out, OutputConfig(codec="ffv1")), [EditStage([plan], still.shape[:2])],
+                   workers=workers)
+        with VideoReader(out) as r:
+            outs[workers] = [f.image for f in r]
+    assert len(outs[1]) == n and not np.array_equal(outs[1][0], np.roll(still, 0, axis=1))
+    assert all(np.array_equal(a, b) for a, b in zip(outs[1], outs[2], strict=True))
