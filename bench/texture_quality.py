@@ -36,12 +36,14 @@ from plugin.demo import MotionSettings, write_demo_clip  # noqa: E402
 from plugin.edit_job import EditJob, run_edit  # noqa: E402
 from plugin.pipeline import RenderJob  # noqa: E402
 from plugin.video import VideoReader  # noqa: E402
-from plugin.writer import OutputConfig, VideoWriter  # noqa: E402
+from plugin.writer import OutputConfig  # noqa: E402
 from synthesis import regions as rg  # noqa: E402
 from synthesis.exemplars import REGIONS  # noqa: E402
 from synthesis.plan import PlanConfig  # noqa: E402
 from synthesis.schedule import EditEntry, EditSchedule, StrengthCurve  # noqa: E402
 from tracking.landmarker import BLENDSHAPE_NAMES  # noqa: E402
+
+from quality import cut_clip  # noqa: E402  (bench/ is on sys.path as the script's folder)
 
 FIXTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -198,14 +200,9 @@ def reference_check(work: Path) -> dict[str, Any]:
     """blink_left on liveportrait cut to frames 0-39 (no blink there), with and without its own
     frame 66 (eyes closed) given as a ``--reference`` still."""
     src = FIXTURES / "liveportrait_d0.mp4"
-    cut = work / "lp_cut.mkv"
+    cut = cut_clip(src, work / "lp_cut.mkv", REFERENCE_CUT)
+    still = work / "closed.png"
     with VideoReader(src) as reader:
-        with VideoWriter(cut, reader, OutputConfig(codec="ffv1", overwrite=True), {}) as writer:
-            for f in reader:
-                if f.index >= REFERENCE_CUT:
-                    break
-                writer.write(f)
-        still = work / "closed.png"
         cv2.imwrite(str(still), reader.frame_at(REFERENCE_FRAME).image[:, :, ::-1])
     cache = work / "cache_cut"
     track = max(run_analysis(cut, cache_dir=cache).analysis.tracks, key=lambda t: len(t.frame_indices))
