@@ -24,7 +24,11 @@ output is re-tracked with ``run_analysis(use_cache=False)``. Figures compare the
 
 Stills (before | after at a full-strength frame) of every control go to bench/results/.
 
-    python bench/quality.py [--quick] [--skip-speed]
+The edit engine's warp is measured alone unless ``--texture`` (texture from other frames is
+``bench/texture_quality.py``'s subject; with it, a blink on a clip that has no closed-eye frame
+is clamped, as ``deltaface edit`` does by default).
+
+    python bench/quality.py [--quick] [--skip-speed] [--texture]
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ from plugin.edit_job import EditJob, run_edit  # noqa: E402
 from plugin.editing import EditStage, RenderConfig, face_field  # noqa: E402
 from plugin.learn_job import learn_from_images  # noqa: E402
 from plugin.pipeline import RenderJob, run_render  # noqa: E402
+from plugin.texture_stage import TextureConfig  # noqa: E402
 from plugin.video import VideoReader  # noqa: E402
 from plugin.writer import OutputConfig, VideoWriter  # noqa: E402
 from synthesis.codespace import invert_track  # noqa: E402
@@ -87,8 +92,9 @@ def log(*a: Any) -> None:
 class Bench:
     """One clip: its input analysis, and edits rendered and re-tracked."""
 
-    def __init__(self, name: str, clip: Path, work: Path, render: RenderConfig) -> None:
+    def __init__(self, name: str, clip: Path, work: Path, render: RenderConfig, texture: bool = False) -> None:
         self.name, self.clip, self.work, self.render = name, clip, work, render
+        self.texture = TextureConfig() if texture else None
         self.cache = work / "cache"
         self.analysis = run_analysis(clip, cache_dir=self.cache).analysis
         self.track = max(self.analysis.tracks, key=lambda t: len(t.frame_indices))
@@ -103,7 +109,8 @@ class Bench:
         schedule = EditSchedule(tuple(EditEntry(self.track.track_id, n, StrengthCurve.over_range(s, frames[0], frames[1], ramp))
                                       for n, s in entries))
         job = EditJob(RenderJob(self.clip, out, OutputConfig(codec="ffv1", overwrite=True)), schedule,
-                      plan=plan or PlanConfig(), render_config=self.render, cache_dir=self.cache)
+                      plan=plan or PlanConfig(), render_config=self.render, cache_dir=self.cache,
+                      texture=self.texture)
         summary = run_edit(job)
         retrack = run_analysis(out, cache_dir=self.work / "cache_out", use_cache=False).analysis
         tracks = [t for t in retrack.tracks if len(t.frame_indices)]
@@ -388,6 +395,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer pose magnitudes, one clip size, fewer frames")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--clips", default="astronaut,liveportrait")
+    ap.add_argument("--texture", action="store_true",
+                    help="borrow region textures from other frames (the CLI's default); without it the "
+                         "warp alone is measured, and a blink on a clip without closed-eye frames is not clamped")
     args = ap.parse_args()
     render = RenderConfig()
     report: dict[str, Any] = {"bench": "quality", "quick": args.quick, "cpus": os.cpu_count(),
@@ -400,10 +410,10 @@ def main() -> None:
         benches = {}
         if "astronaut" in args.clips:
             clip = write_demo_clip(work / "astronaut.mp4", MotionSettings(num_frames=40))
-            benches["astronaut"] = Bench("astronaut", clip, work, render)
+            benches["astronaut"] = Bench("astronaut", clip, work, render, args.texture)
         if "liveportrait" in args.clips and (FIXTURES / "liveportrait_d0.mp4").exists():
             clip = cut_clip(FIXTURES / "liveportrait_d0.mp4", work / "liveportrait40.mp4", 40)
-            benches["liveportrait"] = Bench("liveportrait", clip, work, render)
+            benches["liveportrait"] = Bench("liveportrait", clip, work, render, args.texture)
         for name, bench in benches.items():
             report["clips"][name] = run_clip(bench, args.quick)
         if "astronaut" in benches and (FIXTURES / "liveportrait_d0.mp4").exists():
