@@ -449,16 +449,23 @@ def cmd_edit(args: argparse.Namespace) -> int:
     lines = [f"deltaface: wrote {result['output']} ({result['frames']} frames, {result['render_fps']} fps)"]
     for face, ranges in result["edited_ranges_by_face"].items():
         lines.append(f"  face {face}: edited frames " + ", ".join(f"{a}-{b}" for a, b in ranges))
-    for c in result["clamps"]:
-        lines.append(f"  clamp: face {c['face']} {c['delta']} frames {c['frames'][0]}-{c['frames'][1]}: "
-                     f"asked {c['requested']}, applied {c['applied']}")
-    for t in result.get("texture", []):
-        detail = ", ".join(t["exemplars"]) if t["action"] == "texture" else t["reason"]
-        lines.append(f"  {t['action']}: face {t['face']} {t['region']} frames {t['frames'][0]}-{t['frames'][1]}: {detail}")
+    lines.extend(_clamp_and_texture_lines(result))
     if "report" in result:
         lines.append(f"  QC report: {result['report']}")
     _emit(args, result, "\n".join(lines))
     return 0
+
+
+def _clamp_and_texture_lines(result: dict[str, Any]) -> list[str]:
+    """Where an edit run clamped a delta, and where region textures came from (or were missing)."""
+    lines = [f"  clamp: face {c['face']} {c['delta']} frames {c['frames'][0]}-{c['frames'][1]}: "
+             f"asked {c['requested']}, applied {c['applied']}" for c in result["clamps"]]
+    for t in result.get("texture", []):
+        detail = ", ".join(t["exemplars"]) if t["action"] == "texture" else t["reason"]
+        if "factor" in t:
+            detail += f" (strength x {t['factor']})"
+        lines.append(f"  {t['action']}: face {t['face']} {t['region']} frames {t['frames'][0]}-{t['frames'][1]}: {detail}")
+    return lines
 
 
 def cmd_learn_delta(args: argparse.Namespace) -> int:
@@ -611,6 +618,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         edited = run_edit(edit, render_progress=edit_progress)
     print(f"deltaface demo: wrote {edited.render.output}: face 0 edited with " + ", ".join(specs)
           + f" (frames {edited.edited_ranges_by_face.get(0)})", file=sys.stderr)
+    for line in _clamp_and_texture_lines(edited.as_dict()):
+        print(line, file=sys.stderr)
     from plugin.report import check_report_dir, write_edit_report
 
     with _Progress("re-track", False) as retrack_progress:
