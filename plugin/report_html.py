@@ -108,6 +108,7 @@ def render_html(report: Mapping[str, Any]) -> str:
     if clamp_rows:
         parts.append("<h3 class='clamp'>Clamp events</h3><table><tr><th>face</th><th>delta or limit</th>"
                      f"<th>frames</th><th>asked</th><th>applied</th></tr>{clamp_rows}</table>")
+    parts.extend(_texture_section(report.get("summary", {}).get("texture", [])))
     if report["thumbnails"]:
         parts.append("<h2>Most-changed frames</h2><p class='note'>Face crops decoded from the input (before) and the "
                      f"written output (after); the third image is |after − before| × {DIFF_GAIN}.</p><div class='thumbs'>")
@@ -134,3 +135,24 @@ def render_html(report: Mapping[str, Any]) -> str:
     parts.append(f"<p class='note'>Numbers: report.json beside this page (format deltaface-report, version "
                  f"{report['version']}).</p></body></html>")
     return "".join(parts)
+
+
+def _texture_section(events: list[dict[str, Any]]) -> list[str]:
+    """Where region textures came from (texture from other frames), and where the edit was clamped
+    or left to the warp for want of an exemplar."""
+    if not events:
+        return []
+    e = html.escape
+    rows = []
+    for t in events:
+        if t["action"] == "texture":
+            detail = ", ".join(f"{a}-{b}: {src}" for a, b, src in t.get("runs", [])) or ", ".join(t.get("exemplars", []))
+        else:
+            detail = t.get("reason", "")
+            if "factor" in t:
+                detail += f" (strength x {t['factor']})"
+        cls = " class=clamp" if t["action"] == "clamp" else ""
+        rows.append(f"<tr><td>{t['face']}</td><td>{e(t['region'])}</td><td>{t['frames'][0]}-{t['frames'][1]}</td>"
+                    f"<td{cls}>{e(t['action'])}</td><td>{e(detail)}</td></tr>")
+    return ["<h3>Texture from other frames</h3><table><tr><th>face</th><th>region</th><th>frames</th><th>action</th>"
+            f"<th>source frames, or why not</th></tr>{''.join(rows)}</table>"]

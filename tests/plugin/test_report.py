@@ -263,3 +263,30 @@ def test_edit_with_a_timeline_writes_the_report(tmp_path: Path, capsys: pytest.C
     smile = np.array(face["blendshapes"]["mouthSmileLeft"]["measured"], dtype=float)
     before = np.array(face["blendshapes"]["mouthSmileLeft"]["before"], dtype=float)
     assert np.nanmean(smile[8:14] - before[8:14]) > np.nanmean(np.abs(smile[:6] - before[:6]))
+
+
+def test_page_lists_texture_sources_and_clamps() -> None:
+    from plugin.report_html import render_html
+
+    track = synthetic_track()
+    plan = synthetic_plan(track)
+    deltas = named_controls()
+    texture = [
+        {"face": 0, "region": "mouth", "frames": [7, 31], "action": "texture", "exemplars": ["clip:26"],
+         "runs": [[7, 31, "clip:26"]]},
+        {"face": 0, "region": "eye_left", "frames": [39, 47], "action": "clamp",
+         "reason": "no exemplar in the target state in the clip or references", "factor": 0.562},
+    ]
+    from plugin.report import build_report
+
+    rep = build_report([track], [plan], {n: deltas[n] for n in plan.strengths}, frame_count=FRAMES,
+                       frame_times=np.arange(FRAMES) / 25.0, input_path=Path("in.mp4"), output_path=Path("out.mp4"),
+                       config=ReportConfig(thumbnails=0), extra={"summary": {"texture": texture}})
+    page = render_html(rep)
+    assert "Texture from other frames" in page
+    assert "7-31: clip:26" in page
+    assert "strength x 0.562" in page and "class=clamp>clamp" in page
+    rep_without = build_report([track], [plan], {n: deltas[n] for n in plan.strengths}, frame_count=FRAMES,
+                               frame_times=np.arange(FRAMES) / 25.0, input_path=Path("in.mp4"),
+                               output_path=Path("out.mp4"), config=ReportConfig(thumbnails=0))
+    assert "Texture from other frames" not in render_html(rep_without)
