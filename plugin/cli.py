@@ -200,6 +200,9 @@ def _add_restore_parsers(sub: Any) -> None:
     restore.add_argument("--plate", type=Path, required=True, metavar="ORIGINAL", help="the original frames")
     restore.add_argument("--swapped", type=Path, required=True, metavar="SWAPPED", help="the swapped frames")
     restore.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
+    restore.add_argument("--report", type=Path, default=None, metavar="DIR",
+                         help="write a QC report (HTML + report.json): the swap's pose and blendshapes before "
+                              "and the restore's target after, fixed ranges shaded, before/after thumbnails")
     _add_restore_options(restore)
     _add_analysis_options(restore)
     _add_output_options(restore)
@@ -677,10 +680,20 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from plugin.restore import run_restore
 
     job = _restore_job(args, args.plate, args.swapped, args.output, _output_config(args))
+    if args.report is not None:
+        from plugin.report import check_report_dir
+
+        check_report_dir(args.report, overwrite=args.overwrite)  # before any work
     with _Progress("track", args.quiet) as track_progress, _Progress("render", args.quiet) as render_progress:
         summary = run_restore(job, progress=track_progress, render_progress=render_progress)
     result = summary.as_dict()
+    if args.report is not None:
+        from plugin.report import write_restore_report
+
+        result["report"] = str(write_restore_report(args.report, summary))
     lines = [f"deltaface: wrote {result['output']} ({result['frames']} frames)", *_restore_lines(result)]
+    if "report" in result:
+        lines.append(f"  QC report: {result['report']}")
     _emit(args, result, "\n".join(lines))
     return 0
 

@@ -256,7 +256,9 @@ def write_thumbnails(directory: Path, input_path: Path, output_path: Path, picks
 def build_report(tracks: Sequence[Track], plans: Sequence[FacePlan], deltas: Mapping[str, Delta], *,
                  frame_count: int, frame_times: NDArray[np.floating], input_path: Path, output_path: Path,
                  config: ReportConfig = ReportConfig(), extra: Mapping[str, Any] | None = None,
-                 measured: Sequence[Track] | None = None) -> dict[str, Any]:
+                 measured: Sequence[Track] | None = None,
+                 after: Mapping[int, tuple[NDArray[np.floating], NDArray[np.floating]]] | None = None,
+                 after_values: str | None = None) -> dict[str, Any]:
     """The report's numbers (what ``report.json`` holds), without thumbnails written.
 
     Args:
@@ -270,6 +272,9 @@ def build_report(tracks: Sequence[Track], plans: Sequence[FacePlan], deltas: Map
         extra: more top-level entries (the run's summary).
         measured: the tracks of an analysis of the output, or None: each edited face's values
             there are added as ``"measured"`` beside ``"before"`` and ``"after"``.
+        after: per face id, ``(F, 3)`` angles and ``(F, 52)`` blendshapes that replace the planned
+            readout (e.g. a restore's target: the plate's values where it corrects the swap).
+        after_values: what "after" means, for the page's key (default: the planned readout).
     """
     by_id = {t.track_id: t for t in tracks}
     faces, shifts, readouts = [], [], []
@@ -277,6 +282,9 @@ def build_report(tracks: Sequence[Track], plans: Sequence[FacePlan], deltas: Map
         if plan.track_id not in by_id:
             raise ConfigError(f"report: face {plan.track_id} has a plan but no track")
         r = face_readout(by_id[plan.track_id], plan, deltas, frame_count)
+        if after is not None and plan.track_id in after:
+            r["angles_after"], r["blendshapes_after"] = (np.asarray(a, np.float64) for a in after[plan.track_id])
+            r["blendshape_change"] = np.nan_to_num(r["blendshapes_after"] - r["blendshapes_before"])
         readouts.append(r)
         shifts.append(r["shift_px"])
         names = key_blendshapes(r["blendshape_change"], config.blendshape_charts)
@@ -313,8 +321,8 @@ def build_report(tracks: Sequence[Track], plans: Sequence[FacePlan], deltas: Map
     return {
         "format": "deltaface-report", "version": REPORT_VERSION,
         "input": str(input_path), "output": str(output_path), "frame_count": frame_count,
-        "after_values": "planned readout: tracked value + sum of strength x the delta's documented change "
-                        "(pose degrees, blendshape scores)",
+        "after_values": after_values or ("planned readout: tracked value + sum of strength x the delta's "
+                                         "documented change (pose degrees, blendshape scores)"),
         "measured_values": None if measured is None else "the written output tracked again (smoothed track)",
         "faces": faces, "thumbnails": picks, **(dict(extra) if extra else {}),
     }
@@ -364,7 +372,9 @@ def check_report_dir(directory: Path, overwrite: bool = False) -> Path:
 def write_report(directory: Path, tracks: Sequence[Track], plans: Sequence[FacePlan], deltas: Mapping[str, Delta], *,
                  frame_count: int, frame_times: NDArray[np.floating], input_path: Path, output_path: Path,
                  config: ReportConfig = ReportConfig(), extra: Mapping[str, Any] | None = None,
-                 measured: Sequence[Track] | None = None) -> Path:
+                 measured: Sequence[Track] | None = None,
+                 after: Mapping[int, tuple[NDArray[np.floating], NDArray[np.floating]]] | None = None,
+                 after_values: str | None = None) -> Path:
     """Write ``directory/index.html``, ``directory/report.json`` and ``directory/thumbs/*.png``.
 
     Args: as for :func:`build_report`; ``output_path`` must be written already (it is decoded).
@@ -382,7 +392,7 @@ def write_report(directory: Path, tracks: Sequence[Track], plans: Sequence[FaceP
         raise OutputError(f"{directory}: cannot create the report folder: {exc.strerror or exc}") from None
     report = build_report(tracks, plans, deltas, frame_count=frame_count, frame_times=frame_times,
                           input_path=input_path, output_path=output_path, config=config, extra=extra,
-                          measured=measured)
+                          measured=measured, after=after, after_values=after_values)
     for stale in (directory / "thumbs").glob("frame*_face*_*.png"):  # an earlier report's thumbnails
         stale.unlink()
     if report["thumbnails"]:
@@ -426,3 +436,43 @@ def write_edit_report(directory: Path, summary: Any, config: ReportConfig = Repo
                         frame_count=analysis.frame_count, frame_times=analysis.frame_times,
                         input_path=Path(summary.render.input), output_path=Path(summary.render.output),
                         config=config, extra=extra, measured=measured)
+
+
+#: The restore's per-frame weight, shown among the strengths (a weight in [0, 1], no change of its own).
+RESTORE_WEIGHT = Delta(name="restore", kind="mixed", displacement=np.zeros((478, 3)),
+                       description="restore: weight of the plate's pose and expression on the swap")
+
+
+def write_restore_report(directory: Path, summary: Any, config: ReportConfig = ReportConfig()) -> Path:
+    """:func:`write_report` for a finished :class:`plugin.restore.RestoreSummary`.
+
+    "Before" is the swap as tracked; "after" the restore's target: the swap's values moved toward
+    the plate's by the restore weight on every frame where the two faces are matched. The run's
+    summary (fixed ranges with their divergence before and after) goes into ``report.json``.
+    """
+    from plugin.edit_job import resolve_deltas
+
+    plan = summary.plan
+    swapped = plan.swapped.analysis
+    plate = {t.track_id: t for t in plan.plate.analysis.tracks}
+    swaps = {t.track_id: t for t in swapped.tracks}
+    f = swapped.frame_count
+    targets: dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
+    for r in plan.restores:
+        sw, pl = swaps[r.pair.swap_id], plate[r.pair.plate_id]
+        ang = np.full((f, 3), np.nan)
+        bs = np.full((f, 52), np.nan)
+        ang[sw.frame_indices], bs[sw.frame_indices] = sw.angles, sw.blendshapes
+        w = np.asarray(r.weights, np.float64)[:, None]
+        fr = r.pair.frame_indices
+        ang[fr] += w * (pl.angles[r.pair.plate_rows] - sw.angles[r.pair.swap_rows])
+        bs[fr] += w * (pl.blendshapes[r.pair.plate_rows] - sw.blendshapes[r.pair.swap_rows])
+        targets[r.pair.swap_id] = (ang, np.clip(bs, 0.0, 1.0))
+    names = sorted({n for p in plan.plans for n in p.strengths} - {RESTORE_WEIGHT.name})
+    deltas = {**resolve_deltas(names), RESTORE_WEIGHT.name: RESTORE_WEIGHT}
+    return write_report(directory, swapped.tracks, plan.plans, deltas, frame_count=f,
+                        frame_times=swapped.frame_times, input_path=Path(summary.render.input),
+                        output_path=Path(summary.render.output), config=config,
+                        extra={"summary": summary.as_dict()}, after=targets,
+                        after_values="the restore's target: the swap's value moved to the plate's by the restore "
+                                     "weight (the plate's pose and expression where the swap is corrected)")

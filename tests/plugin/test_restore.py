@@ -170,3 +170,25 @@ def test_restore_cli_defaults_match_the_config():
     assert f"default {d.pose_threshold_deg:g})" in helps["pose_threshold"]
     assert f"default {d.expression_threshold:g})" in helps["expression_threshold"]
     assert f"default {d.ramp_frames})" in helps["ramp"]
+
+
+#: The report's "after" yaw on the wrongly turned frames comes this close to the plate's yaw.
+REPORT_TARGET_DEG = 0.5
+
+
+@SLOW
+def test_qc_report_shows_the_swap_before_and_the_plates_pose_after(restored, bad_swap, tmp_path):
+    from plugin.report import write_restore_report
+
+    summary, _ = restored
+    index = write_restore_report(tmp_path / "qc", summary)
+    rep = json.loads((tmp_path / "qc" / "report.json").read_text())
+    assert index.is_file() and "Face 0" in index.read_text()
+    face = rep["faces"][0]
+    plate = summary.plan.plate.analysis.tracks[0]
+    mid = (TURNED[0] + TURNED[1]) // 2
+    yaw = face["angles_deg"]["yaw"]
+    assert abs(yaw["before"][mid] - float(plate.angles[plate.row(mid), 0])) > POSE_BEFORE_MIN_DEG
+    assert abs(yaw["after"][mid] - float(plate.angles[plate.row(mid), 0])) < REPORT_TARGET_DEG
+    assert rep["summary"]["fixed_ranges"][0]["frames"][0] <= TURNED[0]
+    assert "restore" in face["strengths"] and rep["thumbnails"]
