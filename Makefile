@@ -33,7 +33,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -m slow
 
 bench: $(STAMP)
-	$(PY) bench/passthrough.py
+	$(PY) bench/perf.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info
