@@ -15,6 +15,7 @@ right edge (1), so the pixel-centre coordinate STYLE.md uses is ``x * W - 0.5`` 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -361,20 +362,7 @@ class Landmarker:
     def _follow(self, image: NDArray[np.uint8], frame_index: int, found: list[FaceObservation]) -> list[FaceObservation]:
         """Faces recovered in the previous frame, looked for again around their boxes (the crop
         re-run alone: the tiled detector costs as much again and finds the same face)."""
-        margin = self.config.recovery.region_margin
-        known = [face.box for face in found]
-        followed: list[FaceObservation] = []
-        for box in self._followed:
-            if len(found) + len(followed) >= self.config.num_faces:
-                break
-            if any(box_covered(box, k) >= self.config.recovery.covered_fraction for k in known):
-                continue
-            obs = self._landmark_crop(image, box, margin, frame_index)
-            if obs is None or any(box_iou(obs.box, k) >= 0.5 or box_covered(obs.box, k) >= 0.8 for k in known):
-                continue
-            followed.append(obs)
-            known.append(obs.box)
-        return followed
+        return self._landmark_boxes(image, frame_index, found, self._followed, self.config.recovery.region_margin)
 
     def _recovery_due(self, frame: Frame, faces: list[FaceObservation]) -> bool:
         """Whether the tiled detector should run on this video frame (see ``recovery_interval_s``)."""
@@ -438,20 +426,29 @@ class Landmarker:
         cfg = self.config.recovery
         if self._detector is None:
             self._detector = TiledFaceDetector(self.bundle, cfg)
+        boxes = (det[:4] for det in self._detector.detect(image))
+        return self._landmark_boxes(image, frame_index, found, boxes, cfg.detection_margin)
+
+    def _landmark_boxes(
+        self, image: NDArray[np.uint8], frame_index: int, found: list[FaceObservation],
+        boxes: Iterable[NDArray[np.floating]], margin: float,
+    ) -> list[FaceObservation]:
+        """Faces the landmarker finds on crops around ``boxes`` (``margin`` times their side), in
+        order, skipping boxes ``found`` faces already cover and faces that duplicate one, up to
+        ``num_faces`` in all."""
         known = [face.box for face in found]
-        recovered: list[FaceObservation] = []
-        for det in self._detector.detect(image):
-            if len(found) + len(recovered) >= self.config.num_faces:
+        more: list[FaceObservation] = []
+        for box in boxes:
+            if len(found) + len(more) >= self.config.num_faces:
                 break
-            box = det[:4]
-            if any(box_covered(box, k) >= cfg.covered_fraction for k in known):
+            if any(box_covered(box, k) >= self.config.recovery.covered_fraction for k in known):
                 continue
-            obs = self._landmark_crop(image, box, cfg.detection_margin, frame_index)
+            obs = self._landmark_crop(image, box, margin, frame_index)
             if obs is None or any(box_iou(obs.box, k) >= 0.5 or box_covered(obs.box, k) >= 0.8 for k in known):
                 continue
-            recovered.append(obs)
+            more.append(obs)
             known.append(obs.box)
-        return recovered
+        return more
 
     def _landmark_crop(
         self, image: NDArray[np.uint8], box: NDArray[np.floating], margin: float, frame_index: int
