@@ -115,11 +115,7 @@ class PreparedEdit:
 
     def clamps(self) -> list[dict[str, Any]]:
         """Every clamp event of every plan, as the run summary reports them."""
-        return [
-            {"face": e.face_id, "delta": e.delta, "frames": [e.first_frame, e.last_frame],
-             "requested": round(e.requested, 4), "applied": round(e.applied, 4)}
-            for p in self.plans for e in p.events
-        ]
+        return [e.as_dict() for p in self.plans for e in p.events]
 
 
 def prepare_edit(

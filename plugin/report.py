@@ -293,8 +293,7 @@ def build_report(tracks: Sequence[Track], plans: Sequence[FacePlan], deltas: Map
         faces.append({
             "face": plan.track_id,
             "edited_ranges": merge_ranges((int(f), int(f)) for f in plan.frame_indices),
-            "clamps": [{"delta": e.delta, "frames": [e.first_frame, e.last_frame],
-                        "requested": round(e.requested, 4), "applied": round(e.applied, 4)} for e in plan.events],
+            "clamps": [{k: v for k, v in e.as_dict().items() if k != "face"} for e in plan.events],
             "angles_deg": {a: {"before": _round(r["angles_before"][:, k]), "after": _round(r["angles_after"][:, k])}
                            for k, a in enumerate(ANGLES)},
             "blendshapes": {n: {"before": _round(r["blendshapes_before"][:, i], 4),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -161,6 +162,11 @@ class ClampEvent:
     last_frame: int
     requested: float
     applied: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """As run summaries and reports give it (values rounded to 4 decimals)."""
+        return {"face": self.face_id, "delta": self.delta, "frames": [self.first_frame, self.last_frame],
+                "requested": round(self.requested, 4), "applied": round(self.applied, 4)}
 
 
 def _events(
