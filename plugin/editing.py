@@ -223,6 +223,7 @@ def render_face(
     after: NDArray[np.floating],
     crop: FaceCrop,
     config: RenderConfig,
+    device: torch.device | None = None,
 ) -> tuple[NDArray[np.uint8], tuple[float, int, float]]:
     """Warp one face of ``image`` from ``before`` to ``after`` landmarks inside ``crop``.
 
@@ -231,6 +232,7 @@ def render_face(
         before, after: ``(478, 3)`` frame pixels.
         crop: the face's crop in this frame (the field and mask are built at its resolution).
         config: warp, blend, crop and sampling settings.
+        device: where to sample and blend (default: ``resolve_device(config.device)``).
 
     Returns:
         The new frame (the same object when nothing moves) and (min Jacobian, fold repairs,
@@ -249,7 +251,7 @@ def render_face(
         if box is None:
             return image.copy(), stats
         x0, y0, x1, y1 = box
-        device = resolve_device(config.device)
+        device = resolve_device(config.device) if device is None else device
         field_and_mask = torch.cat([fld.displacement().permute(2, 0, 1), mask[0]], 0)[None].to(device)
         fg, alpha = sample_frame_through_field(image, crop, field_and_mask, box, INTERPOLATIONS[config.interpolation])
         alpha = snap(alpha, bc.floor)
@@ -316,6 +318,7 @@ class EditStage:
         self.config = config or RenderConfig()
         self.texture = texture  # texture hook (plugin/texture_stage.py)
         self._texture_lock = threading.Lock()
+        self.device = resolve_device(self.config.device)  # a missing GPU is refused before any frame
         self.info: list[FaceRenderInfo] = []
         self._by_frame: dict[int, list[tuple[FacePlan, int, FaceCrop]]] = {}
         for plan in plans:
@@ -346,7 +349,8 @@ class EditStage:
             return [frame]
         image = frame.image
         for plan, row, crop in jobs:
-            image, (jac, repairs, disp) = render_face(image, plan.before[row], plan.after[row], crop, self.config)
+            image, (jac, repairs, disp) = render_face(image, plan.before[row], plan.after[row], crop, self.config,
+                                                      self.device)
             if self.texture is not None:  # texture hook: regions borrowed from exemplar frames
                 with self._texture_lock:
                     image = self.texture(image, frame.index, plan, row)
