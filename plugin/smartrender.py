@@ -269,7 +269,8 @@ def _encode_run(path: Path, info: VideoInfo, config: OutputConfig, stages: Seque
                 first: int, last: int, tag: Mapping[str, Any]) -> None:
     """Render frames ``first..last`` through ``stages`` into a new file at ``path``."""
     chain = StageChain(stages)
-    with VideoReader(info.path) as reader, VideoWriter(path, reader, config, tag) as writer:
+    # Video only: the splice takes this file's video packets; the audio stays the previous output's.
+    with VideoReader(info.path) as reader, VideoWriter(path, reader, config, tag, copy_streams=False) as writer:
         for frame in reader.frames(first, last + 1):
             for out in chain.push(frame):
                 writer.write(out)

@@ -254,6 +254,8 @@ class VideoWriter:
         config: codec and quality settings.
         provenance: the tag from :func:`plugin.provenance.build_provenance`; default: processed,
             no faces edited.
+        copy_streams: copy the source's audio and other streams (False for a video-only piece,
+            such as the GOPs a partial re-render encodes and splices into an existing output).
 
     Attributes:
         path: the final output path.
@@ -275,10 +277,13 @@ class VideoWriter:
         source: VideoInfo | VideoReader,
         config: OutputConfig | None = None,
         provenance: Mapping[str, Any] | None = None,
+        *,
+        copy_streams: bool = True,
     ) -> None:
         self.info = source.info if isinstance(source, VideoReader) else source
         self.config = config or OutputConfig()
         self.tag = dict(provenance) if provenance is not None else build_provenance(source=self.info.path)
+        self._copy_streams = copy_streams
         final = Path(path)
         suffix = final.suffix.lower()
         codec = self.config.codec
@@ -373,7 +378,7 @@ class VideoWriter:
         elif cfg.codec == "ffv1":
             v.options = {"level": "3", "g": "1", "slicecrc": "1"}
         self._video = v
-        if not info.is_image_sequence:
+        if not info.is_image_sequence and self._copy_streams:
             self._copier = _PacketCopier(info.path, info.stream_index, c)
             self.skipped_streams = list(self._copier.skipped)
             with av.open(str(info.path), mode="r") as src:
