@@ -69,6 +69,15 @@ def _lock(path: Path, *, wait: bool) -> int | None:
     return fd
 
 
+def temp_paths(path: Path) -> list[Path]:
+    """Every temporary file or folder :func:`temp_path_for` could have made for ``path`` that
+    exists beside it now (symlinks excluded), sorted by name."""
+    if not path.parent.is_dir():
+        return []
+    pattern = re.compile(re.escape(f".{path.stem}{TEMP_MARKER}") + r"[0-9a-f]{8}" + re.escape(path.suffix))
+    return [p for p in sorted(path.parent.iterdir()) if pattern.fullmatch(p.name) and not p.is_symlink()]
+
+
 def stale_temps(path: Path) -> list[Path]:
     """Temporary FILES left beside ``path`` by writers of the same name that died (no lock held).
 
@@ -78,12 +87,11 @@ def stale_temps(path: Path) -> list[Path]:
     Returns:
         Those files (not folders: see the module docstring), sorted.
     """
-    if fcntl is None or not path.parent.is_dir():
+    if fcntl is None:
         return []
-    pattern = re.compile(re.escape(f".{path.stem}{TEMP_MARKER}") + r"[0-9a-f]{8}" + re.escape(path.suffix))
     stale = []
-    for p in sorted(path.parent.iterdir()):
-        if not pattern.fullmatch(p.name) or p.is_symlink() or not p.is_file():
+    for p in temp_paths(path):
+        if not p.is_file():
             continue
         fd = _lock(p, wait=False)
         if fd is not None:

@@ -18,7 +18,6 @@ place, so a file is always either its old or its new complete version:
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from typing import Any
 
 import av
 
-from plugin.output import TEMP_MARKER, AtomicOutput, check_output_path, temp_path_for
+from plugin.output import TEMP_MARKER, AtomicOutput, check_output_path, temp_path_for, temp_paths
 from plugin.pipeline import ProgressCallback, StageChain
 from plugin.provenance import PROVENANCE_FILE, build_provenance, read_provenance, write_provenance_file
 from plugin.smartrender import splice_provenance
@@ -153,13 +152,7 @@ def rerender_png(
 
 def find_interrupted(output: Path) -> list[Path]:
     """Temporary folders an interrupted PNG render to ``output`` left beside it, newest first."""
-    output = output.absolute()
-    pattern = re.compile(rf"^\.{re.escape(output.stem)}{re.escape(TEMP_MARKER)}[0-9a-f]{{8}}"
-                         rf"{re.escape(output.suffix)}$")
-    if not output.parent.is_dir():
-        return []
-    found = [p for p in output.parent.iterdir()
-             if pattern.match(p.name) and p.is_dir() and not p.is_symlink()]
+    found = [p for p in temp_paths(output.absolute()) if p.is_dir()]
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
