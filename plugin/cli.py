@@ -301,11 +301,6 @@ def _output_config(args: argparse.Namespace) -> OutputConfig:
     return OutputConfig(codec=args.codec, crf=args.crf, preset=args.preset, overwrite=args.overwrite)
 
 
-def _Progress(label: str, quiet: bool) -> Progress:  # noqa: N802 - the name its callers use
-    """The progress display of one step (plugin/progress.py): a bar on a terminal, else plain lines."""
-    return Progress(label, quiet)
-
-
 def _emit(args: argparse.Namespace, summary: dict[str, Any], line: str) -> None:
     if getattr(args, "json", False):
         print(json.dumps(summary, indent=1, default=str))
@@ -329,7 +324,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         frames=None if args.frames is None else FrameRange.parse(args.frames),
         allow_truncated=args.allow_truncated,
     )
-    summary = run_render(job, progress=_Progress("render", args.quiet))
+    summary = run_render(job, progress=Progress("render", args.quiet))
     result = dataclasses.asdict(summary) | {"fps": round(summary.fps, 2), "mode": "pass-through"}
     note = ""
     if summary.truncated_at is not None:
@@ -349,11 +344,11 @@ def _resume_render(args: argparse.Namespace) -> int:
     if args.frames is not None:
         raise ConfigError("--frames and --resume cannot be combined")
     result = resume_png(args.output, probe(args.input), (), overwrite=args.overwrite,
-                        progress=_Progress("render", args.quiet))
+                        progress=Progress("render", args.quiet))
     if result is None:
         job = RenderJob(input=args.input, output=args.output, output_config=_output_config(args),
                         allow_truncated=args.allow_truncated)
-        summary = run_render(job, progress=_Progress("render", args.quiet))
+        summary = run_render(job, progress=Progress("render", args.quiet))
         _emit(args, {"output": str(summary.output), "mode": "full", "frames_written": summary.frames_written},
               f"deltaface: nothing to resume; wrote {summary.output} ({summary.frames_written} frames)")
         return 0
@@ -374,8 +369,8 @@ def _render_project(args: argparse.Namespace) -> int:
     project = load_project(args.input)
     s = render_project(project, frames=args.frames, resume=args.resume, output=args.output,
                        overwrite=args.overwrite, cache_dir=args.cache_dir, use_cache=not args.no_cache,
-                       allow_truncated=args.allow_truncated, progress=_Progress("track", args.quiet),
-                       render_progress=_Progress("render", args.quiet))
+                       allow_truncated=args.allow_truncated, progress=Progress("track", args.quiet),
+                       render_progress=Progress("render", args.quiet))
     d = s.details
     if s.mode == "full":
         what = f"rendered every frame ({d.get('frames_written')})"
@@ -437,7 +432,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
                   render_config=RenderConfig(blend=BlendConfig(method=args.blend), device=args.device),
                   cache_dir=args.cache_dir, use_cache=not args.no_cache,
                   references=tuple(args.reference), **({"texture": None} if args.no_texture else {}))
-    with _Progress("track", args.quiet) as track_progress, _Progress("render", args.quiet) as render_progress:
+    with Progress("track", args.quiet) as track_progress, Progress("render", args.quiet) as render_progress:
         summary = run_edit(job, progress=track_progress, render_progress=render_progress)
     result = summary.as_dict()
     if specs != list(args.delta):
@@ -445,7 +440,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
     if args.report is not None:
         from plugin.report import write_edit_report
 
-        with _Progress("re-track", args.quiet) as retrack_progress:
+        with Progress("re-track", args.quiet) as retrack_progress:
             result["report"] = str(write_edit_report(
                 args.report, summary, retrack=_analysis_config(args) if args.report_retrack else None,
                 cache_dir=args.cache_dir, progress=retrack_progress))
@@ -518,14 +513,14 @@ def cmd_track(args: argparse.Namespace) -> int:
                           is_folder=args.codec == "png")
     result = run_analysis(args.input, _analysis_config(args), cache_dir=args.cache_dir,
                           use_cache=not args.no_cache, allow_truncated=args.allow_truncated,
-                          progress=_Progress("track", args.quiet))
+                          progress=Progress("track", args.quiet))
     if args.output is not None:
         with AtomicOutput(args.output, overwrite=args.overwrite, inputs=inputs) as tmp:
             save_analysis(result.analysis, tmp)
     if args.preview is not None:
         job = RenderJob(input=args.input, output=args.preview, output_config=_output_config(args),
                         allow_truncated=args.allow_truncated)
-        run_render(job, [PreviewStage(result.analysis)], progress=_Progress("preview", args.quiet))
+        run_render(job, [PreviewStage(result.analysis)], progress=Progress("preview", args.quiet))
     summary = summarize(result.analysis) | {
         "input": str(args.input),
         "analysis_file": str(args.output or result.cache_path),
@@ -597,15 +592,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     clip = write_demo_clip(out / "demo_input.mp4")
     print(f"deltaface demo: wrote the input clip {clip} (astronaut portrait with known synthetic "
           f"head motion; ground truth in {clip.with_suffix('.motion.json')})", file=sys.stderr)
-    result = run_analysis(clip, cache_dir=out / "cache", progress=_Progress("track", False))
+    result = run_analysis(clip, cache_dir=out / "cache", progress=Progress("track", False))
     tracks = summarize(result.analysis)["tracks"]
     print(f"deltaface demo: tracked {len(tracks)} face(s); analysis in {result.cache_path}", file=sys.stderr)
     preview = RenderJob(input=clip, output=out / "demo_tracking_preview.mp4",
                         output_config=OutputConfig(overwrite=True))
-    run_render(preview, [PreviewStage(result.analysis)], progress=_Progress("preview", False))
+    run_render(preview, [PreviewStage(result.analysis)], progress=Progress("preview", False))
     print(f"deltaface demo: wrote {preview.output} (ids, landmarks, head axes)", file=sys.stderr)
     job = RenderJob(input=clip, output=out / "demo_output.mp4", output_config=OutputConfig(overwrite=True))
-    summary = run_render(job, progress=_Progress("render", False))
+    summary = run_render(job, progress=Progress("render", False))
     print(f"deltaface demo: wrote {summary.output} ({summary.frames_written} frames): the pass-through "
           "pipeline (exact timing, stream copy, provenance tag; faces untouched)", file=sys.stderr)
     from plugin.edit_job import EditJob, run_edit
@@ -617,7 +612,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         schedule=schedule_from_specs(specs, 0, result.analysis.frame_count),
         cache_dir=out / "cache",
     )
-    with _Progress("edit", False) as edit_progress:
+    with Progress("edit", False) as edit_progress:
         edited = run_edit(edit, render_progress=edit_progress)
     print(f"deltaface demo: wrote {edited.render.output}: face 0 edited with " + ", ".join(specs)
           + f" (frames {edited.edited_ranges_by_face.get(0)})", file=sys.stderr)
@@ -625,7 +620,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr)
     from plugin.report import check_report_dir, write_edit_report
 
-    with _Progress("re-track", False) as retrack_progress:
+    with Progress("re-track", False) as retrack_progress:
         report = write_edit_report(check_report_dir(out / "report", overwrite=True), edited,
                                    retrack=AnalysisConfig(), cache_dir=out / "cache", progress=retrack_progress)
     print(f"deltaface demo: wrote the QC report {report} (open it in a browser)", file=sys.stderr)
@@ -684,7 +679,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         from plugin.report import check_report_dir
 
         check_report_dir(args.report, overwrite=args.overwrite)  # before any work
-    with _Progress("track", args.quiet) as track_progress, _Progress("render", args.quiet) as render_progress:
+    with Progress("track", args.quiet) as track_progress, Progress("render", args.quiet) as render_progress:
         summary = run_restore(job, progress=track_progress, render_progress=render_progress)
     result = summary.as_dict()
     if args.report is not None:
@@ -707,7 +702,7 @@ def cmd_dfl(args: argparse.Namespace) -> int:
                             f"{result['fps']:g} fps, audio {'copied' if result['audio_copied'] else 'none'})")
         return 0
     settings = _restore_job(args, Path("data_dst"), Path("merged"), Path("out"), OutputConfig(codec="png"))
-    with _Progress("track", args.quiet) as track_progress:
+    with Progress("track", args.quiet) as track_progress:
         fixed = fix_workspace(args.workspace, DflFixJob(settings, overwrite=args.overwrite), progress=track_progress)
     result = fixed.as_dict()
     lines = [f"deltaface: wrote {result['merged_out']} and {result['mask_out']} ({result['frames']} frames; "
