@@ -1,19 +1,16 @@
-"""Applying a backward warp field to a crop, and putting the edited crop back into the frame.
+"""Resampling the frame through a crop's backward warp field, with Kornia.
 
-Both steps resample with Kornia, in the pixel convention of ``compositing/crop.py`` (pixel
+All resampling here is Kornia's, in the pixel convention of ``compositing/crop.py`` (pixel
 centres at integer coordinates, ``align_corners=True``). Kornia's ``remap`` normalizes pixel maps
 with the ``align_corners=True`` convention whatever flag it is given, so it must be called with
 ``align_corners=True`` or even an identity map resamples the image (kornia issue #4504).
 
-The edit engine's chain, per face and frame::
-
-    crop = crop_for_landmarks(...)                   # compositing.crop
-    image = extract(frame, crop)                     # (1, 3, S, S)
-    field = build_field(src, dst, S, ...)            # synthesis.warpfield
-    if not field.is_identity:
-        edited = apply_field(image, field.sample_xy)
-        mask = face_region_mask(...) * motion_weight(field.sample_xy, cfg.motion_px)
-        frame = paste_back(frame, edited, crop, mask, cfg)
+The edit engine (``plugin/editing.py``) samples the frame ONCE per face and frame:
+:func:`sample_frame_through_field` takes each frame pixel under the mask's support to the crop,
+through the field and back, and samples the frame there. :func:`apply_field` and
+:func:`paste_back` are the two-step form (warp an extracted crop, warp it back into the frame):
+three resamplings in all with ``extract``, which halves the face's fine detail, so the render
+path no longer uses them; they remain for crop-space work and ``bench/warp.py``.
 
 Only the frame pixels under the mask's support are read or written; every other pixel keeps its
 exact bytes, and a mask that is 0 everywhere returns the frame unchanged.
