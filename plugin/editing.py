@@ -30,7 +30,8 @@ from numpy.typing import NDArray
 from compositing.blend import BlendConfig, blend
 from compositing.crop import FaceCrop
 from compositing.croptrack import CropTrackConfig, track_crops
-from compositing.mask import face_region_mask, motion_weight, snap
+from compositing.mask import face_oval, motion_weight, polygon_mask, polygon_size, snap
+from compositing.support import below_jaw_support, head_polygons, picture_area, picture_support
 from compositing.warp import sample_frame_through_field, support_box
 from synthesis.plan import FacePlan
 from synthesis.regions import LEFT_EYE, LIPS, RIGHT_EYE
@@ -46,6 +47,7 @@ from synthesis.warpfield import (
 from tracking.errors import ConfigError
 from tracking.frame import Frame
 from tracking.observation import NUM_MESH_LANDMARKS
+from tracking.pose import similarity_fit
 
 #: Iris points (after the 468 mesh points) join the warp only when an edit moves them relative to
 #: their eye (gaze); otherwise they would pin the eye's texture open during a blink.
@@ -75,6 +77,15 @@ DEVICES = ("auto", "cpu", "cuda")
 #: triangles across the opening over on purpose (the lids meet); dropping the lids would reopen
 #: the eye, so these stay exact and the field's fold guard handles them.
 KEEP_EXACT = np.asarray(sorted({*LEFT_EYE, *RIGHT_EYE, *LIPS}), dtype=np.intp)
+#: Rigid face-oval motion (the largest displacement of the similarity that best maps the oval
+#: before the edit onto the oval after it, as a fraction of the face size) at which the blend
+#: mask covers the whole head and neck (``RenderConfig.head_grow``): a head turn moves the ears
+#: and hair line with the face, while an expression edit bends the oval rather than moving it
+#: and keeps the mask on the face.
+HEAD_MOTION_FULL = 0.02
+#: The fade at the picture's edge is at least this many times the edit's largest landmark motion
+#: wide, so that no pixel near the edge samples from beyond it (see :func:`field_support`).
+EDGE_WIDTH_PER_MOTION = 2.0
 
 
 @dataclass(frozen=True)
@@ -99,6 +110,16 @@ class RenderConfig:
         device: where the frame is resampled through the field and blended: ``"auto"`` (CUDA
             when torch sees a device, else the CPU), ``"cpu"`` or ``"cuda"``. The field itself is
             built on the CPU (it is small: a crop of at most ``max_field_size`` pixels).
+        neck_fade: below the jaw line the warp fades to nothing over this fraction of the face
+            size (``compositing.support.below_jaw_support``), so the neck bends and the collar
+            and shoulders stay (0: no fade; the field then reaches down to the crop's border).
+        head_grow: when the face oval moves (a head turn), the blend mask also covers the head
+            around it: the ovals grown by this fraction, and the neck band the field bends
+            (``compositing.support.head_polygons``); full at :data:`HEAD_MOTION_FULL`.
+        picture_taper: the warp fades to nothing at the edge of the picture (the frame's border,
+            or a letterbox or pillarbox bar: ``compositing.support.picture_area``) over this
+            fraction of the face size, or over twice the edit's largest motion if that is wider
+            (:data:`EDGE_WIDTH_PER_MOTION`), so no pixel is pulled in from beyond it.
     """
 
     warp: WarpConfig = field(default_factory=WarpConfig)
@@ -108,8 +129,15 @@ class RenderConfig:
     drop_folding_points: bool = True
     max_field_size: int = 256
     device: str = "auto"
+    neck_fade: float = 0.3
+    head_grow: float = 0.25
+    picture_taper: float = 0.04
 
     def __post_init__(self) -> None:
+        for name in ("neck_fade", "head_grow", "picture_taper"):
+            value = getattr(self, name)
+            if not 0 <= value <= 2:
+                raise ConfigError(f"RenderConfig.{name} must be in [0, 2], got {value}")
         if self.device not in DEVICES:
             raise ConfigError(f"RenderConfig.device must be one of {DEVICES}, got {self.device!r}")
         if self.max_field_size < 64:
@@ -238,14 +266,14 @@ def render_face(
         The new frame (the same object when nothing moves) and (min Jacobian, fold repairs,
         largest displacement in crop pixels).
     """
-    fld = face_field(before, after, crop, config)
+    picture = picture_area(image)
+    fld = face_field(before, after, crop, config, picture)
     stats = (float(fld.min_jacobian), int(fld.repairs), float(fld.max_displacement))
     if fld.is_identity:
         return image, (1.0, 0, 0.0)
     bc = config.blend
     with torch.inference_mode():
-        mask = face_region_mask(_to_crop(before, crop), _to_crop(after, crop), crop.size,
-                                dilate=bc.dilate, feather=bc.feather, floor=bc.floor)
+        mask = blend_mask(_to_crop(before, crop), _to_crop(after, crop), crop.size, config)
         mask = mask * motion_weight(fld.sample_xy, bc.motion_px)
         box = support_box(crop, mask)
         if box is None:
@@ -262,16 +290,65 @@ def render_face(
     return out, stats
 
 
+def blend_mask(before: NDArray[np.float64], after: NDArray[np.float64], size: int, config: RenderConfig) -> torch.Tensor:
+    """``(1, 1, S, S)`` feathered mask of the face before and after the edit, and of the head and
+    neck around it as far as the face oval moves (:data:`HEAD_MOTION_FULL`).
+
+    Args:
+        before, after: ``(478, 2|3)`` crop pixels.
+        size: crop side ``S``.
+        config: render settings (``blend``, ``head_grow``, ``neck_fade``).
+    """
+    ovals = (face_oval(before), face_oval(after))
+    face = polygon_size(ovals)
+    # The head moves as a whole when the oval does, rigidly (an expression bends it instead).
+    scale, rot, shift = similarity_fit(ovals[0], ovals[1])
+    moved = float(np.linalg.norm(scale * ovals[0] @ rot.T + shift - ovals[0], axis=1).max()) / max(face, 1e-9)
+    head = min(1.0, moved / HEAD_MOTION_FULL)
+    polys = head_polygons(ovals, before, config.head_grow * head, config.neck_fade * face * head)
+    bc = config.blend
+    return polygon_mask(polys, size, dilate_px=bc.dilate * face, feather_px=bc.feather * face, floor=bc.floor)
+
+
+def field_support(before: NDArray[np.float64], after: NDArray[np.float64], crop: FaceCrop, config: RenderConfig,
+                  picture: tuple[int, int, int, int] | None = None) -> torch.Tensor | None:
+    """``(S, S)`` weight on the field's displacement: the fade below the jaw line times the fade
+    at the picture's edge (``compositing.support``); None when both are off.
+
+    Args:
+        before, after: ``(478, 2|3)`` crop pixels.
+        crop: the face's crop.
+        config: render settings (``neck_fade``, ``picture_taper``).
+        picture: the frame's picture area ``(x0, y0, x1, y1)`` (default: the whole frame).
+    """
+    ovals = (face_oval(before), face_oval(after))
+    face = polygon_size(ovals)
+    weight = None
+    if config.neck_fade > 0:
+        weight = below_jaw_support(before, after, ovals, crop.size, config.neck_fade * face)
+    if config.picture_taper > 0:
+        h, w = crop.frame_size
+        # No sample may cross the edge: a pixel at distance d from it moves by at most
+        # d (the smoothstep's steepest slope is 1.5 / width, so width >= 1.5 x the largest motion).
+        reach = float(np.linalg.norm(after[:, :2] - before[:, :2], axis=1).max())
+        width = max(config.picture_taper * face, EDGE_WIDTH_PER_MOTION * reach)
+        edge = picture_support(crop, picture or (0, 0, w, h), width)
+        weight = edge if weight is None else weight * edge
+    return weight
+
+
 def face_field(before: NDArray[np.floating], after: NDArray[np.floating], crop: FaceCrop,
-               config: RenderConfig) -> WarpField:
+               config: RenderConfig, picture: tuple[int, int, int, int] | None = None) -> WarpField:
     """The warp field :func:`render_face` samples one face through: the steering landmarks
     (:func:`warp_points`, then :func:`fold_free_points` when ``config.drop_folding_points``) in
-    crop pixels, and the field built from them.
+    crop pixels, and the field built from them, weighted by :func:`field_support`.
 
     Args:
         before, after: ``(478, 2|3)`` frame pixels.
         crop: the face's crop in this frame.
-        config: render settings (``warp`` and ``drop_folding_points`` are used).
+        config: render settings (``warp``, ``drop_folding_points``, the supports).
+        picture: the frame's picture area (default: the whole frame; see
+            ``compositing.support.picture_area``).
 
     Returns:
         The backward field on the ``crop.size`` square crop.
@@ -279,22 +356,26 @@ def face_field(before: NDArray[np.floating], after: NDArray[np.floating], crop: 
     idx = warp_points(before, after)
     src = _to_crop(before[idx], crop)
     dst = _to_crop(after[idx], crop)
-    if config.drop_folding_points and not np.array_equal(src, dst):
+    if np.array_equal(src, dst):
+        return _field(src, dst, crop.size, config.warp)
+    if config.drop_folding_points:
         rows = fold_free_points(src, dst, crop.size, config.warp.anchors_per_side, np.isin(idx, KEEP_EXACT))
         src, dst = src[rows], dst[rows]
-    return _field(src, dst, crop.size, config.warp)
+    support = field_support(_to_crop(before, crop), _to_crop(after, crop), crop, config, picture)
+    return _field(src, dst, crop.size, config.warp, support)
 
 
-def _field(src: NDArray[np.float64], dst: NDArray[np.float64], size: int, config: WarpConfig) -> WarpField:
+def _field(src: NDArray[np.float64], dst: NDArray[np.float64], size: int, config: WarpConfig,
+           support: torch.Tensor | None = None) -> WarpField:
     """The warp field, first without the fold guard; with it only when the fold is more than a
     few pixels (see :data:`FOLD_TOLERANCE_FRACTION`)."""
-    fld = build_field(src, dst, size, dataclasses.replace(config, max_repairs=0))
+    fld = build_field(src, dst, size, dataclasses.replace(config, max_repairs=0), support=support)
     if fld.min_jacobian > config.min_jacobian or config.max_repairs == 0:
         return fld
     folded = int((jacobian_det(fld.sample_xy) <= config.min_jacobian).sum())
     if folded <= max(FOLD_TOLERANCE_MIN_PX, FOLD_TOLERANCE_FRACTION * size * size):
         return fld
-    return build_field(src, dst, size, config)
+    return build_field(src, dst, size, config, support=support)
 
 
 class EditStage:

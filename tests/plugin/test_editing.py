@@ -208,8 +208,8 @@ def test_the_frame_is_sampled_once_with_kornia_as_opencv_would(face) -> None:
     import torch
     import torch.nn.functional as F
 
-    from compositing.mask import face_region_mask, motion_weight, snap
-    from plugin.editing import RenderConfig, face_field
+    from compositing.mask import motion_weight, snap
+    from plugin.editing import RenderConfig, blend_mask, face_field
 
     image, lm, wide, stage, out = _render_both_ways(face, "cpu")
     crop = stage.face_crop(0, 0)
@@ -217,8 +217,7 @@ def test_the_frame_is_sampled_once_with_kornia_as_opencv_would(face) -> None:
     fld = face_field(lm, wide, crop, cfg)
     to_crop = lambda p: p[:, :2] @ crop.crop_trans_frame[:2, :2].T + crop.crop_trans_frame[:2, 2]  # noqa: E731
     bc = cfg.blend
-    mask = face_region_mask(to_crop(lm), to_crop(wide), crop.size, dilate=bc.dilate, feather=bc.feather,
-                            floor=bc.floor) * motion_weight(fld.sample_xy, bc.motion_px)
+    mask = blend_mask(to_crop(lm), to_crop(wide), crop.size, cfg) * motion_weight(fld.sample_xy, bc.motion_px)
     h, w = image.shape[:2]
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
     m, f = crop.crop_trans_frame, crop.frame_trans_crop
