@@ -33,6 +33,13 @@ from tracking.observation import NUM_BLENDSHAPES, NUM_LANDMARKS
 
 #: Gaze: iris shift per unit strength (inter-ocular units; about 18 degrees of eye rotation).
 GAZE_SHIFT_IOD = 0.06
+#: Vertical gaze: how far the upper and lower lids follow the iris (fractions of its shift, at
+#: the lid's middle, 0 at the eye corners). Near the primary position the upper lid follows the
+#: eye's vertical rotation almost one to one, the lower lid by about a third.
+GAZE_LID_FOLLOW = (0.7, 0.3)
+#: gaze_y's expected blendshape change per unit strength (``python bench/control_readouts.py
+#: --controls gaze_y``: the mean over the two stills, rounded; see ``_PROVENANCE``).
+GAZE_Y_READOUT = {"eyeLookUpLeft": 0.08, "eyeLookUpRight": 0.1, "eyeLookDownLeft": -0.04, "eyeLookDownRight": -0.04}
 #: Jaw: rotation per unit strength (degrees) and pivot depth behind the outline points 234/454.
 JAW_DEG = 10.0
 JAW_PIVOT_BEHIND_IOD = 0.1
@@ -325,16 +332,30 @@ def _gaze(axis: int) -> Delta:
     shift = np.zeros(3)
     shift[axis] = GAZE_SHIFT_IOD
     drivers = {i: shift for i in (*rg.LEFT_IRIS, *rg.RIGHT_IRIS)}
-    disp = np.zeros((NUM_LANDMARKS, 3))
-    region = np.zeros(NUM_LANDMARKS)
-    for i, d in drivers.items():
-        disp[i] = d
-        region[i] = 1.0
     if axis == 0:
+        disp = np.zeros((NUM_LANDMARKS, 3))
+        region = np.zeros(NUM_LANDMARKS)
+        for i, d in drivers.items():
+            disp[i] = d
+            region[i] = 1.0
         name, words = "gaze_x", "toward the subject's left (image right)"
         bs = {"eyeLookOutLeft": 0.15, "eyeLookInRight": 0.13, "eyeLookInLeft": -0.05, "eyeLookOutRight": -0.03}
-    else:  # MediaPipe's eyeLookUp scores barely respond to it (|change| < 0.03 on both test faces)
-        name, words, bs = "gaze_y", "up", {}
+    else:
+        # The lids follow a vertical gaze (the upper one most, hinged at the eye corners); an iris
+        # moved alone reads as almost no change on MediaPipe's eyeLookUp/Down, whose model reads
+        # the lids as much as the iris, and looks like a stare.
+        p = _points_iod()
+        corners = []
+        for upper, lower, _ in rg.EYES.values():
+            corners += [upper[0], upper[-1]]
+            for lid, follow in ((upper, GAZE_LID_FOLLOW[0]), (lower, GAZE_LID_FOLLOW[1])):
+                xs = p[list(lid), 0]
+                x0, x1 = float(xs.min()), float(xs.max())
+                for i in lid[1:-1]:
+                    drivers[i] = shift * follow * float(np.sin(np.pi * (p[i, 0] - x0) / (x1 - x0)))
+        disp, region = _spread(drivers, (*corners, *rg.LEFT_BROW, *rg.RIGHT_BROW), 0.3)
+        name, words = "gaze_y", "up"
+        bs = GAZE_Y_READOUT
     return Delta(
         name=name,
         kind="expression",
@@ -344,8 +365,11 @@ def _gaze(axis: int) -> Delta:
         max_strength=1.0,
         description=(
             f"Moves both irises {words} by {GAZE_SHIFT_IOD:g} inter-ocular distances (about 18 degrees of eye "
-            "rotation) at strength 1; the lids stay. Past 1 the iris runs into the eye corner; negative strength "
-            "looks the other way."
+            "rotation) at strength 1; "
+            + ("the lids stay. Past 1 the iris runs into the eye corner" if axis == 0 else
+               f"the upper lids follow by {GAZE_LID_FOLLOW[0]:g} of that and the lower lids by {GAZE_LID_FOLLOW[1]:g} "
+               "(hinged at the eye corners), as lids follow a real eye. Past 1 the iris runs under the lid")
+            + "; negative strength looks the other way."
         ),
         provenance=_PROVENANCE,
     )

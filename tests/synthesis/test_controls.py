@@ -204,3 +204,13 @@ def test_blink_left_closes_the_image_right_eye_and_mediapipe_reads_eye_blink_lef
             this = change[BLENDSHAPE_NAMES.index(f"eyeBlink{side.capitalize()}")]
             that = change[BLENDSHAPE_NAMES.index(f"eyeBlink{other.capitalize()}")]
             assert this > 0.1 and this > that + 0.1, (side, this, that)
+
+
+def test_gaze_y_lids_follow_the_iris_hinged_at_the_corners() -> None:
+    from synthesis import regions as rg
+
+    d = control("gaze_y").displacement
+    for upper, lower, iris in rg.EYES.values():
+        mid_up, mid_lo = upper[len(upper) // 2], lower[len(lower) // 2]
+        assert d[iris[0], 1] > d[mid_up, 1] > d[mid_lo, 1] > 0  # iris most, then upper lid, lower lid
+        assert d[upper[0], 1] == 0 and d[upper[-1], 1] == 0  # the corners stay
