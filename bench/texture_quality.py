@@ -9,12 +9,18 @@ and ``texture`` (default ``TextureConfig``), and the outputs are re-tracked
 - jaw open: achieved ``jawOpen`` change, inner-lip gap (pixels), and the mouth interior's mean
   and standard deviation of luminance (teeth are bright and structured; stretched lip is not);
 - flicker: mean absolute frame-to-frame change (0..255) of the pixels in the edited region's box
-  over the edited frames, for the input, warp and texture outputs;
+  over the edited frames (ramps included, where the edit itself changes the region), for the
+  input, warp and texture outputs; ``flicker_full``: the same over the full-strength frames only
+  (the target state is held, so any change beyond the input's is flicker); ``jitter``: the mean
+  absolute second difference over the edited frames (change that does not continue);
 - the summary's texture events (which exemplar frames lent texture, or where a clamp acted).
 
-Stills (input | warp | texture, at a full-strength frame) go to bench/results/texture_*.png.
+Stills (input | warp | texture, at a full-strength frame) go to bench/results/texture_*.png, and
+the ramp frames (partly edited, where a half-weight blend would show a ghost) to
+bench/results/texture_ramps_<clip>_<edit>.jpg.
 
     python bench/texture_quality.py [--quick]
+    python bench/texture_quality.py --cpu 1080 [--rounds 6]   # CPU ms of one region composite
 """
 
 from __future__ import annotations
@@ -106,6 +112,29 @@ def flicker(images: list[np.ndarray], frames: range, box: tuple[int, int, int, i
     return round(float(np.mean(d)), 3)
 
 
+def jitter(images: list[np.ndarray], frames: range, box: tuple[int, int, int, int]) -> float:
+    """Mean absolute second difference ``|I[f] - (I[f-1] + I[f+1]) / 2|`` (0..255) over ``frames``:
+    frame-to-frame change that does not continue (flicker), where a steady motion (an eye
+    closing over the ramp, the head moving) scores little."""
+    x0, y0, x1, y1 = box
+    c = [images[f][y0:y1, x0:x1].astype(float) for f in range(frames.start - 1, frames.stop + 1)]
+    d = [np.abs(c[k] - (c[k - 1] + c[k + 1]) / 2).mean() for k in range(1, len(c) - 1)]
+    return round(float(np.mean(d)), 3)
+
+
+def temporal(images: list[np.ndarray], edited: range, full: tuple[int, int], box: tuple[int, int, int, int]) -> dict[str, float]:
+    """Flicker over the edited frames (ramps included: the state change itself counts), over the
+    full-strength frames only (the target state is held), and jitter over the edited frames."""
+    return {"flicker": flicker(images, edited, box),
+            "flicker_full": flicker(images, range(full[0] + 1, full[1] + 1), box),
+            "jitter": jitter(images, range(max(edited.start, 1), min(edited.stop, len(images) - 1)), box)}
+
+
+def ramp_frames(full: tuple[int, int]) -> list[int]:
+    """The partly edited frames of a RAMP-frame ramp on either side of ``full``."""
+    return [f for f in (*range(full[0] - RAMP + 1, full[0]), *range(full[1] + 1, full[1] + RAMP)) if f >= 0]
+
+
 def crop(image: np.ndarray, box: tuple[int, int, int, int], height: int = 160) -> np.ndarray:
     x0, y0, x1, y1 = box
     c = image[y0:y1, x0:x1]
@@ -113,7 +142,7 @@ def crop(image: np.ndarray, box: tuple[int, int, int, int], height: int = 160) -
 
 
 def run_one(clip: Path, work: Path, cache: Path, track, frames_in: list[np.ndarray], key: str,
-            references: tuple[Path, ...] = ()) -> tuple[dict[str, Any], list[np.ndarray]]:
+            references: tuple[Path, ...] = (), ramps_name: str | None = None) -> tuple[dict[str, Any], list[np.ndarray]]:
     control, strength, full, region, bs_name = EDITS[key]
     sched = EditSchedule((EditEntry(track.track_id, control, StrengthCurve.over_range(strength, full[0], full[1], RAMP)),))
     rows = np.searchsorted(track.frame_indices, np.arange(full[0], full[1] + 1))
@@ -121,8 +150,10 @@ def run_one(clip: Path, work: Path, cache: Path, track, frames_in: list[np.ndarr
     box = region_box(track.landmarks[rows], region)
     edited = range(max(full[0] - RAMP, 1), full[1] + RAMP + 1)
     res: dict[str, Any] = {"frames_full": list(full), "region": region,
-                           "input": {"flicker": flicker(frames_in, edited, box)}}
+                           "input": temporal(frames_in, edited, full, box)}
     stills = [crop(frames_in[(full[0] + full[1]) // 2], box)]
+    ramps = [f for f in ramp_frames(full) if f < len(frames_in)]
+    ramp_rows = [("input", [crop(frames_in[f], box) for f in ramps])]
     if region.startswith("eye_"):
         res["input"]["lid_gap_px"] = round(float(lid_gap(lm_in, region[4:]).mean()), 2)
     else:
@@ -144,7 +175,7 @@ def run_one(clip: Path, work: Path, cache: Path, track, frames_in: list[np.ndarr
         out.unlink()
         change = float((t.raw_blendshapes[b, BS[bs_name]] - track.raw_blendshapes[a, BS[bs_name]]).mean())
         r: dict[str, Any] = {f"{bs_name}_change": round(change, 3), f"{bs_name}_output": round(float(t.raw_blendshapes[b, BS[bs_name]].mean()), 3),
-                             "flicker": flicker(images, edited, box),
+                             **temporal(images, edited, full, box),
                              "texture_events": summary.texture}
         mid = (full[0] + full[1]) // 2
         if region.startswith("eye_"):
@@ -155,6 +186,7 @@ def run_one(clip: Path, work: Path, cache: Path, track, frames_in: list[np.ndarr
             r["interior_luma_mean_std"] = interior_luma(images[mid], t.raw_landmarks[k])
         res[variant] = r
         stills.append(crop(images[mid], box))
+        ramp_rows.append((variant, [crop(images[f], box) for f in ramps]))
         src = [x for e in summary.texture if e["action"] == "texture"
                for a, b, x in e["runs"] if a <= mid <= b and x.startswith("clip:")]
         if variant == "texture" and src:  # the frame that lent the texture, at its own place
@@ -162,7 +194,22 @@ def run_one(clip: Path, work: Path, cache: Path, track, frames_in: list[np.ndarr
             kr = int(np.searchsorted(track.frame_indices, k))
             stills.append(crop(frames_in[k], region_box(track.landmarks[kr:kr + 1], region)))
         log(f"[{clip.stem}] {key} {variant}: {json.dumps(r)}")
+    if ramps_name:
+        save_ramps(ramp_rows, ramps, RESULTS / f"texture_ramps_{ramps_name}.jpg")
     return res, stills
+
+
+def save_ramps(rows: list[tuple[str, list[np.ndarray]]], frames: list[int], path: Path) -> None:
+    """The ramp frames (partly edited) side by side, one row per variant, labelled (JPEG, to keep
+    the results folder small)."""
+    lines = []
+    for label, tiles in rows:
+        tiles = [t.copy() for t in tiles]
+        for t, f in zip(tiles, frames, strict=True):
+            cv2.putText(t, f"{label} {f}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 0), 1, cv2.LINE_AA)
+        lines.append(np.concatenate(tiles, axis=1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.concatenate(lines, axis=0)[:, :, ::-1])
 
 
 def save_montage(rows: list[tuple[str, list[np.ndarray]]], path: Path) -> None:
@@ -175,7 +222,7 @@ def save_montage(rows: list[tuple[str, list[np.ndarray]]], path: Path) -> None:
                     (255, 255, 0), 1, cv2.LINE_AA)
         lines.append(line)
     path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), np.concatenate(lines, axis=0)[:, :, ::-1])
+    cv2.imwrite(str(path), np.concatenate(lines, axis=0)[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
 
 
 def bench_clip(name: str, clip: Path, work: Path, keys: list[str]) -> dict[str, Any]:
@@ -189,7 +236,7 @@ def bench_clip(name: str, clip: Path, work: Path, keys: list[str]) -> dict[str, 
                               "input_jawOpen_max": round(float(track.raw_blendshapes[:, BS["jawOpen"]].max()), 3)}
     rows = []
     for key in keys:
-        res, stills = run_one(clip, work, cache, track, frames_in, key)
+        res, stills = run_one(clip, work, cache, track, frames_in, key, ramps_name=f"{name}_{key}")
         report[key] = res
         rows.append((key, stills))
     save_montage(rows, RESULTS / f"texture_{name}.png")
@@ -218,10 +265,58 @@ def reference_check(work: Path) -> dict[str, Any]:
     return report
 
 
+def cpu_ms(height: int, rounds: int) -> dict[str, Any]:
+    """CPU milliseconds of one region composite (``transfer_region``, in place, as the edit stage
+    calls it) at ``height``: liveportrait_d0 frames 5-9 scaled to ``height`` (a close-up: the face
+    fills the height) and padded to 16:9, each given frame 66's region (open mouth, closed eyes).
+    Median and least over ``rounds`` x 5 calls after one warm-up round, per region."""
+    import inspect
+    import time
+
+    from plugin.texture_stage import transfer_region
+
+    clip = FIXTURES / "liveportrait_d0.mp4"
+    track = max(run_analysis(clip).analysis.tracks, key=lambda t: len(t.frame_indices))
+    with VideoReader(clip) as reader:
+        size = reader.frame_at(0).image.shape[0]
+        scale, padx = height / size, (height * 16 // 9 - height) // 2
+        frames = {i: np.pad(cv2.resize(reader.frame_at(i).image, (height, height), interpolation=cv2.INTER_LINEAR),
+                            ((0, 0), (padx, padx), (0, 0))) for i in (5, 6, 7, 8, 9, 66)}
+
+    def lm(i: int) -> np.ndarray:
+        out = track.landmarks[int(np.searchsorted(track.frame_indices, i))].astype(np.float64) * scale
+        out[:, 0] += padx
+        return out
+
+    # a tree without the in-place option (the version before it) copies the frame in every call
+    modes = {"in_place": {"in_place": True}, "copy": {}} if "in_place" in inspect.signature(transfer_region).parameters \
+        else {"copy": {}}
+    report: dict[str, Any] = {"height": height, "rounds": rounds}
+    for name in ("mouth", "eye_left"):
+        layers = [(frames[66], lm(66), 1.0)]
+        for mode, kw in modes.items():
+            times = []
+            for r in range(rounds + 1):
+                for i in (5, 6, 7, 8, 9):
+                    image, target = frames[i].copy(), lm(i)
+                    t0 = time.process_time()
+                    transfer_region(image, target, layers, REGIONS[name], **kw)
+                    if r:
+                        times.append((time.process_time() - t0) * 1000)
+            report[f"{name}_{mode}"] = {"median_ms": round(float(np.median(times)), 2),
+                                        "min_ms": round(float(np.min(times)), 2)}
+    return report
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="liveportrait blink_left and jaw_open, astronaut blink_left")
+    ap.add_argument("--cpu", type=int, metavar="HEIGHT", help="only time one region composite at this frame height")
+    ap.add_argument("--rounds", type=int, default=6, help="rounds of 5 frames for --cpu")
     args = ap.parse_args()
+    if args.cpu:
+        print(json.dumps(cpu_ms(args.cpu, args.rounds)))
+        return
     report: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -28,6 +28,8 @@ from tracking.errors import ConfigError
 MAX_STD_RATIO = 2.0
 #: Fewest ring pixels for a colour match (below: the texture is used unmatched).
 MIN_RING_PIXELS = 16
+#: Most ring pixels the colour statistics are measured on (evenly spaced beyond that).
+MAX_RING_SAMPLES = 4096
 
 
 @dataclass(frozen=True)
@@ -56,13 +58,26 @@ def sample(image: NDArray[np.uint8], map_x: NDArray[np.float32], map_y: NDArray[
     return out.astype(np.float32) / 255.0
 
 
-def _lab(rgb: NDArray[np.float32]) -> NDArray[np.float32]:
-    return cv2.cvtColor(np.clip(rgb, 0, 1).astype(np.float32), cv2.COLOR_RGB2Lab)
+def _lab(rgb: NDArray[np.floating]) -> NDArray[np.float32]:
+    """Float CIE Lab (L 0..100) of RGB in [0, 1] (float) or uint8. Float, not OpenCV's 8-bit
+    Lab: its quantization (0.4 L units) would add a per-pixel noise that moves with the texture
+    from frame to frame (flicker)."""
+    f = rgb.astype(np.float32) / 255.0 if rgb.dtype == np.uint8 else np.clip(rgb, 0, 1).astype(np.float32)
+    return cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2Lab)
+
+
+def _bbox(mask: NDArray[np.bool_]) -> tuple[slice, slice]:
+    """Row and column slices of the smallest box holding ``mask``'s True pixels (empty if none)."""
+    x, y, w, h = cv2.boundingRect(mask.astype(np.uint8))
+    return slice(y, y + h), slice(x, x + w)
 
 
 def match_colour(texture: NDArray[np.float32], target: NDArray[np.floating], ring: NDArray[np.bool_],
                  where: NDArray[np.bool_] | None = None) -> NDArray[np.float32]:
     """Make ``texture``'s Lab mean and std over ``ring`` equal ``target``'s there.
+
+    The statistics are taken on at most :data:`MAX_RING_SAMPLES` ring pixels (evenly spaced in
+    raster order), and the correction is computed over the box around ``where`` only.
 
     Args:
         texture: ``(h, w, 3)`` float32 RGB in [0, 1], the sampled exemplar.
@@ -73,19 +88,27 @@ def match_colour(texture: NDArray[np.float32], target: NDArray[np.floating], rin
     Returns:
         ``(h, w, 3)`` float32 RGB in [0, 1] (``texture`` itself when the ring is too small).
     """
-    if int(ring.sum()) < MIN_RING_PIXELS:
+    idx = np.flatnonzero(ring)
+    if idx.size < MIN_RING_PIXELS:
         return texture
-    tgt = target[ring].astype(np.float32)
-    if target.dtype == np.uint8:
-        tgt /= 255.0
-    s, t = _lab(texture[ring][None])[0], _lab(tgt[None])[0]
-    mu_s, mu_t = s.mean(axis=0), t.mean(axis=0)
-    sd_s, sd_t = s.std(axis=0) + 1e-3, t.std(axis=0) + 1e-3
-    gain = np.clip(sd_t / sd_s, 1.0 / MAX_STD_RATIO, MAX_STD_RATIO)
-    sel = np.ones(ring.shape, bool) if where is None else where
+    if idx.size > MAX_RING_SAMPLES:
+        idx = idx[np.linspace(0, idx.size - 1, MAX_RING_SAMPLES).round().astype(np.intp)]
+    t = _lab(target.reshape(-1, 3)[idx][None])[0]
+    src = _lab(texture.reshape(-1, 3)[idx][None])[0]
+    mu_s, mu_t = src.mean(axis=0), t.mean(axis=0)
+    sd_s, sd_t = src.std(axis=0) + 1e-3, t.std(axis=0) + 1e-3
+    gain = np.clip(sd_t / sd_s, 1.0 / MAX_STD_RATIO, MAX_STD_RATIO).astype(np.float32)
+    shift = (mu_t - mu_s * gain).astype(np.float32)
+    rows, cols = (slice(None), slice(None)) if where is None else _bbox(where)
     out = texture.copy()
-    lab = (_lab(texture[sel][None])[0] - mu_s) * gain + mu_t
-    out[sel] = np.clip(cv2.cvtColor(lab[None].astype(np.float32), cv2.COLOR_Lab2RGB)[0], 0, 1)
+    lab = _lab(texture[rows, cols])
+    lab *= gain
+    lab += shift
+    fixed = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0, 1)
+    if where is None:
+        out[rows, cols] = fixed
+    else:
+        np.copyto(out[rows, cols], fixed, where=where[rows, cols, None])
     return out
 
 
@@ -107,10 +130,13 @@ def ring_mask(region: NDArray[np.bool_], covered: NDArray[np.bool_], ring_px: fl
 
 def composite(base: NDArray[np.uint8], texture: NDArray[np.float32], alpha: NDArray[np.floating]) -> NDArray[np.uint8]:
     """``(h, w, 3)`` uint8: ``base`` blended toward ``texture`` by ``alpha`` in [0, 1]; pixels
-    with alpha 0 keep their exact bytes."""
-    a = np.clip(np.asarray(alpha, np.float32), 0, 1)[..., None]
-    mixed = base.astype(np.float32) * (1.0 - a) + texture * 255.0 * a
-    out = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
-    keep = a[..., 0] <= 0
-    out[keep] = base[keep]
+    with alpha 0 keep their exact bytes (only the box around alpha > 0 is computed)."""
+    a = np.clip(np.asarray(alpha, np.float32), 0, 1)
+    out = base.copy()
+    rows, cols = _bbox(a > 0)
+    a = a[rows, cols, None]
+    b = base[rows, cols].astype(np.float32)
+    mixed = b + (texture[rows, cols] * 255.0 - b) * a
+    blended = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+    np.copyto(out[rows, cols], blended, where=a > 0)
     return out

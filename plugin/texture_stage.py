@@ -38,7 +38,7 @@ from synthesis.exemplars import (
     raw_features, state,
 )
 from synthesis.plan import FacePlan
-from synthesis.uvmap import correspondence_map, grow, rasterize
+from synthesis.uvmap import correspondence_map, grow, triangle_map
 from tracking.analysis import Track
 from tracking.errors import ConfigError, InputError
 
@@ -61,6 +61,10 @@ class TextureConfig:
         clamp_without_exemplar: clamp an edit's state change where no exemplar exists (else the
             warp alone shows the full edit).
         cache_frames: decoded exemplar frames kept in memory.
+        full_weight_need: a region's texture is composited at full weight from this need on
+            (:attr:`synthesis.exemplars.Choice.need`), at ``need / full_weight_need`` below it.
+            Half-weight blends of a borrowed state over the warped one show both (a faint iris
+            over a closed lid, teeth through closed lips), so the weight rises faster than the need.
     """
 
     regions: tuple[str, ...] = ("eye_left", "eye_right", "mouth")
@@ -68,8 +72,11 @@ class TextureConfig:
     blend: TextureBlendConfig = field(default_factory=TextureBlendConfig)
     clamp_without_exemplar: bool = True
     cache_frames: int = 8
+    full_weight_need: float = 0.5
 
     def __post_init__(self) -> None:
+        if not 0 < self.full_weight_need <= 1:
+            raise ConfigError(f"TextureConfig.full_weight_need must be in (0, 1], got {self.full_weight_need}")
         unknown = [r for r in self.regions if r not in REGIONS]
         if unknown:
             raise ConfigError(f"TextureConfig.regions: unknown {unknown}; known: {', '.join(REGIONS)}")
@@ -213,17 +220,21 @@ class TextureCompositor:
         ref = self.references[row]
         return ref.image, ref.landmarks
 
-    def __call__(self, image: NDArray[np.uint8], frame_index: int, plan: FacePlan, row: int) -> NDArray[np.uint8]:
+    def __call__(self, image: NDArray[np.uint8], frame_index: int, plan: FacePlan, row: int,
+                 owned: bool = False) -> NDArray[np.uint8]:
         """Composite the regions face ``plan.track_id`` borrows at this frame onto ``image``.
 
         Args:
-            image: ``(H, W, 3)`` uint8 RGB, the frame with the face already warped (not modified).
+            image: ``(H, W, 3)`` uint8 RGB, the frame with the face already warped.
             frame_index: the frame's index (== ``plan.frame_indices[row]``).
             plan: the face's plan; ``plan.after[row]`` is the edited geometry.
             row: the frame's row in the plan.
+            owned: ``image`` is the caller's own array, nobody else holds it (e.g. the warp's
+                fresh output): it is written in place, saving a copy of the frame. False: it is
+                not modified.
 
         Returns:
-            The new frame, or ``image`` itself when no region borrows texture here.
+            The new frame (``image`` itself when ``owned``, or when no region borrows texture here).
         """
         track = self.tracks.get(plan.track_id)
         out = image
@@ -235,7 +246,11 @@ class TextureCompositor:
             layers = [(*self._exemplar(track, ch.candidates[ch.first[row]]), 1.0 - float(ch.mix[row]))]
             if ch.second[row] >= 0:
                 layers.append((*self._exemplar(track, ch.candidates[ch.second[row]]), float(ch.mix[row])))
-            out = transfer_region(out, plan.after[row], layers, job.region, self.config.blend, weight=need)
+            weight = min(need / self.config.full_weight_need, 1.0)
+            res = transfer_region(out, plan.after[row], layers, job.region, self.config.blend, weight=weight,
+                                  in_place=owned)
+            owned = owned or res is not out
+            out = res
             self.frames_textured += 1
         return out
 
@@ -253,53 +268,63 @@ def transfer_region(
     region: Region,
     config: TextureBlendConfig | None = None,
     weight: float = 1.0,
+    *,
+    in_place: bool = False,
 ) -> NDArray[np.uint8]:
     """Composite a region borrowed from one or more exemplars (cross-faded) onto ``frame``.
 
+    Work is confined to the box around the region's core plus the colour-matching ring: the
+    target is rasterized once (the outer triangles, nearer ones winning), each exemplar is sampled
+    through per-triangle affine maps, and only the core's box is blended.
+
     Args:
-        frame: ``(H, W, 3)`` uint8 RGB; not modified.
+        frame: ``(H, W, 3)`` uint8 RGB; not modified unless ``in_place``.
         target_landmarks: ``(478, 2|3)`` pixels: the geometry the region takes in ``frame``.
         layers: ``(exemplar image (H', W', 3) uint8 RGB, its landmarks (478, 2|3) pixels, weight)``;
             weights are normalized.
         region: which region (core replaced, band to ``outer`` used for the colour match).
         config: feather and ring sizes.
         weight: overall strength in [0, 1].
+        in_place: write into ``frame`` (which the caller owns) instead of a copy.
 
     Returns:
-        A new frame (``frame`` itself when nothing is covered).
+        The new frame (``frame`` itself when nothing is covered, or when ``in_place``).
     """
     config = config or TextureBlendConfig()
     tgt = np.asarray(target_landmarks, np.float64)
     h, w = frame.shape[:2]
-    pts = tgt[list(region.outer), :2]
+    pts = tgt[list(region.core), :2]
     iod = float(iod_2d(tgt))
     pad = int(np.ceil(2 + config.ring_iod * iod))
     x0, y0 = np.floor(pts.min(axis=0)).astype(int) - pad
     x1, y1 = np.ceil(pts.max(axis=0)).astype(int) + pad
     box = (max(int(x0), 0), max(int(y0), 0), min(int(x1), w), min(int(y1), h))
-    if box[0] >= box[2] or box[1] >= box[3]:
-        return frame
-    core_map, _ = rasterize(tgt, region.core_triangles, box)
-    core = core_map >= 0
-    if not core.any():
+    if box[0] >= box[2] or box[1] >= box[3] or weight <= 0:
         return frame
     total = sum(max(float(lw), 0.0) for _, _, lw in layers)
     if total <= 0:
         return frame
+    tri_map = triangle_map(tgt, region.outer_triangles, box, tgt[:, 2] if tgt.shape[1] > 2 else None)
+    covered = tri_map >= 0
+    core = region.core_lookup[tri_map + 1]
+    if not core.any():
+        return frame
     base = frame[box[1]:box[3], box[0]:box[2]]
-    tex = np.zeros(base.shape, np.float32)
-    covered_all = np.ones(core.shape, bool)
+    ring = ring_mask(core, covered, config.ring_iod * iod) if config.match_colour else None
+    tex = None
     for ex_image, ex_lm, lw in layers:
         if lw <= 0:
             continue
-        mx, my, covered = correspondence_map(tgt, ex_lm, region.outer_triangles, box)
+        mx, my, _ = correspondence_map(tgt, ex_lm, region.outer_triangles, box, tri_map=tri_map)
         t = sample(ex_image, mx, my)
-        if config.match_colour:
-            t = match_colour(t, base, ring_mask(core, covered, config.ring_iod * iod), where=core)
-        tex += t * (float(lw) / total)
-        covered_all &= covered
-    alpha = feathered_alpha(core & covered_all, config.feather_iod * iod) * float(np.clip(weight, 0, 1))
-    out = frame.copy()
+        if ring is not None:
+            t = match_colour(t, base, ring, where=core)
+        t *= float(lw) / total
+        tex = t if tex is None else tex + t
+    if tex is None:
+        return frame
+    alpha = feathered_alpha(core, config.feather_iod * iod) * float(np.clip(weight, 0, 1))
+    out = frame if in_place else frame.copy()
     out[box[1]:box[3], box[0]:box[2]] = composite(base, tex, alpha)
     return out
 

@@ -21,6 +21,7 @@ The index holds, per frame, these features, the pose angles, the blendshapes and
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -28,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from synthesis import regions as rg
-from synthesis.uvmap import grow, region_triangles, triangle_facing
+from synthesis.uvmap import grow, region_triangles, triangle_facing, triangles
 from tracking.errors import ConfigError
 from tracking.landmarker import BLENDSHAPE_NAMES
 
@@ -68,6 +69,20 @@ class Region:
     def outer_triangles(self) -> NDArray[np.intp]:
         return region_triangles(self.outer)
 
+    @property
+    def core_lookup(self) -> NDArray[np.bool_]:
+        """``(1 + 898,)`` bool: indexed by a triangle map plus one, whether the triangle is a
+        core triangle (entry 0: no triangle)."""
+        return _core_lookup(self.core)
+
+
+@functools.lru_cache(maxsize=16)
+def _core_lookup(core: tuple[int, ...]) -> NDArray[np.bool_]:
+    lut = np.zeros(1 + len(triangles()), bool)
+    lut[1 + region_triangles(core)] = True
+    lut.flags.writeable = False
+    return lut
+
 
 def _eye_region(side: str) -> Region:
     contour = rg.LEFT_EYE if side == "left" else rg.RIGHT_EYE
@@ -102,6 +117,10 @@ MAX_CANDIDATES = 256
 GAZE_HIDDEN_CLOSURE = 0.6
 #: Fraction of the eye's open gap used as its track-wide reference (percentile).
 OPEN_GAP_PERCENTILE = 90.0
+#: Target-state motion between consecutive frames (feature units, :func:`state_motion`) at which a
+#: change of exemplar costs nothing: while an eye closes or a mouth opens, the exemplar follows the
+#: state (a half-closed lid from a half-closed frame) instead of being held from a closed frame.
+FREE_SWITCH_MOTION = 0.5
 
 
 def iod_2d(landmarks: NDArray[np.floating]) -> NDArray[np.float64]:
@@ -229,7 +248,8 @@ class ChoiceConfig:
         pose_scale_deg: pose difference (each of yaw, pitch, roll) that costs as much as one state unit.
         blendshape_scale: L2 difference of the region's nearby blendshapes costing one unit.
         quality_weight: cost of quality 0 (vs 1).
-        switch_cost: cost of changing exemplar between consecutive frames (holds the choice).
+        switch_cost: cost of changing exemplar between consecutive frames (holds the choice); it falls
+            to 0 as the target state moves (:data:`FREE_SWITCH_MOTION`).
         crossfade: frames over which a change of exemplar is cross-faded (>= 1).
         max_pose_deg: candidates farther than this in any angle are never used.
         min_quality: candidates below this quality are never used.
@@ -370,14 +390,37 @@ def choose(
     needed = need > 0
     cost[:, c] = np.where(needed & has, big, 0.0)
     cost[~needed, :c] = np.minimum(cost[~needed, :c] + 1.0, big)
-    path = _viterbi(cost, np.asarray(segments), config.switch_cost)
+    motion = state_motion(region, after)
+    switch = config.switch_cost * np.clip(1.0 - motion / FREE_SWITCH_MOTION, 0.0, 1.0)
+    path = _viterbi(cost, np.asarray(segments), switch)
     first = np.where(path == c, -1, path).astype(np.int64)
     first[~needed] = -1
-    first, second, mix = _crossfade(first, np.asarray(segments), config.crossfade)
+    usable = cost[:, :c] < big
+    first, second, mix = _crossfade(first, np.asarray(segments), config.crossfade, usable, motion < FREE_SWITCH_MOTION)
     return Choice(need, first, second, mix, needed & ~has, cands)
 
 
-def _viterbi(cost: NDArray[np.float64], segments: NDArray[np.integer], switch: float) -> NDArray[np.int64]:
+def state_motion(region: str, after: NDArray[np.floating]) -> NDArray[np.float64]:
+    """``(M,)``: how far the target state moves from the previous row to each row, in feature units
+    (largest over the region's features; gaze weighed by :func:`gaze_weight`; row 0: 0).
+
+    Args:
+        region: a key of :data:`REGIONS`.
+        after: ``(M, k)`` target states (:func:`state`).
+    """
+    a = np.asarray(after, np.float64)
+    out = np.zeros(a.shape[0])
+    if a.shape[0] < 2:
+        return out
+    d = np.abs(np.diff(a, axis=0)) / np.asarray(REGIONS[region].feature_scale)
+    if region.startswith("eye_"):
+        d[:, 1:] *= gaze_weight(np.maximum(a[1:, :1], a[:-1, :1]))
+    out[1:] = d.max(axis=1)
+    return out
+
+
+def _viterbi(cost: NDArray[np.float64], segments: NDArray[np.integer], switch: NDArray[np.float64]) -> NDArray[np.int64]:
+    """Cheapest path through ``cost`` ``(M, S)``, paying ``switch[i]`` ``(M,)`` for a change at row i."""
     m, s = cost.shape
     if m == 0:
         return np.zeros(0, np.int64)
@@ -385,7 +428,7 @@ def _viterbi(cost: NDArray[np.float64], segments: NDArray[np.integer], switch: f
     back = np.zeros((m, s), np.int64)
     for i in range(1, m):
         best = int(np.argmin(acc))
-        pen = 0.0 if segments[i] != segments[i - 1] else switch
+        pen = 0.0 if segments[i] != segments[i - 1] else float(switch[i])
         stay = acc
         move = acc[best] + pen
         back[i] = np.where(stay <= move, np.arange(s), best)
@@ -397,19 +440,30 @@ def _viterbi(cost: NDArray[np.float64], segments: NDArray[np.integer], switch: f
     return path
 
 
-def _crossfade(first: NDArray[np.int64], segments: NDArray[np.integer],
-               width: int) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+def _crossfade(first: NDArray[np.int64], segments: NDArray[np.integer], width: int,
+               usable: NDArray[np.bool_] | None = None,
+               still: NDArray[np.bool_] | None = None) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
     """Where the choice changes from one exemplar to another inside a segment, blend the two over
-    ``width`` frames ending at the change (the new one's weight ramps up to 1)."""
+    ``width`` frames ending at the change (the new one's weight ramps up to 1).
+
+    Only rows where the incoming exemplar is ``usable`` (``(M, C)`` bool: in a state near that
+    row's target) are blended: two exemplars in different states (an open and a closed eye) would
+    show both at once, a ghost. A change at a row that is not ``still`` (``(M,)`` bool: the target
+    state moves there) is a hard cut: the content changes at that frame anyway.
+    """
     m = first.shape[0]
     out1, out2, mix = first.copy(), np.full(m, -1, np.int64), np.zeros(m)
     for k in range(1, m):
         a, b = first[k - 1], first[k]
         if a == b or a < 0 or b < 0 or segments[k] != segments[k - 1]:
             continue
+        if still is not None and not still[k]:
+            continue
         for j in range(width):
             row = k - width + j
             if row < 0 or first[row] != a or segments[row] != segments[k]:
+                continue
+            if usable is not None and not usable[row, b]:
                 continue
             out1[row], out2[row], mix[row] = a, b, (j + 1) / (width + 1)
     return out1, out2, mix

@@ -63,25 +63,30 @@ def grow(vertices: tuple[int, ...] | list[int], rings: int) -> tuple[int, ...]:
     return tuple(sorted(out))
 
 
-def region_triangles(vertices: tuple[int, ...] | list[int]) -> NDArray[np.intp]:
-    """Indices of the mesh triangles whose three vertices all lie in ``vertices``."""
+@functools.lru_cache(maxsize=64)
+def _region_triangles(vertices: tuple[int, ...]) -> NDArray[np.intp]:
     inside = np.zeros(NUM_MESH_LANDMARKS, bool)
     inside[[v for v in vertices if v < NUM_MESH_LANDMARKS]] = True
-    return np.flatnonzero(inside[triangles()].all(axis=1))
+    out = np.flatnonzero(inside[triangles()].all(axis=1))
+    out.flags.writeable = False
+    return out
 
 
-def rasterize(
+def region_triangles(vertices: tuple[int, ...] | list[int]) -> NDArray[np.intp]:
+    """Indices of the mesh triangles whose three vertices all lie in ``vertices`` (cached; read-only)."""
+    return _region_triangles(tuple(int(v) for v in vertices))
+
+
+def triangle_map(
     points: NDArray[np.floating],
     tri_ids: NDArray[np.integer],
     box: tuple[int, int, int, int],
     depth: NDArray[np.floating] | None = None,
-) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
-    """Which triangle covers each pixel centre of ``box``, and where in it.
+) -> NDArray[np.int32]:
+    """Which triangle covers each pixel centre of ``box``.
 
     Triangles are filled with OpenCV (sub-pixel vertices, 1/16 pixel), far to near when ``depth``
-    is given (painter's order by mean depth), so a pixel on a shared edge or just outside a
-    triangle's exact area may get slightly negative barycentric weights: they extrapolate that
-    triangle's affine map, which is exact for any affine motion.
+    is given (painter's order by mean depth).
 
     Args:
         points: ``(468+, 2)`` vertex positions in pixels.
@@ -91,16 +96,14 @@ def rasterize(
             nearer (by mean depth) wins. None: the later triangle in ``tri_ids`` wins.
 
     Returns:
-        ``(h, w)`` int32 triangle index (into :func:`triangles`; -1 where none) and ``(h, w, 3)``
-        float32 barycentric weights of its three vertices.
+        ``(h, w)`` int32 triangle index (into :func:`triangles`; -1 where none).
     """
     x0, y0, x1, y1 = box
     h, w = max(y1 - y0, 0), max(x1 - x0, 0)
     tri_map = np.full((h, w), -1, np.int32)
-    bary = np.zeros((h, w, 3), np.float32)
     ids = np.asarray(tri_ids, dtype=np.intp)
     if h == 0 or w == 0 or ids.size == 0:
-        return tri_map, bary
+        return tri_map
     tris = triangles()
     p = np.asarray(points, dtype=np.float64)[:, :2]
     corners = p[tris[ids]] - np.array([x0, y0])  # (T, 3, 2) box pixels
@@ -113,19 +116,79 @@ def rasterize(
     fixed = np.round(corners * 16).astype(np.int32)
     for k in order[visible[order]].tolist():
         cv2.fillConvexPoly(tri_map, fixed[k], int(ids[k]), lineType=cv2.LINE_8, shift=4)
-    covered = tri_map >= 0
-    if not covered.any():
-        return tri_map, bary
-    ys, xs = np.nonzero(covered)
-    a, b, c = (p[tris[tri_map[ys, xs], j]] - np.array([x0, y0]) for j in range(3))
+    return tri_map
+
+
+def _barycentric_affines(points: NDArray[np.floating], origin: tuple[int, int]) -> NDArray[np.float64]:
+    """``(898, 3, 3)``: per triangle, the affine map from (x, y, 1) (pixels relative to
+    ``origin``) to the barycentric weights of its three vertices (degenerate triangles: 1/3 each)."""
+    p = np.asarray(points, dtype=np.float64)[:, :2] - np.asarray(origin, np.float64)
+    tris = triangles()
+    a, b, c = (p[tris[:, j]] for j in range(3))
     det = (b[:, 1] - c[:, 1]) * (a[:, 0] - c[:, 0]) + (c[:, 0] - b[:, 0]) * (a[:, 1] - c[:, 1])
     ok = np.abs(det) > 1e-9
-    det = np.where(ok, det, 1.0)
-    l0 = ((b[:, 1] - c[:, 1]) * (xs - c[:, 0]) + (c[:, 0] - b[:, 0]) * (ys - c[:, 1])) / det
-    l1 = ((c[:, 1] - a[:, 1]) * (xs - c[:, 0]) + (a[:, 0] - c[:, 0]) * (ys - c[:, 1])) / det
-    l0, l1 = np.where(ok, l0, 1.0 / 3), np.where(ok, l1, 1.0 / 3)
-    bary[ys, xs] = np.stack([l0, l1, 1.0 - l0 - l1], -1)
-    return tri_map, bary
+    d = np.where(ok, det, 1.0)
+    m = np.zeros((tris.shape[0], 3, 3))
+    # l0 = ((b1 - c1) (x - c0) + (c0 - b0) (y - c1)) / det; l1 likewise; l2 = 1 - l0 - l1
+    m[:, 0, 0], m[:, 0, 1] = (b[:, 1] - c[:, 1]) / d, (c[:, 0] - b[:, 0]) / d
+    m[:, 0, 2] = -(m[:, 0, 0] * c[:, 0] + m[:, 0, 1] * c[:, 1])
+    m[:, 1, 0], m[:, 1, 1] = (c[:, 1] - a[:, 1]) / d, (a[:, 0] - c[:, 0]) / d
+    m[:, 1, 2] = -(m[:, 1, 0] * c[:, 0] + m[:, 1, 1] * c[:, 1])
+    m[:, 2] = -m[:, 0] - m[:, 1]
+    m[:, 2, 2] += 1.0
+    m[~ok] = np.array([[0, 0, 1 / 3]] * 3)
+    return m
+
+
+def _per_pixel(coef: NDArray[np.float64], tri_map: NDArray[np.int32], fill: NDArray[np.float64],
+               dtype: type = np.float32) -> NDArray[np.floating]:
+    """``(h, w, R)``: ``coef[t] @ (x, y, 1)`` at each pixel (box-relative), ``fill`` where
+    ``tri_map`` is -1. ``coef``: ``(898, R, 3)``; ``fill``: ``(R,)``; computed in ``dtype``."""
+    h, w = tri_map.shape
+    r = coef.shape[1]
+    table = np.concatenate([np.zeros((1, r, 3)), coef], axis=0).astype(dtype)
+    table[0, :, 2] = fill
+    g = table[tri_map + 1]  # (h, w, R, 3)
+    xs = np.arange(w, dtype=dtype)[None, :, None]
+    ys = np.arange(h, dtype=dtype)[:, None, None]
+    return g[..., 0] * xs + g[..., 1] * ys + g[..., 2]
+
+
+def rasterize(
+    points: NDArray[np.floating],
+    tri_ids: NDArray[np.integer],
+    box: tuple[int, int, int, int],
+    depth: NDArray[np.floating] | None = None,
+) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+    """Which triangle covers each pixel centre of ``box``, and where in it.
+
+    See :func:`triangle_map`. A pixel on a shared edge or just outside a triangle's exact area may
+    get slightly negative barycentric weights: they extrapolate that triangle's affine map, which
+    is exact for any affine motion.
+
+    Returns:
+        ``(h, w)`` int32 triangle index (into :func:`triangles`; -1 where none) and ``(h, w, 3)``
+        float32 barycentric weights of its three vertices (0 where none).
+    """
+    tri_map = triangle_map(points, tri_ids, box, depth)
+    if tri_map.size == 0:
+        return tri_map, np.zeros((*tri_map.shape, 3), np.float32)
+    bary = _per_pixel(_barycentric_affines(points, box[:2]), tri_map, np.zeros(3), np.float64)
+    return tri_map, bary.astype(np.float32)
+
+
+def source_affines(target: NDArray[np.floating], source: NDArray[np.floating],
+                   origin: tuple[int, int] = (0, 0)) -> NDArray[np.float64]:
+    """``(898, 2, 3)``: per mesh triangle, ``source_trans_target``: the affine map from a target
+    pixel (x, y, 1), relative to ``origin``, to the source pixel at the same mesh point.
+
+    Args:
+        target, source: ``(468+, 2|3)`` landmarks in pixels.
+        origin: ``(x0, y0)`` subtracted from target pixels first (a box's corner).
+    """
+    s = np.asarray(source, dtype=np.float64)[:, :2]
+    corners = s[triangles()]  # (898, 3, 2)
+    return np.einsum("tjc,tjk->tck", corners, _barycentric_affines(target, origin))
 
 
 def correspondence_map(
@@ -133,8 +196,12 @@ def correspondence_map(
     source: NDArray[np.floating],
     tri_ids: NDArray[np.integer],
     box: tuple[int, int, int, int],
+    tri_map: NDArray[np.int32] | None = None,
 ) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.bool_]]:
     """For each pixel of ``box`` in the target geometry, the source pixel at the same mesh point.
+
+    Each triangle's map is affine (:func:`source_affines`), so the maps are evaluated per pixel
+    from six coefficients of the pixel's triangle, without barycentric weights in between.
 
     Args:
         target: ``(468+, 2|3)`` landmarks where the texture goes (pixels; z, when present, breaks
@@ -142,20 +209,22 @@ def correspondence_map(
         source: ``(468+, 2|3)`` landmarks of the image the texture comes from (its pixels).
         tri_ids: triangles to map (e.g. :func:`region_triangles`).
         box: ``(x0, y0, x1, y1)`` target pixel box.
+        tri_map: the target's :func:`triangle_map` of ``tri_ids`` over ``box``, when already made
+            (several sources mapped onto one target).
 
     Returns:
-        ``(h, w)`` float32 source x and y (for ``cv2.remap``) and ``(h, w)`` bool coverage.
+        ``(h, w)`` float32 source x and y (for ``cv2.remap``; -1 where not covered) and ``(h, w)``
+        bool coverage.
     """
     t = np.asarray(target, dtype=np.float64)
-    depth = t[:, 2] if t.shape[1] > 2 else None
-    tri_map, bary = rasterize(t, tri_ids, box, depth)
+    if tri_map is None:
+        tri_map = triangle_map(t, tri_ids, box, t[:, 2] if t.shape[1] > 2 else None)
     covered = tri_map >= 0
-    s = np.asarray(source, dtype=np.float64)[:, :2]
-    corners = s[triangles()[np.maximum(tri_map, 0)]]  # (h, w, 3, 2)
-    xy = (bary[..., None] * corners).sum(axis=2)
-    map_x = np.where(covered, xy[..., 0], -1.0).astype(np.float32)
-    map_y = np.where(covered, xy[..., 1], -1.0).astype(np.float32)
-    return map_x, map_y, covered
+    if tri_map.size == 0:
+        empty = np.full(tri_map.shape, -1.0, np.float32)
+        return empty, empty.copy(), covered
+    xy = _per_pixel(source_affines(t, source, box[:2]), tri_map, np.full(2, -1.0))
+    return np.ascontiguousarray(xy[..., 0]), np.ascontiguousarray(xy[..., 1]), covered
 
 
 def triangle_facing(landmarks: NDArray[np.floating]) -> NDArray[np.float64]:

@@ -99,7 +99,11 @@ def test_blink_borrows_the_clips_own_closed_eye(lp_track) -> None:
         from plugin.video import VideoReader
         with VideoReader(CLIP) as r:
             frame = r.frame_at(15).image
+        kept = frame.copy()
         out = comp(frame, 15, plans[0], row)
+        assert np.array_equal(frame, kept)  # not owned: the caller's frame is left alone
+        mine = frame.copy()
+        assert comp(mine, 15, plans[0], row, owned=True) is mine and np.array_equal(mine, out)
         changed = np.abs(out.astype(int) - frame.astype(int)).max(axis=2) > 0
         ys, xs = np.nonzero(changed)
         eye = lp_track.landmarks[int(np.searchsorted(lp_track.frame_indices, 15))][list(REGIONS["eye_left"].outer), :2]
@@ -157,3 +161,26 @@ def test_edit_job_takes_a_reference_still_where_the_clip_has_no_closed_eye(tmp_p
     assert any(e["action"] == "clamp" and e["region"] == "eye_left" for e in actions["none"])
     lent = [x for e in actions["ref"] if e["action"] == "texture" for x in e["exemplars"]]
     assert any(x.startswith("reference:") for x in lent)
+
+
+def test_transfer_in_place_writes_the_same_pixels_into_the_frame(astronaut_face) -> None:
+    from plugin.texture_stage import transfer_region
+
+    image, lm = astronaut_face
+    shifted = np.roll(image, 3, axis=1)  # an exemplar whose mouth sits 3 px off its landmarks
+    layers = [(shifted, lm, 1.0)]
+    copy = transfer_region(image, lm, layers, REGIONS["mouth"])
+    assert copy is not image and not np.array_equal(copy, image)
+    mine = image.copy()
+    same = transfer_region(mine, lm, layers, REGIONS["mouth"], in_place=True)
+    assert same is mine and np.array_equal(mine, copy)
+    # weight 0: nothing to do
+    assert transfer_region(image, lm, layers, REGIONS["mouth"], weight=0.0) is image
+
+
+def test_full_weight_need_is_validated() -> None:
+    from tracking.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        TextureConfig(full_weight_need=0.0)
+    assert TextureConfig(full_weight_need=1.0).full_weight_need == 1.0

@@ -102,3 +102,54 @@ def test_no_exemplar_is_unsupported_and_clamp_factor_limits_change() -> None:
     limit = ex.REGIONS["eye_left"].warp_limit[0]
     assert np.allclose(f * (after[:, 0] - before[:, 0]), limit)
     assert np.all(ex.clamp_factor("eye_left", before, before) == 1.0)
+
+
+def test_a_closing_eye_borrows_from_frames_in_its_intermediate_state() -> None:
+    # the clip holds an open, a half-closed and a closed frame of equal pose
+    faces = _face(3)
+    faces[1] = _close_eye(faces[1], "left", 0.5)
+    faces[2] = _close_eye(faces[2], "left", 1.0)
+    index = _index(faces, np.zeros(3))
+    gap = index.open_gap["eye_left"]
+    half = float(ex.state(ex.raw_features(faces[1], "eye_left"), "eye_left", gap)[0])
+    # a blink ramp: open, half, closed for a while, half, open
+    closure = np.array([0.0, half, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, half, 0.0])
+    before, after, angles, bs, seg = _targets(closure.size, 0.0)
+    after[:, 0] = closure
+    ch = ex.choose("eye_left", before, after, angles, bs, seg, [index], gap)
+    rows = ch.candidates[:, 1]
+    half_rows = np.flatnonzero(np.isclose(closure, half))
+    closed_rows = np.flatnonzero(closure == 1.0)
+    # the ramp frames take the half-closed frame, not the held closed one
+    assert np.all(rows[ch.first[half_rows]] == 1)
+    assert np.all(rows[ch.first[closed_rows]] == 2)
+    # and no frame blends in an exemplar of another state (a ghost): the switch is a cut
+    assert np.all(ch.second == -1)
+
+
+def test_cross_fade_never_blends_in_an_exemplar_far_from_the_target_state() -> None:
+    faces = _face(3)
+    faces[1] = _close_eye(faces[1], "left", 1.0)
+    faces[2] = _close_eye(faces[2], "left", 0.3)
+    index = _index(faces, np.zeros(3))
+    gap = index.open_gap["eye_left"]
+    slight = float(ex.state(ex.raw_features(faces[2], "eye_left"), "eye_left", gap)[0])
+    closure = np.array([1.0] * 8 + [slight] * 4)
+    before, after, angles, bs, seg = _targets(closure.size, 0.0)
+    after[:, 0] = closure
+    ch = ex.choose("eye_left", before, after, angles, bs, seg, [index], gap)
+    state_of = ex.state(ex.raw_features(faces, "eye_left"), "eye_left", gap)[:, 0]
+    scale = ex.REGIONS["eye_left"].feature_scale[0]
+    fading = np.flatnonzero(ch.second >= 0)
+    for r in fading:
+        assert abs(state_of[ch.candidates[ch.second[r], 1]] - closure[r]) <= scale
+    # the closed rows show only the closed frame
+    assert np.all(ch.candidates[ch.first[:8], 1] == 1) and not np.any(ch.second[:8] >= 0)
+
+
+def test_state_motion_is_zero_for_a_held_state_and_grows_with_the_step() -> None:
+    after = np.zeros((5, 3))
+    after[:, 0] = [0.0, 0.0, 0.5, 1.0, 1.0]
+    motion = ex.state_motion("eye_left", after)
+    scale = ex.REGIONS["eye_left"].feature_scale[0]
+    assert np.allclose(motion, [0.0, 0.0, 0.5 / scale, 0.5 / scale, 0.0])

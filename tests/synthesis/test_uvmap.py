@@ -85,3 +85,18 @@ def test_facing_is_one_for_a_flat_frontal_face_and_drops_when_turned() -> None:
     turned = lm.copy()
     turned[:, 0], turned[:, 2] = c * lm[:, 0], s * lm[:, 0]
     assert abs(np.median(uvmap.triangle_facing(turned)) - c) < 0.05
+
+
+def test_a_given_triangle_map_gives_the_same_correspondence() -> None:
+    target = _layout()
+    source = target * 1.1 + np.array([5.0, -3.0, 0.0])
+    tris = uvmap.region_triangles(uvmap.grow(rg.LIPS, 3))
+    box = (120, 200, 300, 330)
+    tri_map = uvmap.triangle_map(target, tris, box, target[:, 2])
+    a = uvmap.correspondence_map(target, source, tris, box)
+    b = uvmap.correspondence_map(target, source, tris, box, tri_map=tri_map)
+    assert a[2].any()
+    for x, y in zip(a, b, strict=True):
+        assert np.array_equal(x, y)
+    # outside the triangles the maps point nowhere (-1), as cv2.remap's border expects
+    assert np.all(a[0][~a[2]] == -1) and np.all(a[1][~a[2]] == -1)
