@@ -386,7 +386,8 @@ class EditStage:
         frame_size: ``(height, width)`` of the clip's frames.
         config: render settings.
         texture: optional region-texture hook (``plugin.texture_stage.TextureCompositor``), called
-            as ``texture(image, frame_index, plan, row) -> image`` after each face is warped.
+            as ``texture(image, frame_index, plan, row, owned=...) -> image`` after each face is
+            warped (``owned``: the image is this stage's own copy, which the hook may write into).
     """
 
     latency = 0
@@ -433,8 +434,8 @@ class EditStage:
             image, (jac, repairs, disp) = render_face(image, plan.before[row], plan.after[row], crop, self.config,
                                                       self.device)
             if self.texture is not None:  # texture hook: regions borrowed from exemplar frames
-                with self._texture_lock:
-                    image = self.texture(image, frame.index, plan, row)
+                with self._texture_lock:  # a copy made by the warp may be written into; the frame's own image not
+                    image = self.texture(image, frame.index, plan, row, owned=image is not frame.image)
             self.info.append(FaceRenderInfo(plan.track_id, frame.index, jac, repairs, disp))
         if image is frame.image:
             return [frame]
