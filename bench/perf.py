@@ -13,10 +13,11 @@ process so that its peak RSS is its own:
 and reports fps, ``edit / passthrough`` (the target is >= 0.8 at 1080p with one face), the busy
 share of each part of the render pass (decode, the edit stage, encode: they overlap on threads, so
 shares can sum past 1), and peak RSS. ``--rss-seconds 10,60`` adds 1080p clips of those lengths
-to show that memory is flat in clip length.
+to show that memory is flat in clip length (``--rss-modes`` picks which of the three to run on
+them; each row also gives its peak RSS less the shortest clip's, in MB and percent).
 
     python bench/perf.py [--frames 150] [--sizes 720,1080] [--faces 1,2] [--preset veryfast]
-                         [--rss-seconds 10,60]
+                         [--rss-seconds 10,60] [--rss-modes analysis,passthrough,edit]
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ def child(mode: str, clip: Path, work: Path, preset: str) -> dict[str, Any]:
         analysis = run_analysis(clip, cache_dir=cache).analysis
         schedule = EditSchedule(tuple(EditEntry(t.track_id, "smile", StrengthCurve.constant(0.7))
                                       for t in analysis.tracks))
+        del analysis  # run_edit loads its own: a second copy here would count in the peak RSS
         t0 = time.perf_counter()
         edit = run_edit(EditJob(RenderJob(clip, work / f"{clip.stem}_edit.mp4", out_cfg), schedule,
                                 cache_dir=cache))
@@ -96,10 +98,15 @@ def measure(script: Path, mode: str, clip: Path, work: Path, preset: str) -> dic
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run_case(clip: Path, work: Path, preset: str) -> dict[str, Any]:
+MODES = ("analysis", "passthrough", "edit")
+
+
+def run_case(clip: Path, work: Path, preset: str, modes: tuple[str, ...] = MODES) -> dict[str, Any]:
+    """Measure ``modes`` on ``clip`` (``edit`` needs ``analysis`` before it, for the cache)."""
     script = Path(__file__).resolve()
-    case = {mode: measure(script, mode, clip, work, preset) for mode in ("analysis", "passthrough", "edit")}
-    case["edit_over_passthrough"] = round(case["edit"]["fps"] / case["passthrough"]["fps"], 3)
+    case = {mode: measure(script, mode, clip, work, preset) for mode in modes}
+    if "edit" in case and "passthrough" in case:
+        case["edit_over_passthrough"] = round(case["edit"]["fps"] / case["passthrough"]["fps"], 3)
     return case
 
 
@@ -110,6 +117,7 @@ def main() -> None:
     ap.add_argument("--faces", default="1,2")
     ap.add_argument("--preset", default="veryfast")
     ap.add_argument("--rss-seconds", default="", help="also 1080p one-face clips of these lengths (s)")
+    ap.add_argument("--rss-modes", default=",".join(MODES), help="what to measure on the --rss-seconds clips")
     ap.add_argument("--child", nargs=3, metavar=("MODE", "CLIP", "WORK"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -136,11 +144,20 @@ def main() -> None:
                 make_clip(clip, size, args.frames, FPS, region=HEAD, faces=faces)
                 report["cases"][f"{size}p_{faces}face"] = run_case(clip, work, args.preset)
                 print(f"[perf] {size}p {faces} face(s) done", file=sys.stderr)
-        for seconds in (int(s) for s in args.rss_seconds.split(",") if s):
+        modes = tuple(m for m in MODES if m in args.rss_modes.split(","))
+        if "edit" in modes and "analysis" not in modes:
+            raise SystemExit("--rss-modes: edit needs analysis (it reads the analysis cache)")
+        first: dict[str, float] = {}
+        for seconds in sorted(int(s) for s in args.rss_seconds.split(",") if s):
             clip = work / f"clip_1080p_{seconds}s.mp4"
             make_clip(clip, 1080, seconds * FPS, FPS, region=HEAD, faces=1)
-            case = run_case(clip, work, args.preset)
-            report["rss"][f"1080p_{seconds}s"] = {m: case[m]["peak_rss_mb"] for m in ("analysis", "passthrough", "edit")}
+            case = run_case(clip, work, args.preset, modes)
+            row: dict[str, Any] = {m: case[m]["peak_rss_mb"] for m in modes}
+            first = first or dict(row)
+            row["growth_mb"] = {m: round(row[m] - first[m], 1) for m in modes}
+            row["growth_pct"] = {m: round(100.0 * (row[m] - first[m]) / first[m], 1) for m in modes}
+            report["rss"][f"1080p_{seconds}s"] = row
+            clip.unlink()  # a 1080p clip of a minute or two is large; /tmp may be shared
             print(f"[perf] rss {seconds}s done", file=sys.stderr)
     print(json.dumps(report, indent=1))
 

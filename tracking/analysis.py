@@ -394,22 +394,25 @@ def load_analysis(
     )
 
 
-def _segment_arrays(seg: list[TrackedFace], config: SmoothingConfig) -> dict[str, NDArray[Any]]:
+def _fill_segment(seg: list[TrackedFace], config: SmoothingConfig, out: dict[str, NDArray[Any]]) -> None:
+    """Write one segment's rows of every :data:`TRACK_ARRAYS` array but ``segment_ids`` into ``out``
+    (views of the track's arrays), with no whole-segment copy beyond what the track keeps."""
     obs = [f.observation for f in seg]
-    times = np.array([f.time for f in seg], dtype=np.float64)
-    raw_lm = np.stack([o.landmarks for o in obs]).astype(np.float32)
-    raw_bs = np.stack([o.blendshapes for o in obs]).astype(np.float32)
-    raw_tf = np.stack([o.transform for o in obs]).astype(np.float32)
-    sm = smooth_segment(times, raw_lm, raw_bs, raw_tf, config)
-    return {
-        "frame_indices": np.array([o.frame_index for o in obs], dtype=np.int64), "times": times,
-        "landmarks": sm.landmarks, "blendshapes": sm.blendshapes, "transforms": sm.transforms, "angles": sm.angles,
-        "raw_landmarks": raw_lm, "raw_blendshapes": raw_bs, "raw_transforms": raw_tf,
-        "raw_angles": angles_from_transforms(raw_tf).astype(np.float32),
-        "confidence": np.array([o.confidence for o in obs], dtype=np.float32),
-        "boxes": np.concatenate([sm.landmarks[..., :2].min(axis=1), sm.landmarks[..., :2].max(axis=1)], axis=1),
-        "sources": np.array([SOURCE_CODES[Source(o.source)] for o in obs], dtype=np.uint8),
-    }
+    times = out["times"]
+    times[:] = [f.time for f in seg]
+    out["frame_indices"][:] = [o.frame_index for o in obs]
+    raw_lm = np.stack([o.landmarks for o in obs], out=out["raw_landmarks"])
+    raw_bs = np.stack([o.blendshapes for o in obs], out=out["raw_blendshapes"])
+    raw_tf = np.stack([o.transform for o in obs], out=out["raw_transforms"])
+    sm = smooth_segment(times, raw_lm, raw_bs, raw_tf, config, out_landmarks=out["landmarks"])
+    out["blendshapes"][:] = sm.blendshapes
+    out["transforms"][:] = sm.transforms
+    out["angles"][:] = sm.angles
+    out["raw_angles"][:] = angles_from_transforms(raw_tf)
+    out["confidence"][:] = [o.confidence for o in obs]
+    out["boxes"][:, :2] = sm.landmarks[..., :2].min(axis=1)
+    out["boxes"][:, 2:] = sm.landmarks[..., :2].max(axis=1)
+    out["sources"][:] = [SOURCE_CODES[Source(o.source)] for o in obs]
 
 
 def build_tracks(
@@ -448,13 +451,21 @@ def build_tracks(
                                         len(measured)))
     identities = assign_identities(summaries, cfg.identity_max_distance)
     order = sorted(range(len(segments)), key=lambda i: (summaries[i].start_frame, summaries[i].provisional_id))
-    parts: dict[int, list[dict[str, NDArray[Any]]]] = {}
-    for seg_id, i in enumerate(order):
-        arrays = _segment_arrays(segments[i], cfg.smoothing)
-        arrays["segment_ids"] = np.full(len(segments[i]), seg_id, dtype=np.int32)
-        parts.setdefault(identities[i], []).append(arrays)
+    members: dict[int, list[int]] = {}
+    for i in order:
+        members.setdefault(identities[i], []).append(i)
+    seg_ids = {i: seg_id for seg_id, i in enumerate(order)}
     tracks = []
-    for track_id in sorted(parts):
-        chunks = sorted(parts[track_id], key=lambda a: int(a["frame_indices"][0]))
-        tracks.append(Track(track_id=track_id, **{k: np.concatenate([c[k] for c in chunks]) for k in TRACK_ARRAYS}))
+    for track_id in sorted(members):
+        # each track's arrays are allocated once and its segments smoothed straight into them
+        parts = sorted(members[track_id], key=lambda i: summaries[i].start_frame)
+        arrays = {name: np.empty((sum(len(segments[i]) for i in parts), *tail), dtype=dtype)
+                  for name, (tail, dtype) in TRACK_ARRAYS.items()}
+        row = 0
+        for i in parts:
+            rows = slice(row, row + len(segments[i]))
+            _fill_segment(segments[i], cfg.smoothing, {name: a[rows] for name, a in arrays.items()})
+            arrays["segment_ids"][rows] = seg_ids[i]
+            row = rows.stop
+        tracks.append(Track(track_id=track_id, **arrays))
     return tuple(tracks)

@@ -134,8 +134,39 @@ def _apply_rows(idx: NDArray[np.intp], w: NDArray[np.float64], y: NDArray[np.flo
     return out
 
 
+def _half_window(sigma_s: float, t: NDArray[np.float64], min_spacing: float | None) -> int:
+    """Half-width in samples of a fit with time sigma ``sigma_s`` (uncapped; see _local_poly_rows)."""
+    dt_min = float(np.min(np.diff(t))) if min_spacing is None else float(min_spacing)
+    return int(np.ceil(_TRUNCATE * float(sigma_s) / dt_min))
+
+
+def reach(params: ChannelSmoothing, min_spacing: float) -> int | None:
+    """How far a filter looks: the smoothed sample ``i`` depends only on samples ``i - r .. i + r``.
+
+    Args:
+        params: the filter.
+        min_spacing: the smallest time step of the series (seconds), as passed to
+            :func:`smooth_series`.
+
+    Returns:
+        ``r`` in samples, or None for the recursive filters (``rts``, ``one_euro``), where every
+        sample depends on every other.
+    """
+    if params.method is Method.NONE:
+        return 0
+    if params.method in (Method.RTS, Method.ONE_EURO):
+        return None
+    half = min(int(np.ceil(_TRUNCATE * float(params.sigma_s) / float(min_spacing))), _MAX_HALF_WINDOW)
+    if params.method is Method.LOCAL_POLY:
+        return half
+    # adaptive: the blend weights are widened by one sample, and the light fit's sigma at a
+    # sample uses its neighbours' times (np.gradient): one more.
+    return half + 2
+
+
 def local_poly_smooth(
-    times: NDArray[np.float64], values: NDArray[np.floating], sigma_s: float, order: int = 2
+    times: NDArray[np.float64], values: NDArray[np.floating], sigma_s: float, order: int = 2,
+    min_spacing: float | None = None,
 ) -> NDArray[np.float64]:
     """Local polynomial regression with Gaussian time weights (time-aware Savitzky–Golay).
 
@@ -144,6 +175,9 @@ def local_poly_smooth(
         values: ``(N, ...)`` samples; every trailing element is smoothed independently.
         sigma_s: standard deviation of the time weights in seconds.
         order: degree of the local polynomial.
+        min_spacing: smallest time step to size the fit's window by (default: that of ``times``);
+            a window of a longer series passes the series' own, so that its rows equal the
+            whole series' rows.
 
     Returns:
         ``(N, ...)`` float64, zero phase.
@@ -152,7 +186,7 @@ def local_poly_smooth(
     t = _check_times(times, y.shape[0])
     if y.shape[0] < 2:
         return y.copy()
-    idx, w = _local_poly_rows(t, sigma_s, order)
+    idx, w = _local_poly_rows(t, sigma_s, order, _half_window(sigma_s, t, min_spacing))
     return _apply_rows(idx, w, y)
 
 
@@ -304,6 +338,7 @@ def adaptive_smooth(
     vector_axis: int | None = None,
     neighbours: NDArray[np.intp] | None = None,
     evidence_components: int | None = None,
+    min_spacing: float | None = None,
 ) -> NDArray[np.float64]:
     """Heavy fit where the signal is explained by noise, finer levels where it is not.
 
@@ -331,6 +366,7 @@ def adaptive_smooth(
             shared motion as k.
         evidence_components: score a vector on its first this many elements only (landmarks:
             x and y; MediaPipe's depth is noisier and a blink does not move it).
+        min_spacing: as for :func:`local_poly_smooth`.
 
     Returns:
         ``(N, ...)`` float64.
@@ -341,8 +377,7 @@ def adaptive_smooth(
     if n < 3:
         return y.copy()
     sig = noise_sigma(t, y) if sigma is None else np.asarray(sigma, dtype=np.float64)
-    dt_min = float(np.min(np.diff(t)))
-    half = int(np.ceil(_TRUNCATE * params.sigma_s / dt_min))
+    half = _half_window(params.sigma_s, t, min_spacing)
     idx, w_heavy = _local_poly_rows(t, params.sigma_s, params.order, half)
     half = idx.shape[1] // 2
     w_raw = np.zeros_like(w_heavy)
@@ -369,14 +404,20 @@ def smooth_series(
     vector_axis: int | None = None,
     neighbours: NDArray[np.intp] | None = None,
     evidence_components: int | None = None,
+    min_spacing: float | None = None,
 ) -> NDArray[np.float64]:
-    """Smooth ``(N, ...)`` samples over time with the method ``params`` names (see the methods)."""
+    """Smooth ``(N, ...)`` samples over time with the method ``params`` names (see the methods).
+
+    ``min_spacing`` (local fits only) sizes the fits' windows as for a longer series this is a
+    window of: with it, and at least :func:`reach` samples of context on each side, the window's
+    inner samples come out as in the whole series.
+    """
     if params.method is Method.NONE:
         return np.asarray(values, dtype=np.float64).copy()
     if params.method is Method.LOCAL_POLY:
-        return local_poly_smooth(times, values, params.sigma_s, params.order)
+        return local_poly_smooth(times, values, params.sigma_s, params.order, min_spacing)
     if params.method is Method.RTS:
         return rts_smooth(times, values, params.process_noise)
     if params.method is Method.ONE_EURO:
         return one_euro_smooth(times, values, params)
-    return adaptive_smooth(times, values, params, sigma, vector_axis, neighbours, evidence_components)
+    return adaptive_smooth(times, values, params, sigma, vector_axis, neighbours, evidence_components, min_spacing)

@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from scipy.spatial.transform import Rotation
 
 from tracking.errors import ConfigError, InputError
-from tracking.filters import ChannelSmoothing, Method, noise_sigma, smooth_series
+from tracking.filters import ChannelSmoothing, Method, noise_sigma, reach, smooth_series
 from tracking.observation import NUM_MESH_LANDMARKS
 from tracking.pose import euler_from_rotations
 from tracking.tracks import TrackedFace
@@ -140,9 +140,9 @@ class SmoothedSegment:
 
 def inter_ocular(landmarks: NDArray[np.floating]) -> NDArray[np.float64]:
     """``(N,)`` distance between the eye centres of ``(N, 478, 2+)`` landmarks (pixels)."""
-    lm = np.asarray(landmarks, dtype=np.float64)
-    right = (lm[:, 33, :2] + lm[:, 133, :2]) / 2.0
-    left = (lm[:, 362, :2] + lm[:, 263, :2]) / 2.0
+    eyes = np.asarray(np.asarray(landmarks)[:, [33, 133, 362, 263], :2], dtype=np.float64)
+    right = (eyes[:, 0] + eyes[:, 1]) / 2.0
+    left = (eyes[:, 2] + eyes[:, 3]) / 2.0
     return np.linalg.norm(left - right, axis=1)
 
 
@@ -152,7 +152,7 @@ def landmark_neighbours(landmarks: NDArray[np.floating], count: int = 6) -> NDAr
     Args:
         landmarks: ``(N, K, 2+)`` pixels; their median over frames is the reference layout.
     """
-    ref = np.median(np.asarray(landmarks, dtype=np.float64)[..., :2], axis=0)
+    ref = _column_median(np.asarray(landmarks), 1.0)[:, :2]
     dist = np.linalg.norm(ref[:, None, :] - ref[None, :, :], axis=2)
     return np.argsort(dist, axis=1, kind="stable")[:, : min(count, ref.shape[0])]
 
@@ -161,6 +161,106 @@ def _shrunk_sigma(sigma: NDArray[np.float64], n: int, prior_weight: float = 20.0
     """Per-element sigmas pulled toward their median; short segments lean on the median."""
     pooled = float(np.median(sigma))
     return np.sqrt((n * sigma**2 + prior_weight * pooled**2) / (n + prior_weight))
+
+
+# --- memory ------------------------------------------------------------------------------------
+# A segment's landmarks are (N, 478, 3); every float64 working copy of them costs 11.5 kB a frame,
+# and the adaptive filter makes about eight. So nothing below holds a whole segment in float64:
+# the rigid fit reads the landmarks a block of frames at a time, the residual is recomputed from
+# them where it is needed, and the residual is smoothed in windows of frames and blocks of
+# landmarks, each window read with enough context (filters.reach) that it comes out as the
+# whole-segment smoothing does. Working memory is then a few MB whatever the segment's length.
+
+#: Frames per block of the rigid fit.
+_FIT_FRAMES = 64
+#: Samples per smoothing window (plus the filter's reach on each side).
+_WINDOW = 512
+#: Landmarks per block of the residual's smoothing (they are smoothed independently unless
+#: ``evidence_neighbours`` pools them) ...
+_LANDMARK_BLOCK = 32
+#: ... and of the per-landmark medians over frames.
+_MEDIAN_BLOCK = 8
+#: The residual's noise is estimated on up to four windows of this many samples, spread evenly.
+_NOISE_WINDOW = 2048
+
+
+def _scaled(landmarks: NDArray[np.floating], unit: float, rows: slice, cols: slice = slice(None)) -> NDArray[np.float64]:
+    return np.asarray(landmarks[rows, cols], dtype=np.float64) / unit
+
+
+def _column_median(landmarks: NDArray[np.floating], unit: float) -> NDArray[np.float64]:
+    """``(K, 3)`` per-element median over frames of ``landmarks / unit``, a few landmarks at a time."""
+    k = landmarks.shape[1]
+    out = np.empty(landmarks.shape[1:], dtype=np.float64)
+    for c in range(0, k, _MEDIAN_BLOCK):
+        cols = slice(c, min(k, c + _MEDIAN_BLOCK))
+        out[cols] = np.median(_scaled(landmarks, unit, slice(None), cols), axis=0)
+    return out
+
+
+def _frame_blocks(n: int) -> list[slice]:
+    return [slice(s, min(n, s + _FIT_FRAMES)) for s in range(0, n, _FIT_FRAMES)]
+
+
+def _windows(n: int, context: int | None) -> list[tuple[int, int, int, int]]:
+    """``(lo, start, stop, hi)``: smooth samples ``lo:hi``, keep ``start:stop`` (which tile 0..n)."""
+    if context is None or n <= _WINDOW + 2 * context:
+        return [(0, 0, n, n)]
+    return [(max(0, s - context), s, min(n, s + _WINDOW), min(n, s + _WINDOW + context))
+            for s in range(0, n, _WINDOW)]
+
+
+@dataclass(frozen=True, eq=False)
+class _RigidFit:
+    """Per-frame similarity of :func:`rigid_split` (its last round) and its reference shape."""
+
+    centroid: NDArray[np.float64]  # (N, 3)
+    angle: NDArray[np.float64]  # (N,) radians, unwrapped
+    scale: NDArray[np.float64]  # (N,)
+    reference: NDArray[np.float64]  # (K, 3)
+    ref_centroid: NDArray[np.float64]  # (3,) mesh centroid of the reference the round fitted to
+
+    def params(self) -> NDArray[np.float64]:
+        c = self.centroid
+        return np.stack([c[:, 0], c[:, 1], self.angle, np.log(self.scale), c[:, 2]], axis=1)
+
+    def local(self, lm: NDArray[np.float64], rows: slice) -> NDArray[np.float64]:
+        """``lm`` (frames ``rows``, any landmarks) in each frame's own similarity frame."""
+        d = (lm - self.centroid[rows, None, :]) / self.scale[rows, None, None]
+        cos, sin = np.cos(self.angle[rows])[:, None], np.sin(self.angle[rows])[:, None]
+        return np.stack([cos * d[..., 0] + sin * d[..., 1], -sin * d[..., 0] + cos * d[..., 1], d[..., 2]], axis=-1)
+
+    def residual(self, lm: NDArray[np.float64], rows: slice, cols: slice = slice(None)) -> NDArray[np.float64]:
+        """Non-rigid residual of ``lm`` (frames ``rows``, landmarks ``cols``) in reference pixels."""
+        return self.local(lm, rows) + self.ref_centroid - self.reference[cols]
+
+
+def _fit_rigid(landmarks: NDArray[np.floating], unit: float) -> _RigidFit:
+    """The similarity fit of :func:`rigid_split` to ``landmarks / unit``, a block of frames at a time."""
+    n, k = landmarks.shape[:2]
+    mesh = slice(0, min(NUM_MESH_LANDMARKS, k))
+    blocks = _frame_blocks(n)
+    ref = _column_median(landmarks, unit)
+    cen = np.empty((n, 3))
+    for rows in blocks:
+        cen[rows] = _scaled(landmarks, unit, rows)[:, mesh].mean(axis=1)
+    sxx, sxy = np.empty(n), np.empty(n)
+    for _ in range(2):
+        ref_c = ref[mesh].mean(axis=0)
+        a = ref[mesh, :2] - ref_c[:2]
+        for rows in blocks:
+            b = _scaled(landmarks, unit, rows, mesh)[..., :2] - cen[rows, None, :2]
+            sxx[rows] = np.einsum("kj,nkj->n", a, b)
+            sxy[rows] = np.einsum("k,nk->n", a[:, 0], b[..., 1]) - np.einsum("k,nk->n", a[:, 1], b[..., 0])
+        angle = np.unwrap(np.arctan2(sxy, sxx))
+        scale = np.maximum(np.hypot(sxx, sxy) / max(float((a**2).sum()), 1e-12), 1e-9)
+        fit = _RigidFit(cen, angle, scale, ref, ref_c)
+        total = np.zeros((k, 3))
+        for rows in blocks:
+            for frame in fit.local(_scaled(landmarks, unit, rows), rows):
+                total += frame  # frame by frame, as numpy sums a whole (N, K, 3) array over axis 0
+        ref = total / n + ref_c
+    return _RigidFit(cen, angle, scale, ref, ref_c)
 
 
 def rigid_split(
@@ -179,83 +279,106 @@ def rigid_split(
         ``params`` ``(N, 5)``: centroid x, y (pixels), angle (radians, unwrapped), log-scale,
         centroid z; ``residual`` ``(N, 478, 3)`` in reference pixels; ``reference`` ``(478, 3)``.
     """
-    lm = np.asarray(landmarks, dtype=np.float64)
-    mesh = slice(0, min(NUM_MESH_LANDMARKS, lm.shape[1]))
-    ref = np.median(lm, axis=0)
-    for _ in range(2):
-        cen = lm[:, mesh].mean(axis=1)  # (N, 3)
-        ref_c = ref[mesh].mean(axis=0)
-        a = ref[mesh, :2] - ref_c[:2]
-        b = lm[:, mesh, :2] - cen[:, None, :2]
-        sxx = np.einsum("kj,nkj->n", a, b)
-        sxy = np.einsum("k,nk->n", a[:, 0], b[..., 1]) - np.einsum("k,nk->n", a[:, 1], b[..., 0])
-        angle = np.unwrap(np.arctan2(sxy, sxx))
-        scale = np.maximum(np.hypot(sxx, sxy) / max(float((a**2).sum()), 1e-12), 1e-9)
-        cos, sin = np.cos(angle), np.sin(angle)
-        d = (lm - cen[:, None, :]) / scale[:, None, None]
-        local = np.stack([cos[:, None] * d[..., 0] + sin[:, None] * d[..., 1],
-                          -sin[:, None] * d[..., 0] + cos[:, None] * d[..., 1], d[..., 2]], axis=-1)
-        ref = local.mean(axis=0) + ref_c
-    params = np.stack([cen[:, 0], cen[:, 1], angle, np.log(scale), cen[:, 2]], axis=1)
-    return params, local + ref_c - ref, ref
+    lm = np.asarray(landmarks)
+    fit = _fit_rigid(lm, 1.0)
+    all_rows = slice(0, lm.shape[0])
+    return fit.params(), fit.residual(_scaled(lm, 1.0, all_rows), all_rows), fit.reference
+
+
+def _join(
+    params: NDArray[np.float64], residual: NDArray[np.float64], reference: NDArray[np.float64],
+    mesh_centroid: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    local = residual + reference - mesh_centroid
+    scale = np.exp(params[:, 3])[:, None]
+    cos, sin = np.cos(params[:, 2])[:, None], np.sin(params[:, 2])[:, None]
+    x = params[:, 0, None] + scale * (cos * local[..., 0] - sin * local[..., 1])
+    y = params[:, 1, None] + scale * (sin * local[..., 0] + cos * local[..., 1])
+    z = params[:, 4, None] + scale * local[..., 2]
+    return np.stack([x, y, z], axis=-1)
 
 
 def rigid_join(
     params: NDArray[np.floating], residual: NDArray[np.floating], reference: NDArray[np.floating]
 ) -> NDArray[np.float64]:
     """Inverse of :func:`rigid_split`: ``(N, 478, 3)`` pixels."""
-    p = np.asarray(params, dtype=np.float64)
     mesh = slice(0, min(NUM_MESH_LANDMARKS, reference.shape[0]))
-    local = np.asarray(residual, dtype=np.float64) + reference - reference[mesh].mean(axis=0)
-    scale = np.exp(p[:, 3])[:, None]
-    cos, sin = np.cos(p[:, 2])[:, None], np.sin(p[:, 2])[:, None]
-    x = p[:, 0, None] + scale * (cos * local[..., 0] - sin * local[..., 1])
-    y = p[:, 1, None] + scale * (sin * local[..., 0] + cos * local[..., 1])
-    z = p[:, 4, None] + scale * local[..., 2]
-    return np.stack([x, y, z], axis=-1)
+    return _join(np.asarray(params, dtype=np.float64), np.asarray(residual, dtype=np.float64), reference,
+                 reference[mesh].mean(axis=0))
 
 
-#: Long segments are smoothed in windows of this many samples (memory stays flat in length) ...
-_CHUNK = 2048
-#: ... overlapping by this many on each side: more than a local filter's reach (its half-window,
-#: the light level's and the one-sample widening of the blend weights).
-_CHUNK_MARGIN = 160
-
-
-def _chunked_residual(
-    times: NDArray[np.float64], residual: NDArray[np.float64], params: ChannelSmoothing,
-    sigma: NDArray[np.float64], neighbours: NDArray[np.intp] | None,
+def _smooth_in_windows(
+    times: NDArray[np.float64], values: NDArray[np.floating], params: ChannelSmoothing,
+    sigma: NDArray[np.floating] | None = None, vector_axis: int | None = None,
 ) -> NDArray[np.float64]:
-    n = residual.shape[0]
-    if n <= _CHUNK + 2 * _CHUNK_MARGIN or params.method in (Method.RTS, Method.ONE_EURO):
-        return smooth_series(times, residual, params, sigma, 2, neighbours, 2)
-    out = np.empty_like(residual)
-    for start in range(0, n, _CHUNK):
-        lo, hi = max(0, start - _CHUNK_MARGIN), min(n, start + _CHUNK + _CHUNK_MARGIN)
-        part = smooth_series(times[lo:hi], residual[lo:hi], params, sigma, 2, neighbours, 2)
-        out[start:min(n, start + _CHUNK)] = part[start - lo:start - lo + min(_CHUNK, n - start)]
+    """:func:`smooth_series` of a small ``(N, C)`` channel, run window by window (same result)."""
+    t = np.asarray(times, dtype=np.float64)
+    y = np.asarray(values)
+    n = y.shape[0]
+    if n < 3:
+        return smooth_series(t, y, params, sigma, vector_axis)
+    if params.method is Method.ADAPTIVE and sigma is None:
+        sigma = noise_sigma(t, y)  # what adaptive_smooth estimates from the whole series
+    spacing = float(np.min(np.diff(t)))
+    out = np.empty(y.shape, dtype=np.float64)
+    for lo, start, stop, hi in _windows(n, reach(params, spacing)):
+        part = smooth_series(t[lo:hi], y[lo:hi], params, sigma, vector_axis, min_spacing=spacing)
+        out[start:stop] = part[start - lo:stop - lo]
     return out
 
 
 def smooth_landmarks(
-    times: NDArray[np.float64], landmarks: NDArray[np.floating], config: SmoothingConfig
-) -> NDArray[np.float64]:
-    """Smooth ``(N, 478, 3)`` pixel landmarks: similarity and residual apart (see the module)."""
-    lm = np.asarray(landmarks, dtype=np.float64)
+    times: NDArray[np.float64], landmarks: NDArray[np.floating], config: SmoothingConfig,
+    out: NDArray[np.floating] | None = None,
+) -> NDArray[np.floating]:
+    """Smooth ``(N, 478, 3)`` pixel landmarks: similarity and residual apart (see the module).
+
+    Working memory does not grow with N (see "memory" above); the result is the whole-segment
+    smoothing's.
+
+    Args:
+        times: ``(N,)`` strictly increasing seconds.
+        landmarks: ``(N, 478, 3)`` pixels (float32 is read as is, never copied whole).
+        config: the smoothing parameters.
+        out: ``(N, 478, 3)`` array to write the result to (float32 halves its size); None: a
+            new float64 array.
+
+    Returns:
+        ``out``, or the new array.
+    """
+    lm = np.asarray(landmarks)
     t = np.asarray(times, dtype=np.float64)
-    n = lm.shape[0]
+    n, k = lm.shape[:2]
+    if out is None:
+        out = np.empty(lm.shape, dtype=np.float64)
+    elif out.shape != lm.shape:
+        raise InputError(f"smoothing: out is {out.shape}, landmarks are {lm.shape}")
     if n < 3:
-        return lm.copy()
+        out[...] = lm
+        return out
     unit = max(float(np.median(inter_ocular(lm))), 1e-6)
-    params, residual, reference = rigid_split(lm / unit)
-    params_s = smooth_series(t, params, config.rigid, vector_axis=1)
+    fit = _fit_rigid(lm, unit)
+    params_s = _smooth_in_windows(t, fit.params(), config.rigid, vector_axis=1)
     nbrs = landmark_neighbours(lm, config.evidence_neighbours) if config.evidence_neighbours > 1 else None
+    block = k if nbrs is not None else _LANDMARK_BLOCK
+    col_blocks = [slice(c, min(k, c + block)) for c in range(0, k, block)]
     # the residual's noise from (at most) evenly spread windows of the segment
-    starts = np.linspace(0, max(n - _CHUNK, 0), num=max(1, min(4, n // _CHUNK))).astype(int)
-    sigma = np.median([noise_sigma(t[s:s + _CHUNK], residual[s:s + _CHUNK]) for s in starts], axis=0)
-    sigma = _shrunk_sigma(sigma, min(n, _CHUNK))
-    residual_s = _chunked_residual(t, residual, config.landmarks, sigma, nbrs)
-    return rigid_join(params_s, residual_s, reference) * unit
+    starts = np.linspace(0, max(n - _NOISE_WINDOW, 0), num=max(1, min(4, n // _NOISE_WINDOW))).astype(int)
+    sigmas = np.empty((len(starts), k, 3))
+    for j, s in enumerate(starts):
+        rows = slice(int(s), int(s) + _NOISE_WINDOW)
+        for cols in col_blocks:
+            sigmas[j, cols] = noise_sigma(t[rows], fit.residual(_scaled(lm, unit, rows, cols), rows, cols))
+    sigma = _shrunk_sigma(np.median(sigmas, axis=0), min(n, _NOISE_WINDOW))
+    spacing = float(np.min(np.diff(t)))
+    mesh_centroid = fit.reference[slice(0, min(NUM_MESH_LANDMARKS, k))].mean(axis=0)
+    for lo, start, stop, hi in _windows(n, reach(config.landmarks, spacing)):
+        rows, keep = slice(lo, hi), slice(start - lo, stop - lo)
+        for cols in col_blocks:
+            res = fit.residual(_scaled(lm, unit, rows, cols), rows, cols)
+            res_s = smooth_series(t[rows], res, config.landmarks, sigma[cols], 2, nbrs, 2, min_spacing=spacing)
+            out[start:stop, cols] = _join(params_s[start:stop], res_s[keep], fit.reference[cols], mesh_centroid) * unit
+    return out
 
 
 def smooth_segment(
@@ -264,6 +387,7 @@ def smooth_segment(
     blendshapes: NDArray[np.floating],
     transforms: NDArray[np.floating],
     config: SmoothingConfig,
+    out_landmarks: NDArray[np.float32] | None = None,
 ) -> SmoothedSegment:
     """Smooth one track segment (no cut and no long gap inside) over its whole length.
 
@@ -273,19 +397,26 @@ def smooth_segment(
         blendshapes: ``(N, 52)`` scores.
         transforms: ``(N, 4, 4)`` facial transformation matrices.
         config: per-channel parameters.
+        out_landmarks: ``(N, 478, 3)`` float32 array to write the smoothed landmarks to (a
+            slice of a track's, say); None: a new one.
 
     Returns:
-        The smoothed segment. Landmarks are smoothed in units of the segment's median
-        inter-ocular distance, so parameters do not depend on the face's size in pixels.
+        The smoothed segment (its ``landmarks`` are ``out_landmarks`` when given). Landmarks
+        are smoothed in units of the segment's median inter-ocular distance, so parameters do
+        not depend on the face's size in pixels.
     """
     n = np.asarray(landmarks).shape[0]
-    lm_s = smooth_landmarks(times, landmarks, config)
+    if out_landmarks is None:
+        out_landmarks = np.empty((n, *np.shape(landmarks)[1:]), dtype=np.float32)
+    elif out_landmarks.dtype != np.float32:
+        raise InputError(f"smoothing: out_landmarks must be float32, got {out_landmarks.dtype}")
+    lm_s = smooth_landmarks(times, landmarks, config, out=out_landmarks)
     bs_sigma = _shrunk_sigma(noise_sigma(times, blendshapes), n)
-    bs_s = np.clip(smooth_series(times, blendshapes, config.blendshapes, bs_sigma), 0.0, 1.0)
-    vec_s = smooth_series(times, transforms_to_vectors(transforms), config.pose, vector_axis=1)
+    bs_s = np.clip(_smooth_in_windows(times, blendshapes, config.blendshapes, bs_sigma), 0.0, 1.0)
+    vec_s = _smooth_in_windows(times, transforms_to_vectors(transforms), config.pose, vector_axis=1)
     tf_s = vectors_to_transforms(vec_s)
     return SmoothedSegment(
-        landmarks=lm_s.astype(np.float32),
+        landmarks=lm_s,
         blendshapes=bs_s.astype(np.float32),
         transforms=tf_s,
         angles=angles_from_transforms(tf_s).astype(np.float32),

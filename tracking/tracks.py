@@ -285,12 +285,13 @@ def shape_signature(landmarks: NDArray[np.floating]) -> NDArray[np.float64]:
     Returns:
         ``(K, 3)`` float64 centred shape of unit RMS radius, K = ``len(SIGNATURE_LANDMARKS)``.
     """
-    lm = np.asarray(landmarks, dtype=np.float64)
+    lm = np.asarray(landmarks)
     if lm.ndim == 2:
         lm = lm[None]
     if lm.ndim != 3 or lm.shape[0] == 0 or lm.shape[2] != 3:
         raise InputError(f"shape signature: landmarks must be (N, 478, 3), got {lm.shape}")
-    shapes = [_normalize(f[list(SIGNATURE_LANDMARKS)]) for f in lm]
+    # only the signature landmarks in float64: the whole set would be 11.5 kB a frame
+    shapes = [_normalize(f) for f in np.asarray(lm[:, list(SIGNATURE_LANDMARKS)], dtype=np.float64)]
     mean = shapes[0]
     for _ in range(3):
         mean = _normalize(np.mean([_rotate_onto(s, mean) for s in shapes], axis=0))
