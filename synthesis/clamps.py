@@ -169,11 +169,20 @@ class ClampEvent:
                 "requested": round(self.requested, 4), "applied": round(self.applied, 4)}
 
 
-def _events(
+def run_events(
     changed: NDArray[np.bool_], f: NDArray[np.float64], face_id: int, name: str,
     requested: NDArray[np.float64], applied: NDArray[np.float64],
 ) -> list[ClampEvent]:
-    """One event per run of changed frames over consecutive frame indices."""
+    """One :class:`ClampEvent` per run of ``changed`` frames over consecutive frame indices.
+
+    Args:
+        changed: ``(N,)`` where the limit acted.
+        f: ``(N,)`` frame indices.
+        face_id: the track.
+        name: the delta's name or the limit's label.
+        requested, applied: ``(N,)`` values before and after the limit (the run's largest
+            magnitude of each is recorded).
+    """
     if not changed.any():
         return []
     cut = np.flatnonzero((np.diff(changed) != 0) | (np.diff(f) != 1)) + 1
@@ -229,7 +238,7 @@ def clamp_strengths(
         nz = s != 0
         gain[nz] = np.clip(s[nz], lo, hi) / s[nz]
         out[name] = np.clip(s * _smooth_gain(gain, f, smoothing), lo, hi)
-        events += _events(out[name] != s, f, face_id, name, s, out[name])
+        events += run_events(out[name] != s, f, face_id, name, s, out[name])
     return out, events
 
 
@@ -329,4 +338,4 @@ def clamp_combined(
     for n in constraint.names:
         if n in out:
             out[n] = out[n] * gain
-    return out, _events((gain < 1.0) & (m > 0), f, face_id, constraint.label, m, measured(out))
+    return out, run_events((gain < 1.0) & (m > 0), f, face_id, constraint.label, m, measured(out))

@@ -278,6 +278,36 @@ def apply_deltas(
     return FaceCode(pose, expression, np.clip(bs, 0.0, 1.0).astype(np.float32))
 
 
+def iris_move_kept(code: FaceCode, edited: FaceCode, identity: Identity,
+                   deltas: Sequence[tuple[Delta, float]]) -> tuple[float, float]:
+    """How far the deltas asked the irises to move, and how far :func:`apply_deltas` moved them.
+
+    The iris rule of the module doc shortens a move that would leave the eye opening (a gaze
+    past the eye's corner, or on an eye that already looks that way). Eyes that a ``lids`` delta
+    acts on are left out (their irises follow the lids).
+
+    Args:
+        code, edited: a frame's code and :func:`apply_deltas`'s result for ``deltas``.
+        identity: the track's identity.
+        deltas: ``(delta, strength)`` pairs.
+
+    Returns:
+        ``(asked, kept)``: the largest iris point move asked for and the move made at that
+        point, in inter-ocular distances (``(0, 0)`` when no iris move was asked).
+    """
+    ids = [i for side, (_, _, iris) in EYES.items() for i in iris
+           if not any(s != 0.0 and side in d.lids for d, s in deltas)]
+    if not ids:
+        return 0.0, 0.0
+    asked = sum((s * d.displacement[ids] for d, s in deltas if s != 0.0), np.zeros((len(ids), 3)))
+    size = np.linalg.norm(asked[:, :2], axis=1)
+    if not size.max() > 0:
+        return 0.0, 0.0
+    k = int(np.argmax(size))
+    moved = (edited.expression[ids[k]] - code.expression[ids[k]])[:2] / identity.inter_ocular
+    return float(size[k]), float(np.linalg.norm(moved))
+
+
 def apply_delta(code: FaceCode, identity: Identity, delta: Delta, strength: float) -> FaceCode:
     """Apply one delta at ``strength`` to one frame's code (see :func:`apply_deltas`)."""
     return apply_deltas(code, identity, [(delta, strength)])

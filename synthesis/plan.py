@@ -4,7 +4,9 @@ For one track: invert it (``synthesis.codespace``), resolve the schedule into fi
 strengths with clamps (``synthesis.schedule``), apply the deltas to each edited frame's code
 (``synthesis.deltas``) and render before and after. The planned "after" landmarks are the tracked
 landmarks plus the change the edit makes to the rendered code, so that the small re-render error
-of the inversion never shows up as motion: an edit of strength 0 moves nothing, exactly.
+of the inversion never shows up as motion: an edit of strength 0 moves nothing, exactly. Where
+the code's own geometry limits an edit (an iris kept inside its eye opening) the plan records it
+beside the strength clamps.
 """
 
 from __future__ import annotations
@@ -15,10 +17,18 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from synthesis.clamps import run_events
 from synthesis.codespace import TrackCode, invert_track, render_code
-from synthesis.deltas import Delta, apply_deltas
+from synthesis.deltas import Delta, apply_deltas, iris_move_kept
 from synthesis.schedule import ClampEvent, CombinedLimit, EditSchedule, TrackStrengths, resolve_track
 from tracking.errors import ConfigError
+
+#: An iris move cut short by the eye's opening (``synthesis.deltas``: a gaze past the eye corner,
+#: or on an eye already looking that way) is recorded as a clamp event under this label when
+#: less than :data:`IRIS_KEPT_EVENT` of it could be made; the event's requested and applied
+#: values are the iris move asked for and made, in inter-ocular distances.
+IRIS_LIMIT_LABEL = "iris inside the eye opening"
+IRIS_KEPT_EVENT = 0.9
 
 
 @dataclass(frozen=True)
@@ -54,7 +64,9 @@ class FacePlan:
         frame_indices: ``(M,)`` int64 increasing frames in which the face is edited.
         times: ``(M,)`` float64 seconds of those frames.
         segments: ``(M,)`` int32 segment ids (crop smoothing does not cross them).
-        before: ``(M, 478, 3)`` float32 frame pixels, the tracked (smoothed) landmarks.
+        before: ``(M, 478, 3)`` float32 frame pixels, the tracked (smoothed) landmarks (from
+            :func:`plan_track`, where the edited frames are one run: a read-only view of the
+            track's landmarks).
         after: ``(M, 478, 3)`` float32 frame pixels, the edited landmarks.
         strengths: final per-delta strengths on those frames, ``{name: (M,)}``.
         events: where clamps acted.
@@ -89,6 +101,16 @@ def strength_limits(deltas: Mapping[str, Delta], config: PlanConfig) -> tuple[di
         if weights:
             combined.append(CombinedLimit.linear(label, weights, limit))
     return limits, combined
+
+
+def _rows_of(landmarks: NDArray[np.float32], rows: NDArray[np.intp]) -> NDArray[np.float32]:
+    """``landmarks[rows]``: a read-only view when the rows are one run (an edit over a whole shot:
+    no second copy of the track's landmarks, 5.7 kB a frame), else a copy."""
+    if rows[-1] - rows[0] + 1 != rows.size:
+        return landmarks[rows]
+    view = landmarks[rows[0]:rows[-1] + 1]
+    view.flags.writeable = False
+    return view
 
 
 def plan_track(
@@ -147,19 +169,24 @@ def plan_track(
             conf = np.ones_like(conf)
         code = invert_track(lm, blendshapes, conf)
     after = np.empty((rows.size, 478, 3), np.float32)
+    iris = np.zeros((rows.size, 2))  # (asked, kept) iris move, inter-ocular distances
     for k, r in enumerate(rows):
         frame_code = code.frame(int(r))
         pairs = [(deltas[n], float(v[r])) for n, v in resolved.strengths.items()]
         edited = apply_deltas(frame_code, code.identity, pairs)
+        iris[k] = iris_move_kept(frame_code, edited, code.identity, pairs)
         change = render_code(code.identity, edited) - render_code(code.identity, frame_code)
         after[k] = lm[r] + change.astype(np.float32)
+    short = iris[:, 1] < IRIS_KEPT_EVENT * iris[:, 0]
+    events = resolved.events + tuple(run_events(short, fi[rows].astype(np.float64), track_id, IRIS_LIMIT_LABEL,
+                                                iris[:, 0], iris[:, 1]))
     return FacePlan(
         track_id=track_id,
         frame_indices=fi[rows],
         times=np.asarray(times, np.float64)[rows],
         segments=np.asarray(segments, np.int32)[rows],
-        before=lm[rows].copy(),
+        before=_rows_of(lm, rows),
         after=after,
         strengths={n: np.asarray(v)[rows] for n, v in resolved.strengths.items()},
-        events=resolved.events,
+        events=events,
     )

@@ -285,3 +285,25 @@ def test_delta_records_are_validated() -> None:
     d = Delta("x", "expression", zeros)
     with pytest.raises(ValueError):
         d.displacement[0, 0] = 1.0
+
+
+@pytest.mark.parametrize("strength, limited", [(0.3, False), (4.0, True)])
+def test_plan_records_where_the_eye_opening_cut_a_gaze_short(astronaut_landmarks: np.ndarray, strength: float,
+                                                              limited: bool) -> None:
+    from synthesis.plan import IRIS_KEPT_EVENT, IRIS_LIMIT_LABEL, PlanConfig, plan_track
+    from synthesis.schedule import EditEntry, EditSchedule, StrengthCurve
+
+    n = 6
+    frames = np.arange(n, dtype=np.int64)
+    lm = np.repeat(astronaut_landmarks[None], n, 0).astype(np.float32)
+    schedule = EditSchedule((EditEntry(0, "gaze_x", StrengthCurve.constant(strength)),))
+    plan = plan_track(0, frames, frames / 25.0, np.zeros(n, np.int32), lm, np.zeros((n, 52), np.float32),
+                      np.ones(n), schedule, {"gaze_x": control("gaze_x")}, PlanConfig(clamp_to_range=False))
+    events = [e for e in plan.events if e.delta == IRIS_LIMIT_LABEL]
+    if not limited:
+        assert events == []
+        return
+    (event,) = events
+    assert (event.first_frame, event.last_frame) == (0, n - 1)
+    assert event.requested == pytest.approx(strength * np.linalg.norm(control("gaze_x").displacement[468, :2]))
+    assert 0 < event.applied < IRIS_KEPT_EVENT * event.requested
