@@ -148,6 +148,57 @@ def paste_back(
 SAMPLE_MODES = ("bicubic", "bilinear")
 #: Extra source pixels read around the sampled positions (bicubic reads 2 on each side).
 _SAMPLE_MARGIN = 3
+#: When at least this fraction of the box's pixels moves, :func:`sample_frame_through_field`
+#: samples the whole box as one image (the still pixels at their own positions) instead of
+#: gathering the moving ones and scattering them back. Measured on a 1080p close-up (one torch
+#: thread): with 82% of the box moving, whole-box sampling took 8.8 ms and gathering 9.9 ms;
+#: with 59% moving, 8.0 and 7.2 ms.
+DENSE_FRACTION = 0.7
+
+
+def _box_grid(crop: FaceCrop, box: tuple[int, int, int, int], size: int, dev: torch.device) -> torch.Tensor:
+    """``(1, h, w, 2)`` float32 ``grid_sample`` grid (``align_corners=True``): each pixel of the
+    frame ``box`` at its normalized position in the ``size`` crop.
+
+    Written row and column terms into one buffer (the map is affine): several times cheaper than
+    ``affine_grid`` or stacking two full-size maps."""
+    x0, y0, x1, y1 = box
+    k = 2.0 / (size - 1)
+    m = crop.crop_trans_frame[:2] * k
+    m[:, 2] -= 1.0
+    xs = torch.arange(x0, x1, dtype=torch.float64, device=dev)
+    ys = torch.arange(y0, y1, dtype=torch.float64, device=dev)
+    grid = torch.empty((1, y1 - y0, x1 - x0, 2), dtype=torch.float32, device=dev)
+    for c in range(2):
+        col = (xs * float(m[c, 0])).float()
+        row = (ys * float(m[c, 1]) + float(m[c, 2])).float()
+        torch.add(row[:, None], col[None, :], out=grid[0, :, :, c])
+    return grid
+
+
+def _window(lo: tuple[float, float], hi: tuple[float, float], frame_size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Frame window ``(x0, y0, x1, y1)`` holding the positions in ``[lo, hi]`` and the kernel's margin."""
+    h, w = frame_size
+    sx0 = min(max(int(math.floor(lo[0])) - _SAMPLE_MARGIN, 0), w - 1)
+    sy0 = min(max(int(math.floor(lo[1])) - _SAMPLE_MARGIN, 0), h - 1)
+    sx1 = max(min(int(math.ceil(hi[0])) + _SAMPLE_MARGIN + 1, w), sx0 + 1)
+    sy1 = max(min(int(math.ceil(hi[1])) + _SAMPLE_MARGIN + 1, h), sy0 + 1)
+    return sx0, sy0, sx1, sy1
+
+
+def _normalizer(window: tuple[int, int, int, int]) -> tuple[float, float, float, float]:
+    """``(kx, cx, ky, cy)``: a frame pixel ``x`` is ``kx x + cx`` in the window's normalized
+    coordinates (``align_corners=True``; a one-pixel side maps everything to its centre)."""
+    sx0, sy0, sx1, sy1 = window
+    kx = 2.0 / (sx1 - sx0 - 1) if sx1 - sx0 > 1 else 0.0
+    ky = 2.0 / (sy1 - sy0 - 1) if sy1 - sy0 > 1 else 0.0
+    return kx, -1.0 - kx * sx0 if kx else 0.0, ky, -1.0 - ky * sy0 if ky else 0.0
+
+
+def _read_window(frame: NDArray[np.uint8], window: tuple[int, int, int, int], dev: torch.device) -> torch.Tensor:
+    """``(1, 3, h, w)`` float32 0..255 (channels-last strides, which grid_sample reads faster)."""
+    sx0, sy0, sx1, sy1 = window
+    return torch.from_numpy(np.ascontiguousarray(frame[sy0:sy1, sx0:sx1])).to(dev).permute(2, 0, 1)[None].float()
 
 
 def sample_frame_through_field(
@@ -162,9 +213,13 @@ def sample_frame_through_field(
     Each frame pixel ``p`` of ``box`` goes to the crop (``q = crop_trans_frame p``), picks up the
     field's displacement ``d`` and mask there (bilinear), and samples the frame at
     ``p + A d``, where ``A`` is the linear part of ``frame_trans_crop``: the same position as
-    ``frame_trans_crop (q + d)``, without a second pass through the crop. Only pixels with a
-    non-zero mask are sampled (``kornia.geometry.transform.remap`` on those positions alone);
-    the others keep the frame's values, so the cost follows the moving area, not the box.
+    ``frame_trans_crop (q + d)``, without a second pass through the crop. Pixels whose mask is 0
+    keep the frame's values (to float rounding of their own position when the box is sampled
+    whole: a lerp blend never reads them, a Laplacian blend's bands see that rounding only).
+    When most of the box moves (:data:`DENSE_FRACTION`) the box is sampled as one image
+    (``kornia.geometry.transform.remap``), with the displacement of the still pixels set to 0;
+    otherwise only the moving pixels are gathered, sampled and scattered back, so the cost
+    follows the moving area, not the box.
 
     Args:
         frame: ``(H, W, 3)`` uint8 RGB of size ``crop.frame_size`` (not modified).
@@ -182,33 +237,43 @@ def sample_frame_through_field(
         raise ValueError(f"mode must be one of {SAMPLE_MODES}, got {mode!r}")
     dev = field_and_mask.device
     x0, y0, x1, y1 = box
+    bw, bh = x1 - x0, y1 - y0
     s = field_and_mask.shape[-1]
-    m = torch.tensor(crop.crop_trans_frame[:2], dtype=torch.float32, device=dev)
     a = crop.frame_trans_crop[:2, :2]
-    xs = torch.arange(x0, x1, dtype=torch.float32, device=dev)[None, :]
-    ys = torch.arange(y0, y1, dtype=torch.float32, device=dev)[:, None]
-    qx = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]
-    qy = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
-    grid = torch.stack([qx, qy], dim=-1)[None] * (2.0 / (s - 1)) - 1.0
-    at = F.grid_sample(field_and_mask, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[0]
-    alpha = at[2:3][None]
-    region = torch.from_numpy(np.ascontiguousarray(frame[y0:y1, x0:x1])).to(dev)
-    fg = region.permute(2, 0, 1)[None].float().div_(255.0)
-    sel = torch.nonzero(alpha[0, 0].reshape(-1) > 0).squeeze(1)
-    if sel.numel() == 0:
-        return fg, alpha
-    d = at[:2].reshape(2, -1).index_select(1, sel)
-    col, row = (sel % (x1 - x0)).float() + x0, torch.div(sel, x1 - x0, rounding_mode="floor").float() + y0
+    grid = _box_grid(crop, box, s, dev)
+    at = F.grid_sample(field_and_mask, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    alpha = at[:, 2:3]
+    moving = alpha[0, 0] > 0
+    count = int(torch.count_nonzero(moving))
+    if count == 0:
+        return _read_window(frame, (x0, y0, x1, y1), dev).div_(255.0), alpha
+    if count >= DENSE_FRACTION * bw * bh:
+        d = at[0, :2].masked_fill_(~moving, 0.0)  # (2, bh, bw); still pixels sample themselves
+        d0, d1 = d[0], d[1]
+        # Bound of |A d| per axis, for the window the samples can reach.
+        m0, m1 = float(d0.abs().max()), float(d1.abs().max())
+        rx, ry = abs(a[0, 0]) * m0 + abs(a[0, 1]) * m1, abs(a[1, 0]) * m0 + abs(a[1, 1]) * m1
+        window = _window((x0 - rx, y0 - ry), (x1 - 1 + rx, y1 - 1 + ry), crop.frame_size)
+        kx, cx, ky, cy = _normalizer(window)
+        xs = torch.arange(x0, x1, dtype=torch.float32, device=dev).mul_(kx).add_(cx)
+        ys = torch.arange(y0, y1, dtype=torch.float32, device=dev).mul_(ky).add_(cy)
+        map_x = (d0 * float(kx * a[0, 0])).add_(d1, alpha=float(kx * a[0, 1])).add_(xs[None, :])
+        map_y = (d0 * float(ky * a[1, 0])).add_(d1, alpha=float(ky * a[1, 1])).add_(ys[:, None])
+        src = _read_window(frame, window, dev)
+        fg = remap(src, map_x[None], map_y[None], mode=mode, padding_mode="border", align_corners=True,
+                   normalized_coordinates=True)
+        return fg.div_(255.0), alpha
+    fg = _read_window(frame, (x0, y0, x1, y1), dev).div_(255.0)
+    sel = torch.nonzero(moving.reshape(-1)).squeeze(1)
+    d = at[0, :2].reshape(2, -1).index_select(1, sel)
+    col, row = (sel % bw).float() + x0, torch.div(sel, bw, rounding_mode="floor").float() + y0
     px = col + float(a[0, 0]) * d[0] + float(a[0, 1]) * d[1]
     py = row + float(a[1, 0]) * d[0] + float(a[1, 1]) * d[1]
     # Read only the frame window the samples reach (plus the interpolation kernel's margin).
-    h, w = crop.frame_size
-    sx0 = max(int(math.floor(float(px.min()))) - _SAMPLE_MARGIN, 0)
-    sy0 = max(int(math.floor(float(py.min()))) - _SAMPLE_MARGIN, 0)
-    sx1 = min(int(math.ceil(float(px.max()))) + _SAMPLE_MARGIN + 1, w)
-    sy1 = min(int(math.ceil(float(py.max()))) + _SAMPLE_MARGIN + 1, h)
-    src = torch.from_numpy(np.ascontiguousarray(frame[sy0:sy1, sx0:sx1])).to(dev).permute(2, 0, 1)[None].float()
-    sampled = remap(src, (px - sx0)[None, None], (py - sy0)[None, None], mode=mode,
-                    padding_mode="border", align_corners=True)  # (1, 3, 1, N), 0..255
+    window = _window((float(px.min()), float(py.min())), (float(px.max()), float(py.max())), crop.frame_size)
+    kx, cx, ky, cy = _normalizer(window)
+    src = _read_window(frame, window, dev)
+    sampled = remap(src, px.mul_(kx).add_(cx)[None, None], py.mul_(ky).add_(cy)[None, None], mode=mode,
+                    padding_mode="border", align_corners=True, normalized_coordinates=True)  # (1, 3, 1, N), 0..255
     fg.view(3, -1).index_copy_(1, sel, sampled[0, :, 0].div_(255.0))
     return fg, alpha

@@ -23,6 +23,7 @@ outside the support. A fold guard keeps the Jacobian determinant of ``sample_xy`
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -130,7 +131,7 @@ class WarpField:
 
     def displacement(self) -> torch.Tensor:
         """``(S, S, 2)`` float32 ``sample_xy - p`` in pixels."""
-        return self.sample_xy - identity_grid(self.size)
+        return self.sample_xy - _identity(self.size)
 
     def normalized_grid(self) -> torch.Tensor:
         """``(1, S, S, 2)`` grid for ``torch.nn.functional.grid_sample(..., align_corners=True)``."""
@@ -138,7 +139,13 @@ class WarpField:
 
 
 def identity_grid(size: int) -> torch.Tensor:
-    """``(S, S, 2)`` float32 pixel-centre coordinates (x, y) of a square crop."""
+    """``(S, S, 2)`` float32 pixel-centre coordinates (x, y) of a square crop (a new tensor)."""
+    return _identity(size).clone()
+
+
+@functools.lru_cache(maxsize=8)
+def _identity(size: int) -> torch.Tensor:
+    """:func:`identity_grid`, shared by the builders here (read only: never modified in place)."""
     ax = torch.arange(size, dtype=torch.float32)
     yy, xx = torch.meshgrid(ax, ax, indexing="ij")
     return torch.stack((xx, yy), dim=-1)
@@ -157,7 +164,13 @@ def border_anchors(size: int, per_side: int) -> NDArray[np.float64]:
 
 
 def border_taper(size: int, width_px: float) -> torch.Tensor:
-    """``(S, S)`` float32 weight: 0 on the outermost pixels, smoothstep to 1 over ``width_px``."""
+    """``(S, S)`` float32 weight: 0 on the outermost pixels, smoothstep to 1 over ``width_px`` (a new tensor)."""
+    return _taper(size, width_px).clone()
+
+
+@functools.lru_cache(maxsize=8)
+def _taper(size: int, width_px: float) -> torch.Tensor:
+    """:func:`border_taper`, shared (read only)."""
     ax = torch.arange(size, dtype=torch.float32)
     d = torch.minimum(ax, (size - 1) - ax)
     t = (d / max(width_px, 1e-6)).clamp(0.0, 1.0)
@@ -178,6 +191,30 @@ def jacobian_det(sample_xy: torch.Tensor) -> torch.Tensor:
 def _tps_kernel(r2: torch.Tensor) -> torch.Tensor:
     """U(r) = r^2 log r^2 (the 2-D biharmonic kernel up to a factor), 0 at r = 0."""
     return r2 * torch.log(r2.clamp_min(1e-30))
+
+
+@functools.lru_cache(maxsize=4)
+def _grid_nodes(grid: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The coarse TPS nodes on [0, 1], row-major: ``(N, 1)`` x, ``(N, 1)`` y and ``(N, 2)`` x, y
+    float32, ``N = grid ** 2`` (shared; never modified)."""
+    ax = torch.linspace(0.0, 1.0, grid)
+    gy, gx = torch.meshgrid(ax, ax, indexing="ij")
+    nodes = torch.stack((gx, gy), -1).reshape(-1, 2)
+    return nodes[:, 0:1].contiguous(), nodes[:, 1:2].contiguous(), nodes
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(rows: int, cols: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two ``(rows, cols)`` float32 work buffers of this thread, kept between calls (the kernel
+    matrix is a few MB; fresh buffers of that size cost more to fault in than to fill)."""
+    have = getattr(_SCRATCH, "pair", None)
+    # Buffers made under torch.inference_mode cannot be written outside it: one set per mode.
+    if have is None or have[0].shape != (rows, cols) or have[0].is_inference() != torch.is_inference_mode_enabled():
+        have = (torch.empty(rows, cols), torch.empty(rows, cols))
+        _SCRATCH.pair = have
+    return have
 
 
 def tps_displacement(
@@ -216,11 +253,17 @@ def tps_displacement(
     a[n:, :n] = p.T
     rhs = torch.cat([v, torch.zeros(3, 2, dtype=torch.float64)])
     coef = torch.linalg.solve(a, rhs).float()
-    ax = torch.linspace(0.0, 1.0, grid)
-    gy, gx = torch.meshgrid(ax, ax, indexing="ij")
-    nodes = torch.stack((gx, gy), -1).reshape(-1, 2)
-    kg = _tps_kernel(torch.cdist(nodes, c.float()).square())
-    coarse = kg @ coef[:n] + coef[n] + nodes @ coef[n + 1 :]
+    cf = c.float()
+    nx, ny, nodes = _grid_nodes(grid)
+    # U(|node - c|^2) for every coarse node and centre, in two buffers (``cdist`` and the
+    # kernel's temporaries cost several times more on the 64 x 64 grid: fresh large buffers are
+    # slow to fault in).
+    r2, dy = _scratch(nx.shape[0], n)
+    torch.sub(nx, cf[:, 0], out=r2).mul_(r2)
+    torch.sub(ny, cf[:, 1], out=dy)
+    r2.addcmul_(dy, dy)
+    kg = torch.clamp(r2, min=1e-30, out=dy).log_().mul_(r2)
+    coarse = torch.addmm(coef[n], kg, coef[:n]).addmm_(nodes, coef[n + 1 :])
     coarse = coarse.reshape(1, grid, grid, 2).permute(0, 3, 1, 2)
     dense = F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=True)
     q = c.float() if query is None else torch.from_numpy(np.asarray(query, dtype=np.float32) / scale)
@@ -273,9 +316,28 @@ def triangulate(
 
 @functools.lru_cache(maxsize=_DELAUNAY_CACHE)
 def _delaunay_cached(key: bytes, n: int) -> NDArray[np.int64]:
-    tris = Delaunay(np.frombuffer(key, dtype=np.float64).reshape(n, 2)).simplices.astype(np.int64)
+    tri = Delaunay(np.frombuffer(key, dtype=np.float64).reshape(n, 2))
+    tris = tri.simplices.astype(np.int64)
     tris.flags.writeable = False
+    _remember_neighbours(tris, tri.neighbors.astype(np.int64))
     return tris
+
+
+#: Triangle neighbours qhull computed along with a cached triangulation, by the identity of its
+#: (read-only, cached) triangle array: ``id -> (triangles, neighbours)``. The entry holds the
+#: array itself, so the id cannot be reused while it is here.
+_NEIGHBOURS: dict[int, tuple[NDArray[np.int64], NDArray[np.int64]]] = {}
+
+
+_NEIGHBOURS_LOCK = threading.Lock()  # the edit stage builds fields on several threads
+
+
+def _remember_neighbours(tris: NDArray[np.int64], neighbours: NDArray[np.int64]) -> None:
+    neighbours.flags.writeable = False
+    with _NEIGHBOURS_LOCK:
+        _NEIGHBOURS[id(tris)] = (tris, neighbours)
+        while len(_NEIGHBOURS) > 2 * _DELAUNAY_CACHE:
+            del _NEIGHBOURS[next(iter(_NEIGHBOURS))]
 
 
 def _delaunay(verts: NDArray[np.float64]) -> NDArray[np.int64]:
@@ -324,7 +386,11 @@ def _barycentric(
 
 
 def _edge_neighbours(tris: NDArray[np.int64], layer: NDArray[np.integer] | None) -> NDArray[np.int64]:
-    """``(T, 3)`` the same-layer triangle across the edge opposite each vertex, -1 if none."""
+    """``(T, 3)`` the same-layer triangle across the edge opposite each vertex, -1 if none (qhull's
+    own answer for a cached Delaunay triangulation, as ``scipy``'s ``neighbors`` means the same)."""
+    known = _NEIGHBOURS.get(id(tris)) if layer is None else None
+    if known is not None and known[0] is tris:
+        return known[1]
     out = np.full((len(tris), 3), -1, np.int64)
     lay = np.zeros(len(tris), np.int64) if layer is None else np.asarray(layer, np.int64)
     for value in np.unique(lay):
@@ -387,21 +453,25 @@ def pa_interpolate(
     sort = np.lexsort((area, key))
     order, key = drawn[sort], key[sort]
     index = np.full((size, size), -1, np.int32)
-    fixed = np.round(verts * 16.0).astype(np.int32)
+    corners = np.round(verts * 16.0).astype(np.int32)[tris[order]]  # (T', 3, 2) in 1/16 pixels
     under = None  # the bottom layer alone, for pixels a top-layer triangle holds only by slop
-    for i, t in enumerate(order):
-        if under is None and layer is not None and i and key[i] != key[i - 1]:
-            under = index.copy()
-        cv2.fillConvexPoly(index, fixed[tris[t]], int(t), lineType=cv2.LINE_8, shift=4)
-    hit = index >= 0
-    hit[hit] = active[index[hit]]
+    changes = np.flatnonzero(key[1:] != key[:-1]) if layer is not None else np.empty(0, np.int64)
+    split = int(changes[0]) + 1 if changes.size else len(order)  # where the first layer above the bottom starts
+    ids = order.tolist()
+    for t, poly in zip(ids[:split], corners[:split], strict=True):
+        cv2.fillConvexPoly(index, poly, t, lineType=cv2.LINE_8, shift=4)
+    if split < len(order):
+        under = index.copy()
+        for t, poly in zip(ids[split:], corners[split:], strict=True):
+            cv2.fillConvexPoly(index, poly, t, lineType=cv2.LINE_8, shift=4)
+    hit = np.concatenate([[False], active])[index + 1]  # drawn (index >= 0) by an active triangle
     count = int(np.count_nonzero(hit))
     if count == 0:
         return out
     table = _affine_table(verts, values, tris)
     if count > size * size // 4:  # dense: every pixel, a dummy row for the still ones
         tid = torch.from_numpy(np.where(hit, index + 1, 0).reshape(-1)).long()
-        grid = identity_grid(size).reshape(-1, 2)
+        grid = _identity(size).reshape(-1, 2)
         x, y, flat = grid[:, 0], grid[:, 1], None
     else:
         r, c = np.nonzero(hit)
@@ -422,7 +492,7 @@ def pa_interpolate(
     if bad.numel():
         lam = torch.stack([l0[bad], l1[bad], l2[bad]], 1)
         tri = tid[bad] - 1
-        nbr = torch.from_numpy(_edge_neighbours(tris, layer))[tri, lam.argmin(1)]
+        nbr = torch.from_numpy(_edge_neighbours(tris, layer)[tri.numpy(), lam.argmin(1).numpy()])
         has = torch.nonzero(nbr >= 0).squeeze(1)
         m = torch.stack(_barycentric(torch.index_select(table, 1, nbr[has] + 1), x[bad[has]], y[bad[has]]), 1)
         gain = m.min(1).values > lam[has].min(1).values
@@ -505,7 +575,7 @@ def _displacement(
     residual = values - at_points.double().numpy()
     residual[np.linalg.norm(residual, axis=1) < RESIDUAL_EPS_PX] = 0.0
     residual[k:] = 0.0
-    return dense + pa_interpolate(points, residual, mesh[1], size, mesh[2])
+    return dense.add_(pa_interpolate(points, residual, mesh[1], size, mesh[2]))
 
 
 def build_field(
@@ -544,10 +614,10 @@ def build_field(
     if not (np.isfinite(s).all() and np.isfinite(d).all()):
         raise ValueError("src and dst must be finite")
     size = int(size)
-    ident = identity_grid(size)
+    ident = _identity(size)
     if np.array_equal(s, d):
-        return WarpField(ident, config.method, 0.0, 1.0, 0)
-    weight = border_taper(size, config.border * size)
+        return WarpField(ident.clone(), config.method, 0.0, 1.0, 0)
+    weight = _taper(size, config.border * size)
     if support is not None:
         sup = torch.as_tensor(support, dtype=torch.float32).reshape(size, size).clamp(0.0, 1.0)
         weight = weight * sup
@@ -564,7 +634,7 @@ def build_field(
                 d[bad] = s[bad] + REPAIR_FACTOR * (d[bad] - s[bad])
                 repairs += 1
                 continue
-        disp = _displacement(s, d, size, config, lam, mesh) * weight[..., None]
+        disp = _displacement(s, d, size, config, lam, mesh).mul_(weight[..., None])
         sample = ident + disp
         min_det = float(jacobian_det(sample).min())
         if min_det > config.min_jacobian or repairs >= config.max_repairs:

@@ -85,3 +85,20 @@ def test_motion_weight() -> None:
     w = motion_weight(moved, 0.5)[0, 0]
     assert float(w[15, 15]) == pytest.approx(0.5)
     assert float(w[25, 5]) == 1.0 and float(w[5, 5]) == 0.0
+
+
+def test_motion_weight_floor_drops_only_tiny_motion() -> None:
+    from compositing.mask import MOTION_WEIGHT_FLOOR
+
+    ax = torch.arange(16, dtype=torch.float32)
+    yy, xx = torch.meshgrid(ax, ax, indexing="ij")
+    moved = torch.stack((xx, yy), -1)
+    tiny = 0.5 * MOTION_WEIGHT_FLOOR * 0.5  # half the floor's displacement at full_at_px 0.5
+    moved[:8, :, 0] += tiny
+    moved[8:, :, 0] += 0.25
+    w = motion_weight(moved, 0.5)[0, 0]
+    assert float(w[:8].abs().max()) == 0.0
+    assert float(w[12, 3]) == pytest.approx(0.5)
+    assert float(motion_weight(moved, 0.5, floor=0.0)[0, 0, 3, 3]) == pytest.approx(tiny / 0.5)
+    with pytest.raises(ValueError):
+        motion_weight(moved, 0.5, floor=1.0)

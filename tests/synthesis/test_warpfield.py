@@ -219,3 +219,62 @@ def test_bad_points_are_rejected() -> None:
     bad[0, 0] = np.nan
     with pytest.raises(ValueError):
         build_field(pts, bad, SIZE)
+
+
+#: The spline's coarse grid is evaluated in float32: against a float64 evaluation of the same
+#: solve, the upsampled field may differ by at most this (pixels; the float32 ``cdist`` form it
+#: replaced was off by about 0.005 px on this case).
+TPS_FLOAT32_TOL_PX = 0.003
+
+
+def test_tps_grid_evaluation_matches_float64() -> None:
+    from synthesis.warpfield import border_anchors, tps_displacement
+
+    pts, idx = face_points()
+    dst = smooth_mouth_edit(pts, idx)
+    anchors = border_anchors(SIZE, 8)
+    points = np.concatenate([dst, anchors])
+    values = np.concatenate([pts - dst, np.zeros_like(anchors)])
+    lam, grid = 1e-3, 64
+    dense, at_points = tps_displacement(points, values, SIZE, lam, grid)
+    # The same spline in float64, evaluated directly at the coarse nodes and upsampled alike.
+    c = torch.from_numpy(points / (SIZE - 1))
+    n = len(c)
+    r2 = (c[:, None] - c[None]).pow(2).sum(-1)
+    k = r2 * torch.log(r2.clamp_min(1e-300))
+    a = torch.zeros(n + 3, n + 3, dtype=torch.float64)
+    a[:n, :n] = k + lam * torch.eye(n, dtype=torch.float64)
+    a[:n, n:] = torch.cat([torch.ones(n, 1, dtype=torch.float64), c], 1)
+    a[n:, :n] = a[:n, n:].T
+    coef = torch.linalg.solve(a, torch.cat([torch.from_numpy(values), torch.zeros(3, 2, dtype=torch.float64)]))
+    ax = torch.linspace(0.0, 1.0, grid, dtype=torch.float64)
+    gy, gx = torch.meshgrid(ax, ax, indexing="ij")
+    nodes = torch.stack((gx, gy), -1).reshape(-1, 2)
+    d2 = (nodes[:, None] - c[None]).pow(2).sum(-1)
+    coarse = d2 * torch.log(d2.clamp_min(1e-300)) @ coef[:n] + coef[n] + nodes @ coef[n + 1 :]
+    coarse = coarse.reshape(1, grid, grid, 2).permute(0, 3, 1, 2)
+    ref = torch.nn.functional.interpolate(coarse, size=(SIZE, SIZE), mode="bilinear", align_corners=True)
+    assert float(values[:, 0].std()) > 0.5  # the case moves something
+    assert float((dense.double() - ref[0].permute(1, 2, 0)).abs().max()) < TPS_FLOAT32_TOL_PX
+    at_ref = torch.from_numpy(field_at_grid(coarse, points))
+    assert float((at_points.double() - at_ref).abs().max()) < TPS_FLOAT32_TOL_PX
+
+
+def field_at_grid(coarse: torch.Tensor, points: np.ndarray) -> np.ndarray:
+    """``(K, 2)`` bilinear values of a ``(1, 2, G, G)`` grid spanning the crop at crop pixels ``points``."""
+    g = torch.from_numpy(points * (2.0 / (SIZE - 1)) - 1.0)[None, None]
+    return torch.nn.functional.grid_sample(coarse, g, mode="bilinear", align_corners=True)[0, :, 0].T.numpy()
+
+
+def test_cached_delaunay_neighbours_match_the_edge_matching() -> None:
+    """The neighbours qhull reports with a cached triangulation are the ones the edge matching
+    finds (the piecewise-affine pass takes qhull's when it can)."""
+    from synthesis.warpfield import _NEIGHBOURS, _edge_neighbours, triangulate
+
+    pts, _ = face_points()
+    _, tris, layer = triangulate(pts, SIZE, 8)
+    assert layer is None and id(tris) in _NEIGHBOURS
+    qhull = _edge_neighbours(tris, None)
+    matched = _edge_neighbours(np.array(tris), None)  # a copy: not in the cache
+    assert qhull.shape == (len(tris), 3) and (qhull >= 0).any() and (qhull == -1).any()
+    np.testing.assert_array_equal(qhull, matched)
