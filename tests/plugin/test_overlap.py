@@ -179,3 +179,45 @@ def test_edits_on_two_threads_equal_edits_on_one(tmp_path):
             outs[workers] = [f.image for f in r]
     assert len(outs[1]) == n and not np.array_equal(outs[1][0], np.roll(still, 0, axis=1))
     assert all(np.array_equal(a, b) for a, b in zip(outs[1], outs[2], strict=True))
+
+
+def test_stages_on_worker_threads_run_torch_on_one_thread(tmp_path):
+    """Two edit workers with torch's default intra-op threads would oversubscribe the cores:
+    while the stages run on several workers torch uses one thread, and gets its setting back."""
+    import numpy as np
+    import torch
+
+    from plugin.pipeline import RenderJob, run_render
+    from plugin.writer import OutputConfig
+    from tests.plugin.media import write_clip
+
+    class Probe:
+        latency = 0
+        parallel_safe = True
+
+        def __init__(self) -> None:
+            self.seen: set[int] = set()
+
+        def push(self, frame):
+            self.seen.add(torch.get_num_threads())
+            return [frame]
+
+        def flush(self):
+            return []
+
+        def reset(self) -> None:
+            pass
+
+    clip = write_clip(tmp_path / "clip.mkv", images=[np.zeros((32, 32, 3), np.uint8)] * 4, width=32, height=32,
+                      codec="ffv1", pix_fmt="bgr0")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for workers, expect in ((2, {1}), (1, {2})):
+            probe = Probe()
+            run_render(RenderJob(clip, tmp_path / f"o{workers}.mkv", OutputConfig(codec="ffv1")), [probe],
+                       workers=workers)
+            assert probe.seen == expect
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
