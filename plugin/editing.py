@@ -40,10 +40,10 @@ from synthesis.warpfield import (
     WarpConfig,
     WarpField,
     border_anchors,
-    _signed_area,
     build_field,
     flipped_triangles,
     jacobian_det,
+    signed_area,
     triangulate,
 )
 from tracking.errors import ConfigError
@@ -395,8 +395,8 @@ def opening_mask(src: NDArray[np.float64], dst: NDArray[np.float64], size: int, 
     """
     verts, tris, _ = triangulate(src, size, config.anchors_per_side)
     out = np.concatenate([dst, verts[len(src):]])
-    a_src = np.abs(_signed_area(verts, tris))
-    a_dst = np.abs(_signed_area(out, tris))
+    a_src = np.abs(signed_area(verts, tris))
+    a_dst = np.abs(signed_area(out, tris))
     opening = np.flatnonzero((a_src < OPENING_AREA_RATIO * a_dst) & (a_dst > 1.0))
     mask = np.zeros((size, size), np.uint8)
     for t in opening:

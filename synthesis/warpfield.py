@@ -274,7 +274,8 @@ def tps_displacement(
 # --- piecewise affine ----------------------------------------------------------------------------
 
 
-def _signed_area(pts: NDArray[np.float64], tris: NDArray[np.int64]) -> NDArray[np.float64]:
+def signed_area(pts: NDArray[np.float64], tris: NDArray[np.int64]) -> NDArray[np.float64]:
+    """``(T,)`` signed areas of triangles ``tris`` ``(T, 3)`` over ``pts`` ``(N, 2)`` (positive: counter-clockwise in x-right, y-up terms)."""
     a, b, c = pts[tris[:, 0]], pts[tris[:, 1]], pts[tris[:, 2]]
     return 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
 
@@ -449,7 +450,7 @@ def pa_interpolate(
     else:
         drawn = np.arange(len(tris))
         key = np.asarray(layer, dtype=np.float64)
-    area = np.abs(_signed_area(verts, tris[drawn]))
+    area = np.abs(signed_area(verts, tris[drawn]))
     sort = np.lexsort((area, key))
     order, key = drawn[sort], key[sort]
     index = np.full((size, size), -1, np.int32)
@@ -520,8 +521,8 @@ def flipped_triangles(
     src_verts: NDArray[np.float64], dst_verts: NDArray[np.float64], tris: NDArray[np.int64]
 ) -> NDArray[np.bool_]:
     """``(T,)`` which triangles turn over between the source and the edited positions."""
-    a_src = _signed_area(src_verts, tris)
-    a_dst = _signed_area(dst_verts, tris)
+    a_src = signed_area(src_verts, tris)
+    a_dst = signed_area(dst_verts, tris)
     return (np.sign(a_src) * a_dst) < -FLIP_AREA_FRACTION * np.abs(a_src)
 
 
