@@ -17,8 +17,8 @@ LivePortrait fixture and the astronaut demo clip) the way swap models fail, and
 - ``lose``: the face oval (grown 1.6 times about its centre) is filled with its mean colour, so
   that no face is found there in the swap (a profile failure that leaves a smear). The restore
   runs with ``bridge``: those frames get the nearest good swap frame's face warped to the
-  plate's pose; "before" figures there are against the tracker's interpolated face and mean
-  little;
+  plate's pose and rebuilt through UV space (``plugin.texture_stage.rebuild_face``); "before"
+  figures there are against the tracker's interpolated face and mean little;
 - ``limit_teeth``, ``limit_gaze``: freezes that warping cannot undo (the plate shows teeth the
   frozen closed mouth has not; the plate's irises swing from one eye corner to the other).
   Reported with ``"limit": true``, not counted toward the targets.
@@ -47,6 +47,10 @@ after (output):
   expression alone;
 - ``untouched_bit_identical``: frames outside every planned edit and bridge that decode
   bit-identical to the swap (of how many).
+
+Stats of the restore's closed loop (``plugin.restore.refine_plan``: shortfall of the change the
+re-detected face shows against the planned change, before and after the loop) per clip under
+``closed_loop``; where region textures were borrowed or an edit clamped under ``texture``.
 
 Stills (plate | swap | restored) of one frame per range go to bench/results/restore_*.png.
 
@@ -253,7 +257,8 @@ def bench_clip(name: str, plate: Path, work: Path) -> dict[str, Any]:
     return {"clip": name, "frames": len(imgs_s), "damage": ranges, "bridged": summary.bridged,
             "lost": {str(k): v for k, v in summary.lost.items()},
             "untouched_bit_identical": [same, total], "edited_frames": len(edited),
-            "restore_summary": summary.as_dict()["fixed_ranges"]}
+            "restore_summary": summary.as_dict()["fixed_ranges"],
+            "closed_loop": summary.as_dict()["closed_loop"], "texture": summary.as_dict()["texture"]}
 
 
 def main() -> None:

@@ -180,11 +180,14 @@ def _add_restore_options(p: argparse.ArgumentParser) -> None:
                    help="... or whose blendshape scores differ by more (0-1; default 0.25)")
     p.add_argument("--ramp", type=int, default=None, metavar="N",
                    help="frames the correction eases in and out over (default 4)")
+    p.add_argument("--loop-rounds", type=int, default=None, metavar="N",
+                   help="closed-loop rounds: render the fixed frames, re-detect the face, add what the "
+                        "warp fell short of (0: open loop; default 2)")
     p.add_argument("--no-pose", action="store_true", help="leave the head pose as the swap has it")
     p.add_argument("--no-expression", action="store_true", help="leave the expression as the swap has it")
     p.add_argument("--bridge", action="store_true",
-                   help="where the swap lost the face, paste the nearest good swap frame's face, warped "
-                        "to the plate's pose (default: pass such frames through)")
+                   help="where the swap lost the face, rebuild it from the nearest good swap frame's face, "
+                        "warped to the plate's pose (default: pass such frames through)")
     p.add_argument("--edits", type=Path, default=None, metavar="FILE",
                    help="TOML edit list applied as well (face ids of the swapped frames)")
     p.add_argument("--no-verify", action="store_true",
@@ -635,7 +638,7 @@ def _restore_job(args: argparse.Namespace, plate: Path, swapped: Path, output: P
     from synthesis.restore import RestoreConfig
 
     given = {"pose_threshold_deg": args.pose_threshold, "expression_threshold": args.expression_threshold,
-             "ramp_frames": args.ramp}
+             "ramp_frames": args.ramp, "refine_rounds": args.loop_rounds}
     config = RestoreConfig(**{k: v for k, v in given.items() if v is not None}, correct_pose=not args.no_pose,
                            correct_expression=not args.no_expression)
     schedule = None

@@ -2,7 +2,9 @@
 
 Orchestration only (the maths is ``synthesis.restore``). Steps: check that the two inputs hold
 the same frames (count, size; image sequences: the same file stems), analyse both (cached, as
-every command does), match faces and plan the correction per face, add any edit list (face ids
+every command does), match faces and plan the correction per face, close the loop on each plan
+(:func:`refine_plan`: render the planned frames, re-detect the face, add the shortfall of the
+change achieved against the change planned), add any edit list (face ids
 are the swap's track ids, as ``deltaface track SWAPPED`` prints), render the swapped clip through
 the edit stage (and the bridge stage with ``bridge``), then, with ``verify``, track the output
 and measure the divergence that is left on every fixed range.
@@ -10,13 +12,17 @@ and measure the divergence that is left on every fixed range.
 Bridging a frame in which the swap has no trackable face: the nearest swap frame (within
 ``RestoreConfig.bridge_max_frames``) whose face was found is warped so that its face takes the
 plate's pose, expression and place in the lost frame (``synthesis.restore.bridge_target``); the
-warped face is pasted inside its face oval grown by :data:`BRIDGE_GROW`, with a feathered
-edge. Frames neither fixed nor bridged pass through untouched (bit-identical with a lossless
+warped frame is pasted inside the face oval grown by :data:`BRIDGE_GROW`, with a feathered
+edge (the smear a lost face leaves reaches past the oval, and the warp carries the neighbour's
+forehead, hair and jaw along with the face), and the face itself is then rebuilt from the same
+frame through the mesh's UV space (``plugin.texture_stage.rebuild_face``, the texture machinery
+edits use: exact at every landmark, colour-matched to the pasted ring around it). Frames neither fixed nor bridged pass through untouched (bit-identical with a lossless
 codec).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,17 +40,21 @@ from plugin.editing import EditStage, RenderConfig, render_face
 from plugin.output import check_output_path
 from plugin.pipeline import RenderJob, RenderSummary, run_render
 from plugin.provenance import merge_ranges
+from plugin.texture_stage import TextureCompositor, TextureConfig, prepare_texture, rebuild_face
 from plugin.video import VideoReader, probe
 from plugin.writer import OutputConfig
 from synthesis.codespace import TrackCode, invert_track
 from synthesis.plan import FacePlan, plan_track
+from synthesis.regions import LEFT_BROW, LEFT_EYE, LIPS, RIGHT_BROW, RIGHT_EYE, inter_ocular
 from synthesis.restore import (
-    PairRestore, RestoreConfig, bridge_target, combine_plans, divergence, match_tracks, restore_pair,
+    PairRestore, RestoreConfig, bridge_target, combine_plans, divergence, loop_correction, match_tracks,
+    restore_pair, smooth_correction,
 )
 from synthesis.schedule import EditSchedule
 from tracking.analysis import SOURCE_CODES, ClipAnalysis, Track
 from tracking.errors import ConfigError, InputError
 from tracking.frame import Frame
+from tracking.landmarker import Landmarker, LandmarkerConfig
 from tracking.observation import Source
 
 #: Feather of the bridged face's paste, as a fraction of the face's size.
@@ -53,6 +63,15 @@ BRIDGE_FEATHER = 0.04
 #: the face it usually smears past the oval (forehead, hairline, jaw), and the good neighbour
 #: frame's pixels there (moved with the face by the warp near it) are the better guess.
 BRIDGE_GROW = 1.6
+#: The loop takes the detected face nearest the planned one, if within this many inter-ocular
+#: distances (mean over the mesh points); else the frame keeps the open-loop plan.
+REFINE_MATCH_IOD = 0.5
+#: The loop's figures (``shortfall_iod_*``) are read on the mesh points the plan moves at least
+#: this far (inter-ocular distances): elsewhere only the detector's noise is measured.
+REFINE_STAT_MIN_IOD = 0.01
+#: Point sets whose mean change the loop's ``feature_shortfall`` figures compare: brows, lids,
+#: lips and irises, each side apart.
+FEATURES = (LEFT_BROW, RIGHT_BROW, LEFT_EYE, RIGHT_EYE, LIPS, tuple(range(468, 473)), tuple(range(473, 478)))
 
 
 @dataclass(frozen=True)
@@ -69,6 +88,9 @@ class RestoreJob:
         schedule: extra edits of the swap's faces (track ids of the swapped clip).
         plate_faces: plate track ids to restore (None: every matched face).
         verify: track the output and measure the divergence left on each fixed range.
+        texture: region textures borrowed from other frames of the swap's own track where the
+            correction changes a region's state (an eye the swap kept open while the plate
+            blinks), as edits do (``plugin.texture_stage``); None: warp only.
     """
 
     plate: Path
@@ -84,17 +106,30 @@ class RestoreJob:
     render_config: RenderConfig = field(default_factory=RenderConfig)
     cache_dir: Path | None = None
     use_cache: bool = True
+    texture: TextureConfig | None = field(default_factory=TextureConfig)
 
 
 @dataclass(frozen=True, eq=False)
 class RestorePlan:
-    """Everything decided before rendering."""
+    """Everything decided before rendering.
+
+    ``refinement`` holds the closed loop's figures per swap face (:func:`refine_plan`);
+    ``texture`` the compositor the edit stage calls (None: warp only; :meth:`close` releases it)
+    and ``texture_events`` where region textures came from or an edit was clamped.
+    """
 
     plate: AnalysisResult
     swapped: AnalysisResult
     restores: tuple[PairRestore, ...]
     plans: tuple[FacePlan, ...]
     bridges: dict[int, list[tuple[int, NDArray[np.float32], NDArray[np.float64]]]]
+    refinement: dict[int, dict[str, Any]] = field(default_factory=dict)
+    texture: TextureCompositor | None = None
+    texture_events: list[dict[str, Any]] = field(default_factory=list)
+
+    def close(self) -> None:
+        if self.texture is not None:
+            self.texture.close()
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,6 +155,8 @@ class RestoreSummary:
             "fixed_ranges": self.ranges,
             "lost_frames_by_face": {str(k): v for k, v in self.lost.items()},
             "bridged_frames": self.bridged,
+            "closed_loop": {str(k): v for k, v in self.plan.refinement.items()},
+            "texture": self.plan.texture_events,
             "verified_by_retracking": self.verified,
         }
 
@@ -163,10 +200,23 @@ def plan_restore(job: RestoreJob, progress: ProgressCallback | None = None) -> R
     pairs = match_tracks(list(ptracks.values()), list(stracks.values()), job.config.match_min_iou)
     restores, plans = [], []
     bridges: dict[int, list[tuple[int, NDArray[np.float32], NDArray[np.float64]]]] = {}
+    refinement: dict[int, dict[str, Any]] = {}
+    info = probe(job.swapped)
     for pair in pairs:
         pt, st = ptracks[pair.plate_id], stracks[pair.swap_id]
         pc, sc = _track_code(pt), _track_code(st)
         r = restore_pair(pair, pt, st, job.config, pc, sc)
+        if job.config.refine_rounds > 0 and r.plan.frame_indices.size:
+            plan, comp = r.plan, None
+            if job.texture is not None:
+                (plan,), comp, _ = prepare_texture([plan], stracks, job.swapped, (), job.texture)
+            try:
+                plan, refinement[pair.swap_id] = refine_plan(job.swapped, plan, job.config, job.render_config,
+                                                             (info.height, info.width), comp)
+            finally:
+                if comp is not None:
+                    comp.close()
+            r = dataclasses.replace(r, plan=plan)
         restores.append(r)
         plans.append(r.plan)
         if job.bridge:
@@ -182,7 +232,104 @@ def plan_restore(job: RestoreJob, progress: ProgressCallback | None = None) -> R
             t = stracks[fid]
             plans.append(plan_track(fid, t.frame_indices, t.times, t.segment_ids, t.landmarks, t.blendshapes,
                                     t.confidence, job.schedule, deltas))
-    return RestorePlan(plate, swapped, tuple(restores), tuple(combine_plans(plans)), bridges)
+    final = combine_plans(plans)
+    compositor, events = None, []
+    if job.texture is not None and final:
+        final, compositor, events = prepare_texture(final, stracks, job.swapped, (), job.texture)
+    return RestorePlan(plate, swapped, tuple(restores), tuple(final), bridges, refinement, compositor, events)
+
+
+def _detect_near(lm: Landmarker, image: NDArray[np.uint8], near: NDArray[np.floating]) -> NDArray[np.float64] | None:
+    """The detected face (``(478, 3)`` pixels) closest to ``near``; None when none is within
+    :data:`REFINE_MATCH_IOD` inter-ocular distances (mean over the mesh points)."""
+    ref = np.asarray(near, np.float64)
+    best, dist = None, REFINE_MATCH_IOD * inter_ocular(ref)
+    for face in lm.detect_image(image):
+        d = float(np.linalg.norm(face.landmarks[:468, :2] - ref[:468, :2], axis=1).mean())
+        if d < dist:
+            best, dist = np.asarray(face.landmarks, np.float64), d
+    return best
+
+
+def refine_plan(swapped: Path, plan: FacePlan, config: RestoreConfig, render_config: RenderConfig,
+                frame_size: tuple[int, int], texture: TextureCompositor | None = None
+                ) -> tuple[FacePlan, dict[str, Any]]:
+    """Close the loop on a restore plan: make the re-detected face show the planned change.
+
+    Each planned frame of the swap is rendered with the plan, the face is detected in the
+    rendered frame and in the input frame (IMAGE mode, the same detector both times, so that its
+    biases cancel), and the change it shows is compared with the planned change
+    (:func:`synthesis.restore.loop_correction`); the shortfall is added and the frame rendered
+    again, ``config.refine_rounds`` times. The corrections are then smoothed over time and faded
+    with the restore weight (:func:`synthesis.restore.smooth_correction`). Frames where no face is
+    detected keep the open-loop plan.
+
+    Args:
+        swapped: the swapped clip (frames are decoded in order; only planned frames are used).
+        plan: the restore plan of one face (``strengths["restore"]`` is its weight).
+        config: ``refine_*`` and ``smooth_sigma_frames`` are used.
+        render_config: as the final render uses.
+        frame_size: ``(height, width)``.
+        texture: the region-texture compositor the final render will call (rendered frames in the
+            loop go through it too).
+
+    Returns:
+        The plan with the correction added to ``after``, and figures for the summary:
+        ``shortfall_iod_before`` / ``shortfall_iod_after`` (mean over planned frames and the mesh
+        points the plan moves, :data:`REFINE_STAT_MIN_IOD`, of |planned - achieved change|, in
+        inter-ocular distances, with the open-loop plan and after the last round),
+        ``feature_shortfall_iod_before`` / ``_after`` (the same for the mean change of each of
+        :data:`FEATURES`: what blendshapes read), ``frames_refined``.
+    """
+    stage = EditStage([plan], frame_size, render_config)
+    rows = {int(f): k for k, f in enumerate(plan.frame_indices)}
+    planned = (plan.after - plan.before).astype(np.float64)
+    corr = np.zeros(plan.after.shape, np.float64)
+    first, last, done = [], [], np.zeros(len(rows), bool)
+    work = plan.after.copy()
+    live = dataclasses.replace(plan, after=work)  # the texture hook reads ``after`` of the frame's row
+    with Landmarker(LandmarkerConfig(running_mode="image", recover_missing=False)) as lm, \
+            VideoReader(swapped) as reader:
+        for frame in reader:
+            k = rows.get(frame.index)
+            if k is None:
+                continue
+            crop = stage.face_crop(plan.track_id, frame.index)
+            src = _detect_near(lm, frame.image, plan.before[k])
+            if src is None or crop is None:
+                continue
+            iod = inter_ocular(plan.before[k])
+            moving = np.linalg.norm(planned[k, :468, :2], axis=1) >= REFINE_STAT_MIN_IOD * iod
+            c = np.zeros((plan.after.shape[1], 3))
+            for rnd in range(config.refine_rounds + 1):
+                work[k] = plan.after[k] + c
+                image, _ = render_face(frame.image, plan.before[k], work[k], crop, render_config, stage.device)
+                if texture is not None:
+                    image = texture(image, frame.index, live, k)
+                out = _detect_near(lm, image, plan.after[k] + c)
+                if out is None:
+                    break
+                short = (planned[k] - (out - src))[:, :2]
+                miss = np.linalg.norm(short[:468], axis=1)
+                gap = float(miss[moving].mean() if moving.any() else miss.mean()) / iod
+                feat = float(np.mean([np.linalg.norm(short[list(ix)].mean(axis=0)) for ix in FEATURES])) / iod
+                if rnd == 0:
+                    first.append((gap, feat))
+                if rnd == config.refine_rounds:
+                    last.append((gap, feat))
+                    break
+                c = loop_correction(planned[k], out - src, c, iod, config.refine_gain, config.refine_max_iod,
+                                    config.refine_smooth_rounds)
+            corr[k], done[k] = c, True
+    weights = plan.strengths.get("restore", np.ones(len(rows)))
+    corr = smooth_correction(corr, plan.frame_indices, weights, config.smooth_sigma_frames)
+    corr[~done] = 0.0
+    refined = dataclasses.replace(plan, after=(plan.after + corr).astype(np.float32))
+    stats: dict[str, Any] = {"frames_refined": int(done.sum())}
+    for key, vals in (("before", first), ("after", last)):
+        stats[f"shortfall_iod_{key}"] = round(float(np.mean([v[0] for v in vals])), 4) if vals else None
+        stats[f"feature_shortfall_iod_{key}"] = round(float(np.mean([v[1] for v in vals])), 4) if vals else None
+    return refined, stats
 
 
 def _bridge_jobs(r: PairRestore, pt: Track, st: Track, pc: TrackCode, sc: TrackCode,
@@ -201,7 +348,7 @@ def _bridge_jobs(r: PairRestore, pt: Track, st: Track, pc: TrackCode, sc: TrackC
         k = int(good_frames[np.argmin(np.abs(good_frames - f))])
         if abs(k - int(f)) > max_frames:
             continue
-        out.append((int(f), k, bridge_target(pc, prow, sc, r.offset, r.scale_ratio)))
+        out.append((int(f), k, bridge_target(pc, prow, sc, r.offset, r.scale_ratio, r.expression_offset)))
     return out
 
 
@@ -233,7 +380,7 @@ class BridgeStage:
             both = np.concatenate([before[:, :2], target[:, :2]])
             crop = crop_for_landmarks(both, image.shape[:2], out_size=None)
             warped, _ = render_face(source, before.astype(np.float64), target, crop, self.config)
-            image = _paste(image, warped, target)
+            image = rebuild_face(_paste(image, warped, target), target, source, before)
         self.done.append(frame.index)
         return [Frame(frame.index, frame.pts, frame.time_base, image)]
 
@@ -332,7 +479,7 @@ def run_restore(job: RestoreJob, progress: ProgressCallback | None = None,
     check_output_path(job.output, overwrite=oc.overwrite, inputs=[job.plate, job.swapped], is_folder=oc.codec == "png")
     plan = plan_restore(job, progress)
     info = probe(job.swapped)
-    stages: list[Any] = [EditStage(plan.plans, (info.height, info.width), job.render_config)]
+    stages: list[Any] = [EditStage(plan.plans, (info.height, info.width), job.render_config, texture=plan.texture)]
     bridge = BridgeStage(job.swapped, plan.bridges, job.render_config) if plan.bridges else None
     if bridge is not None:
         stages.append(bridge)
@@ -343,8 +490,11 @@ def run_restore(job: RestoreJob, progress: ProgressCallback | None = None,
             if fr:
                 by_face[r.pair.swap_id] = merge_ranges([*by_face.get(r.pair.swap_id, []), *((f, f) for f in fr)])
     ranges = merge_ranges(x for rs in by_face.values() for x in rs)
-    render = run_render(RenderJob(job.swapped, job.output, oc), stages, edited_ranges=[tuple(x) for x in ranges],
-                        edited_by_face=by_face, progress=render_progress)
+    try:
+        render = run_render(RenderJob(job.swapped, job.output, oc), stages, edited_ranges=[tuple(x) for x in ranges],
+                            edited_by_face=by_face, progress=render_progress)
+    finally:
+        plan.close()
     measured = None
     if job.verify and plan.restores:
         out = run_analysis(job.output, job.analysis, cache_dir=job.cache_dir, use_cache=False)

@@ -18,15 +18,27 @@ tracks of the same frames twice (the plate and the swap), this module
 4. corrects each weighted frame in code space: the target rotation is the swap's rotation moved
    toward the plate's by the weight (Euler differences clamped to the warp's limits), the target
    expression the swap's residual moved toward the plate's residual (rescaled by the ratio of
-   the two identities' inter-ocular distances), and the head's scale and position moved toward
-   the plate's, kept at the swap's own offset from the plate (the median offset and scale ratio
-   over the frames where the two agree: a swap may sit its face slightly differently). The
-   identity stays the swap's, so the swap's face shape is never changed. The plate's angles,
-   positions and residuals are smoothed over time with a Gaussian of ``smooth_sigma_frames``
-   first (the tracker has smoothed them already; this only removes what the inversion adds);
+   the two identities' inter-ocular distances) plus the swap's own residual offset, and the
+   head's scale and position moved toward the plate's, kept at the swap's own offset from the
+   plate. The offsets (position, scale ratio, and per landmark expression residual) are the
+   medians over the frames where the two agree: a swap may sit its face slightly differently,
+   and the two identities are estimated from different frames, so their residuals differ by a
+   constant that is not expression (without the residual offset, the correction moved the
+   undamaged lips of a swap of the same person by 0.009 inter-ocular distances, four times
+   their divergence before). The identity stays the swap's, so the swap's face shape is never
+   changed. The plate's angles and positions are smoothed over time with a Gaussian of
+   ``smooth_sigma_frames`` first (the tracker has smoothed them already; this only removes what
+   the inversion adds); its residuals with ``expression_sigma_frames`` (0 by default: a
+   blink lasts a few frames, and a sigma of one frame halved the plate's lid closure error
+   reduction on a frozen blink);
 5. returns the change as a :class:`synthesis.plan.FacePlan` (tracked swap landmarks before, those
    plus the rendered change after, as :func:`synthesis.plan.plan_track` does), which the edit
-   stage renders like any edit.
+   stage renders like any edit;
+6. closes the loop (the plugin renders the planned frames, re-detects the face in them and
+   calls :func:`loop_correction`): the warp under-achieves a planned landmark change (brows,
+   lids and lip corners land short of the target by a third to a half, bench/restore.py), so the
+   change the re-detected face shows is compared with the planned change, and the shortfall is
+   added to the plan, a few rounds, capped and smoothed over time.
 
 Frames where the swap track exists only by the tracker's bridging (no face was found there in the
 swapped frame) but the plate has a face are listed as ``lost`` and never corrected: the plugin
@@ -38,16 +50,19 @@ Pure maths: no I/O.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import sparse
 from scipy.ndimage import gaussian_filter1d
 from scipy.optimize import linear_sum_assignment
 
 from synthesis.codespace import Pose, TrackCode, invert_track, render_landmarks
 from synthesis.plan import FacePlan
+from synthesis.uvmap import triangles
 from tracking.analysis import SOURCE_CODES, Track
 from tracking.errors import ConfigError
 from tracking.observation import Source
@@ -72,12 +87,21 @@ class RestoreConfig:
         gap_fill_frames: flagged runs separated by at most this many frames become one range.
         min_range_frames: shorter flagged ranges (after joining) are ignored as noise.
         ramp_frames: frames over which the correction eases in before and out after a range.
-        smooth_sigma_frames: Gaussian sigma (frames) applied to the plate's angles and residuals.
+        smooth_sigma_frames: Gaussian sigma (frames) applied to the plate's angles and positions
+            (and to the closed loop's corrections).
+        expression_sigma_frames: ... and to the plate's expression residuals.
         max_yaw_deg, max_pitch_deg, max_roll_deg: the most rotation a correction may add (the
             edit engine's limits: warping cannot show the far cheek); beyond, it is clamped and
             the range reports it.
         match_min_iou: least box overlap for a plate face and a swap face to be the same face.
         bridge_max_frames: a lost frame is bridged only from a good swap frame this close.
+        refine_rounds: closed-loop rounds (module doc, 6): render, re-detect, add the shortfall;
+            0 renders the open-loop plan.
+        refine_gain: fraction of the measured shortfall added per round.
+        refine_max_iod: the most the loop may move a landmark beyond the open-loop plan, in
+            inter-ocular distances (a mis-detection must not throw the face about).
+        refine_smooth_rounds: rounds of averaging the loop's shortfall over mesh neighbours
+            (:func:`loop_correction`).
     """
 
     pose_threshold_deg: float = 3.0
@@ -88,25 +112,35 @@ class RestoreConfig:
     min_range_frames: int = 1
     ramp_frames: int = 4
     smooth_sigma_frames: float = 1.0
+    expression_sigma_frames: float = 0.0
     max_yaw_deg: float = 15.0
     max_pitch_deg: float = 10.0
     max_roll_deg: float = 15.0
     match_min_iou: float = 0.3
     bridge_max_frames: int = 12
+    refine_rounds: int = 2
+    refine_gain: float = 1.0
+    refine_max_iod: float = 0.05
+    refine_smooth_rounds: int = 3
 
     def __post_init__(self) -> None:
         for name in ("pose_threshold_deg", "expression_threshold", "max_yaw_deg", "max_pitch_deg", "max_roll_deg"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"RestoreConfig.{name} must be > 0, got {getattr(self, name)}")
-        for name in ("gap_fill_frames", "ramp_frames", "bridge_max_frames"):
+        for name in ("gap_fill_frames", "ramp_frames", "bridge_max_frames", "refine_rounds", "refine_smooth_rounds"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"RestoreConfig.{name} must be >= 0, got {getattr(self, name)}")
         if self.min_range_frames < 1:
             raise ConfigError(f"RestoreConfig.min_range_frames must be >= 1, got {self.min_range_frames}")
-        if self.smooth_sigma_frames < 0:
-            raise ConfigError(f"RestoreConfig.smooth_sigma_frames must be >= 0, got {self.smooth_sigma_frames}")
+        for name in ("smooth_sigma_frames", "expression_sigma_frames"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"RestoreConfig.{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.match_min_iou <= 1:
             raise ConfigError(f"RestoreConfig.match_min_iou must be in (0, 1], got {self.match_min_iou}")
+        if not 0 < self.refine_gain <= 2:
+            raise ConfigError(f"RestoreConfig.refine_gain must be in (0, 2], got {self.refine_gain}")
+        if not self.refine_max_iod > 0:
+            raise ConfigError(f"RestoreConfig.refine_max_iod must be > 0, got {self.refine_max_iod}")
         if not (self.correct_pose or self.correct_expression):
             raise ConfigError("RestoreConfig: correct_pose and correct_expression are both off: nothing to do")
 
@@ -252,6 +286,8 @@ class PairRestore:
         offset: ``(3,)`` pixels: where the swap puts its face's canonical origin against the
             plate's (median over the frames where the two agree).
         scale_ratio: the swap's face scale over the plate's (median over the same frames).
+        expression_offset: ``(478, 3)`` the swap's expression residual minus the plate's
+            (rescaled), median over the same frames.
     """
 
     pair: FacePair
@@ -266,6 +302,7 @@ class PairRestore:
     lost: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     offset: NDArray[np.float64] = field(default_factory=lambda: np.zeros(3))
     scale_ratio: float = 1.0
+    expression_offset: NDArray[np.float64] = field(default_factory=lambda: np.zeros((478, 3)))
 
 
 def _smooth(x: NDArray[np.float64], frames: NDArray[np.int64], sigma: float) -> NDArray[np.float64]:
@@ -321,7 +358,9 @@ def restore_pair(pair: FacePair, plate: Track, swap: Track, config: RestoreConfi
     s_ratio = float(np.median(sc.scales[sr[agree]] / pc.scales[pr[agree]])) if agree.any() else 1.0
     plate_t = _smooth(pc.translations[pr], fr, config.smooth_sigma_frames) + t_off
     plate_s = _smooth(pc.scales[pr, None], fr, config.smooth_sigma_frames)[:, 0] * s_ratio
-    plate_expr = _smooth(pc.expressions[pr].reshape(len(pr), -1), fr, config.smooth_sigma_frames).reshape(-1, 478, 3)
+    e_off = (np.median(sc.expressions[sr[agree]] - pc.expressions[pr[agree]] * ratio, axis=0) if agree.any()
+             else np.zeros((478, 3)))
+    plate_expr = _smooth(pc.expressions[pr].reshape(len(pr), -1), fr, config.expression_sigma_frames).reshape(-1, 478, 3)
 
     rows = np.flatnonzero(weights > 0)
     before = swap.landmarks[sr[rows]].astype(np.float32)
@@ -338,7 +377,7 @@ def restore_pair(pair: FacePair, plate: Track, swap: Track, config: RestoreConfi
             new_t = pose.translation + w * (plate_t[r] - pose.translation)
             planned[r] = float(np.abs((want[r] - w * corr[r] + 180.0) % 360.0 - 180.0).max())
         if config.correct_expression:
-            new_expr = expr + w * (plate_expr[r] * ratio - expr)
+            new_expr = expr + w * (plate_expr[r] * ratio + e_off - expr)
         target = render_landmarks(sc.identity, Pose(new_s, new_rot, new_t), new_expr)
         change = target - render_landmarks(sc.identity, pose, expr)
         after[k] = before[k] + change.astype(np.float32)
@@ -349,7 +388,8 @@ def restore_pair(pair: FacePair, plate: Track, swap: Track, config: RestoreConfi
         strengths={"restore": weights[rows]},
     )
     lost = np.union1d(fr[pair.swap_lost], pair.plate_only).astype(np.int64)
-    return PairRestore(pair, diff, pose_div, expr_div, planned, weights, ranges, clamped, plan, lost, t_off, s_ratio)
+    return PairRestore(pair, diff, pose_div, expr_div, planned, weights, ranges, clamped, plan, lost, t_off, s_ratio,
+                       e_off)
 
 
 def _conf(track: Track) -> NDArray[np.float64]:
@@ -358,7 +398,7 @@ def _conf(track: Track) -> NDArray[np.float64]:
 
 
 def bridge_target(plate_code: TrackCode, plate_row: int, swap_code: TrackCode, offset: NDArray[np.floating],
-                  scale_ratio: float) -> NDArray[np.float64]:
+                  scale_ratio: float, expression_offset: NDArray[np.floating] | None = None) -> NDArray[np.float64]:
     """Where the swap's face should be in a frame where the swap lost it: ``(478, 3)`` pixels.
 
     The swap's identity, posed with the plate's rotation and expression of that frame, placed
@@ -371,11 +411,13 @@ def bridge_target(plate_code: TrackCode, plate_row: int, swap_code: TrackCode, o
         swap_code: the swap track's inversion (its identity is used).
         offset: ``(3,)`` pixels, swap minus plate canonical origin.
         scale_ratio: swap over plate scale.
+        expression_offset: ``(478, 3)`` :attr:`PairRestore.expression_offset` (None: zeros).
     """
     pose = Pose(plate_code.scales[plate_row] * scale_ratio, plate_code.rotations[plate_row],
                 plate_code.translations[plate_row] + np.asarray(offset, np.float64))
     iod = swap_code.identity.inter_ocular / plate_code.identity.inter_ocular
-    return render_landmarks(swap_code.identity, pose, plate_code.expressions[plate_row] * iod)
+    e_off = 0.0 if expression_offset is None else np.asarray(expression_offset, np.float64)
+    return render_landmarks(swap_code.identity, pose, plate_code.expressions[plate_row] * iod + e_off)
 
 
 def combine_plans(plans: Sequence[FacePlan]) -> list[FacePlan]:
@@ -415,3 +457,86 @@ def combine_plans(plans: Sequence[FacePlan]) -> list[FacePlan]:
         events = tuple(e for p in group for e in p.events)
         out.append(FacePlan(tid, frames.astype(np.int64), times, segs, before, before + change, strengths, events))
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def _mesh_average() -> sparse.csr_matrix:
+    """``(478, 478)`` row-stochastic: each mesh point's mean with its mesh neighbours; each iris
+    point's mean over its iris (an iris moves as one)."""
+    n = 478
+    rows, cols = list(range(n)), list(range(n))
+    for a, b, c in triangles().tolist():
+        rows += [a, a, b, b, c, c]
+        cols += [b, c, a, c, a, b]
+    for iris in (range(468, 473), range(473, 478)):
+        for i in iris:
+            rows += list(iris)
+            cols += [i] * 5
+    m = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    m.data[:] = 1.0  # duplicates (an edge in two triangles) counted once
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    return sparse.csr_matrix(m.multiply(1.0 / m.sum(axis=1)))
+
+
+def mesh_smooth(values: NDArray[np.floating], rounds: int) -> NDArray[np.float64]:
+    """``(478, D)`` values averaged over mesh neighbours ``rounds`` times (irises over each iris)."""
+    out = np.asarray(values, np.float64)
+    m = _mesh_average()
+    for _ in range(rounds):
+        out = m @ out
+    return out
+
+
+def loop_correction(planned_change: NDArray[np.floating], achieved_change: NDArray[np.floating],
+                    correction: NDArray[np.floating], iod: float, gain: float, max_iod: float,
+                    smooth_rounds: int = 0) -> NDArray[np.float64]:
+    """One closed-loop round for one frame: the correction grown by the change still missing.
+
+    The shortfall is averaged over mesh neighbours ``smooth_rounds`` times first
+    (:func:`mesh_smooth`): the detector re-reads a face as a whole, so a single point's
+    shortfall is mostly its noise, and pushing it alone moves texture the detector does not
+    follow (on two real frames, an unsmoothed loop left the moved points' shortfall worse than
+    the open-loop plan's).
+
+    Args:
+        planned_change: ``(478, 3)`` pixels: the open-loop plan's ``after - before``.
+        achieved_change: ``(478, 3)`` pixels: the face detected in the rendered frame minus the
+            face detected (the same way) in the input frame.
+        correction: ``(478, 3)`` pixels already added to the plan's ``after`` (zeros at first).
+        iod: the face's inter-ocular distance, pixels.
+        gain: fraction of the shortfall added.
+        max_iod: the correction's largest length per landmark, in ``iod``.
+
+    Returns:
+        ``(478, 3)`` float64 new correction: x and y only (z stays 0: the landmarker's depth is
+        not what the warp moves), each landmark's vector clamped to ``max_iod * iod``.
+    """
+    short = mesh_smooth(np.asarray(planned_change, np.float64) - np.asarray(achieved_change, np.float64),
+                        smooth_rounds)
+    out = np.asarray(correction, np.float64).copy()
+    out[:, :2] += gain * short[:, :2]
+    out[:, 2] = 0.0
+    cap = max_iod * float(iod)
+    n = np.linalg.norm(out[:, :2], axis=1, keepdims=True)
+    out[:, :2] *= np.minimum(1.0, cap / np.maximum(n, 1e-12))
+    return out
+
+
+def smooth_correction(correction: NDArray[np.floating], frames: NDArray[np.integer], weights: NDArray[np.floating],
+                      sigma: float) -> NDArray[np.float64]:
+    """The loop's per-frame corrections, smoothed over time and faded with the restore weight.
+
+    Each frame's correction carries the detector's noise; a Gaussian of ``sigma`` frames over each
+    run of consecutive frames removes its flicker, and the weight (0 to 1, the ramps) fades it out
+    where the plan itself fades.
+
+    Args:
+        correction: ``(M, 478, 3)`` pixels per planned frame.
+        frames: ``(M,)`` increasing frame indices.
+        weights: ``(M,)`` the plan's restore weight.
+        sigma: Gaussian sigma in frames (0: no smoothing).
+    """
+    c = np.asarray(correction, np.float64)
+    flat = _smooth(c.reshape(len(c), -1), np.asarray(frames, np.int64), sigma).reshape(c.shape)
+    return flat * np.asarray(weights, np.float64)[:, None, None]

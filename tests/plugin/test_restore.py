@@ -170,6 +170,7 @@ def test_restore_cli_defaults_match_the_config():
     assert f"default {d.pose_threshold_deg:g})" in helps["pose_threshold"]
     assert f"default {d.expression_threshold:g})" in helps["expression_threshold"]
     assert f"default {d.ramp_frames})" in helps["ramp"]
+    assert f"default {d.refine_rounds})" in helps["loop_rounds"]
 
 
 #: The report's "after" yaw on the wrongly turned frames comes this close to the plate's yaw.

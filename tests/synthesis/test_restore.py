@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from synthesis.codespace import Pose, invert_track
-from synthesis.regions import canonical_points, inter_ocular, rigid_weights
+from synthesis.codespace import Identity, Pose, invert_track
+from synthesis.regions import LIPS, canonical_points, inter_ocular, rigid_weights
 from synthesis.restore import (
-    RestoreConfig, bridge_target, combine_plans, divergence, flag_ranges, match_tracks, range_weights, restore_pair,
+    RestoreConfig, bridge_target, combine_plans, divergence, flag_ranges, loop_correction, match_tracks,
+    range_weights, restore_pair, smooth_correction,
 )
 from tracking.analysis import SOURCE_CODES, Track
 from tracking.errors import ConfigError
@@ -212,7 +215,82 @@ def test_divergence_wraps_angles():
 
 
 @pytest.mark.parametrize("kw", [{"pose_threshold_deg": 0}, {"ramp_frames": -1}, {"match_min_iou": 0},
-                                {"correct_pose": False, "correct_expression": False}])
+                                {"correct_pose": False, "correct_expression": False}, {"refine_rounds": -1},
+                                {"refine_gain": 0}, {"refine_max_iod": 0}, {"expression_sigma_frames": -1}])
 def test_bad_config_is_refused(kw):
     with pytest.raises(ConfigError):
         RestoreConfig(**kw)
+
+
+#: How far the lips may move when only the pose is wrong (inter-ocular distances).
+UNTOUCHED_REGION_TOL_IOD = 1e-3
+#: The identity estimate error planted on the swap's lips (canonical units, about 0.03 IOD).
+PLANTED = 0.2
+
+
+def test_an_identity_estimate_error_is_not_carried_into_the_expression():
+    """The swap's identity read with its lips slightly off (as an estimate from other frames is):
+    its residuals carry the opposite error on every frame, and the correction of a wrong turn
+    must not move the lips to undo it."""
+    plate, swap, _ = _pair()
+    sc = invert_track(swap.landmarks, swap.blendshapes)
+    lips = sorted(LIPS)
+    shape = sc.identity.shape.copy()
+    shape[lips, 0] += PLANTED
+    exprs = sc.expressions.copy()
+    exprs[:, lips, 0] -= PLANTED
+    skewed = dataclasses.replace(sc, identity=Identity(shape), expressions=exprs)
+    (pair,) = match_tracks([plate], [swap])
+    r = restore_pair(pair, plate, swap, RestoreConfig(), swap_code=skewed)
+    assert r.ranges == [list(DAMAGED)]
+    mid = sum(DAMAGED) // 2
+    k = int(np.flatnonzero(r.plan.frame_indices == mid)[0])
+    after = r.plan.after[k].astype(np.float64)
+    # take the head turn out (a similarity on the rigid points): the lips must keep the swap's shape
+    w = rigid_weights()
+    before = swap.landmarks[mid].astype(np.float64)
+    s_, rot, t = similarity_fit(before, after, w)
+    aligned = s_ * before @ rot.T + t
+    lip_err = np.linalg.norm((after - aligned)[lips, :2], axis=1).mean() / inter_ocular(after)
+    planted_iod = PLANTED / inter_ocular(canonical_points())
+    assert lip_err < LIP_KEEP_FRACTION * planted_iod
+
+
+#: Of the planted identity error, at most this fraction may show on the lips after the correction.
+LIP_KEEP_FRACTION = 0.2
+
+
+#: The warp of test_the_closed_loop_makes_an_under_achieving_warp_reach_the_plan shows this
+#: fraction of a planned landmark move.
+WARP_EFFICIENCY = 0.6
+
+
+def test_the_closed_loop_makes_an_under_achieving_warp_reach_the_plan():
+    rng = np.random.default_rng(3)
+    planned = np.zeros((478, 3))
+    planned[:, :2] = rng.normal(0, 2.0, (478, 2))
+    planned[:, 2] = 5.0  # depth: not corrected
+    iod, c = 100.0, np.zeros((478, 3))
+    misses = []
+    for _ in range(4):  # three rounds of correction, each measured
+        achieved = WARP_EFFICIENCY * (planned + c)
+        misses.append(np.abs(planned - achieved)[:, :2].max())
+        c = loop_correction(planned, achieved, c, iod, gain=1.0, max_iod=0.2)
+    assert misses[-1] < 0.1 * misses[0]
+    assert np.all(c[:, 2] == 0)
+    # the cap: no landmark is moved further than max_iod * iod beyond the plan
+    big = loop_correction(planned * 100, np.zeros((478, 3)), np.zeros((478, 3)), iod, gain=1.0, max_iod=0.05)
+    assert np.linalg.norm(big[:, :2], axis=1).max() == pytest.approx(5.0, rel=1e-9)
+
+
+def test_loop_corrections_are_smoothed_and_faded_with_the_weight():
+    m = 9
+    frames = np.arange(m)
+    corr = np.zeros((m, 478, 3))
+    corr[:, :, 0] = np.where(frames % 2 == 0, 1.0, -1.0)[:, None] + 2.0  # a flickering shortfall
+    weights = np.ones(m)
+    weights[0] = 0.0
+    out = smooth_correction(corr, frames, weights, sigma=1.0)
+    assert np.all(out[0] == 0)
+    inner = out[2:-2, 0, 0]
+    assert np.abs(inner - 2.0).max() < 0.5 * np.abs(corr[2:-2, 0, 0] - 2.0).max()
