@@ -6,13 +6,10 @@ import dataclasses
 from fractions import Fraction
 
 import numpy as np
-import pytest
 
 from compositing.mask import face_oval, polygon_size
-from plugin.demo import astronaut_image
 from plugin.editing import EditStage, RenderConfig, face_field
 from tracking.frame import Frame
-from tracking.landmarker import Landmarker, LandmarkerConfig
 
 from .test_editing import plan
 
@@ -25,14 +22,6 @@ LIFT_PX = 16.0
 BAND_KEPT = 0.95
 #: ... where without the fade at the picture's edge it samples the black bar: below this fraction.
 BAND_DARKENED = 0.75
-
-
-@pytest.fixture(scope="module")
-def astronaut() -> tuple[np.ndarray, np.ndarray]:
-    image = astronaut_image()
-    with Landmarker(LandmarkerConfig(running_mode="image")) as lm:
-        (obs,) = lm.detect_image(image)
-    return image, obs.landmarks.astype(np.float64)
 
 
 def rolled(lm: np.ndarray, deg: float) -> np.ndarray:
@@ -50,8 +39,8 @@ def render(image: np.ndarray, before: np.ndarray, after: np.ndarray, config: Ren
     return out.image
 
 
-def test_a_head_roll_leaves_the_body_under_the_neck_untouched(astronaut) -> None:
-    image, lm = astronaut
+def test_a_head_roll_leaves_the_body_under_the_neck_untouched(astronaut_face) -> None:
+    image, lm = astronaut_face
     config = RenderConfig(device="cpu")
     face = polygon_size([face_oval(lm)])
     below = int(lm[152, 1] + config.neck_fade * face) + 1  # rows past the neck's fade
@@ -75,8 +64,8 @@ def test_a_head_roll_leaves_the_body_under_the_neck_untouched(astronaut) -> None
     assert moved_under(dataclasses.replace(config, neck_fade=0.0)) > 0.1
 
 
-def test_a_nod_never_pulls_a_letterbox_bar_into_the_picture(astronaut) -> None:
-    image, lm = astronaut
+def test_a_nod_never_pulls_a_letterbox_bar_into_the_picture(astronaut_face) -> None:
+    image, lm = astronaut_face
     chin = int(lm[152, 1])
     bar = chin + 24  # a black bar 40 rows high just under the chin, a bright neck above it
     image = image[: bar + 40].copy()

@@ -10,14 +10,12 @@ import numpy as np
 import pytest
 
 from plugin.analyze import run_analysis
-from plugin.demo import astronaut_image
 from plugin.texture_stage import TextureConfig, prepare_texture, rebuild_face
 from synthesis.controls import named_controls
 from synthesis.exemplars import FACE, REGIONS, raw_features, state
 from synthesis.plan import plan_track
 from synthesis.schedule import EditEntry, EditSchedule, StrengthCurve
 from tracking.analysis import TRACK_ARRAYS
-from tracking.landmarker import Landmarker, LandmarkerConfig
 
 FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
 CLIP = FIXTURES / "liveportrait_d0.mp4"
@@ -27,14 +25,6 @@ BLINK_FRAMES = range(64, 69)
 SELF_REBUILD_TOL = 2.0
 #: Closure change left after a clamp, beyond the region's warp limit.
 CLAMP_TOL = 0.05
-
-
-@pytest.fixture(scope="module")
-def astronaut_face() -> tuple[np.ndarray, np.ndarray]:
-    image = astronaut_image()
-    with Landmarker(LandmarkerConfig(running_mode="image")) as lm:
-        faces = lm.detect_image(image)
-    return image, faces[0].landmarks.astype(np.float64)
 
 
 def test_rebuild_from_itself_changes_little(astronaut_face) -> None:
