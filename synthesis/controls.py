@@ -40,6 +40,10 @@ GAZE_LID_FOLLOW = (0.7, 0.3)
 #: gaze_y's expected blendshape change per unit strength (``python bench/control_readouts.py
 #: --controls gaze_y``: the mean over the two stills, rounded; see ``_PROVENANCE``).
 GAZE_Y_READOUT = {"eyeLookUpLeft": 0.08, "eyeLookUpRight": 0.1, "eyeLookDownLeft": -0.04, "eyeLookDownRight": -0.04}
+#: jaw_open's expected blendshape change per unit strength (``python bench/control_readouts.py
+#: --controls jaw_open``, mean over the two stills: jawOpen 0.07 on the astronaut's parted mouth,
+#: 0.34 on LivePortrait's closed one; measured again once a closed mouth could open).
+JAW_READOUT = {"jawOpen": 0.2, "mouthLowerDownLeft": 0.33, "mouthLowerDownRight": 0.33}
 #: Jaw: rotation per unit strength (degrees) and pivot depth behind the outline points 234/454.
 JAW_DEG = 10.0
 JAW_PIVOT_BEHIND_IOD = 0.1
@@ -296,14 +300,14 @@ def _jaw_open() -> Delta:
         kind="expression",
         displacement=disp,
         region=_region(disp),
-        blendshapes=_blendshapes({"jawOpen": 0.05, "mouthLowerDownLeft": 0.8, "mouthLowerDownRight": 0.8}),
+        blendshapes=_blendshapes(JAW_READOUT),
         max_strength=0.4,
         description=(
             f"Opens the jaw by turning the chin, lower lip and jaw {JAW_DEG:g} degrees per unit strength about a "
             "pivot near the ears (behind the outline points 234/454); the upper lip stays. Warping has no teeth or "
-            "mouth interior to show: the gap between the lips is stretched lip texture, so keep it small. On a "
-            "closed mouth the inner lips touch and parting them is a tear the warp cannot make without folding: "
-            "its fold guard then cancels most of the edit (LivePortrait frame 0). Works on a parted mouth."
+            "mouth interior to show: the gap between the lips is stretched lip texture, so keep it small, or let "
+            "deltaface borrow the mouth interior from a frame of the clip where the mouth is open (texture, on by "
+            "default). On a closed mouth the lips part too: the warp maps the opened gap onto the lip line."
         ),
         provenance=_PROVENANCE,
     )
