@@ -38,8 +38,34 @@ BAR_LEVEL = 40
 BAR_RANGE = 16
 #: Bars are looked for in at most this fraction of the frame's height (width) on each side.
 BAR_MAX_FRACTION = 0.25
+#: Lines looked at per step when scanning for bars.
+_BAR_BLOCK = 16
 #: Far enough to stand for infinity in crop pixels (times the crop size).
 _FAR = 4.0
+
+
+def _bar_lines(image: NDArray[np.uint8], axis: int, from_end: bool, limit: int) -> int:
+    """How many whole rows (``axis`` 0) or columns (1) at one edge of ``image`` are bar lines,
+    looked at in small blocks from the edge inward (no copy of the frame)."""
+    size = image.shape[axis]
+    count, n = 0, 1  # the edge line alone first: the usual answer is 0
+    while count < limit:
+        n = min(n, limit - count)
+        lo_i, hi_i = (size - count - n, size - count) if from_end else (count, count + n)
+        if axis == 0:
+            block = image[lo_i:hi_i].reshape(n, -1)
+            hi, lo = block.max(axis=1), block.min(axis=1)
+        else:
+            block = image[:, lo_i:hi_i]
+            hi, lo = block.max(axis=0).max(axis=-1), block.min(axis=0).min(axis=-1)
+        bar = (hi <= BAR_LEVEL) & (hi.astype(np.int16) - lo <= BAR_RANGE)
+        if from_end:
+            bar = bar[::-1]
+        if not bar.all():
+            return count + int(np.argmin(bar))
+        count += n
+        n = _BAR_BLOCK
+    return limit
 
 
 def picture_area(image: NDArray[np.uint8]) -> tuple[int, int, int, int]:
@@ -52,22 +78,9 @@ def picture_area(image: NDArray[np.uint8]) -> tuple[int, int, int, int]:
         image: ``(H, W, 3)`` uint8 frame.
     """
     h, w = image.shape[:2]
-
-    def run(lines: NDArray[np.uint8]) -> int:
-        """How many leading lines of ``lines`` ``(N, L, 3)`` are bar lines."""
-        edge = lines[0]
-        if int(edge.max()) > BAR_LEVEL or int(edge.max()) - int(edge.min()) > BAR_RANGE:
-            return 0  # the usual case, decided by one line
-        flat = lines.reshape(len(lines), -1)
-        hi, lo = flat.max(axis=1), flat.min(axis=1)
-        bar = (hi <= BAR_LEVEL) & (hi.astype(np.int16) - lo <= BAR_RANGE)
-        return int(np.argmin(bar)) if not bar.all() else len(bar)
-
     ny, nx = int(h * BAR_MAX_FRACTION), int(w * BAR_MAX_FRACTION)
-    top = run(image[:ny])
-    bottom = run(image[h - ny:][::-1])
-    left = run(image[:, :nx].transpose(1, 0, 2))
-    right = run(image[:, w - nx:][:, ::-1].transpose(1, 0, 2))
+    top, bottom = _bar_lines(image, 0, False, ny), _bar_lines(image, 0, True, ny)
+    left, right = _bar_lines(image, 1, False, nx), _bar_lines(image, 1, True, nx)
     return left, top, w - right, h - bottom
 
 

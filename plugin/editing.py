@@ -257,6 +257,7 @@ def render_face(
     crop: FaceCrop,
     config: RenderConfig,
     device: torch.device | None = None,
+    picture: tuple[int, int, int, int] | None = None,
 ) -> tuple[NDArray[np.uint8], tuple[float, int, float]]:
     """Warp one face of ``image`` from ``before`` to ``after`` landmarks inside ``crop``.
 
@@ -266,12 +267,14 @@ def render_face(
         crop: the face's crop in this frame (the field and mask are built at its resolution).
         config: warp, blend, crop and sampling settings.
         device: where to sample and blend (default: ``resolve_device(config.device)``).
+        picture: the frame's picture area without letterbox bars (default:
+            ``compositing.support.picture_area(image)``; a frame with several faces finds it once).
 
     Returns:
         The new frame (the same object when nothing moves) and (min Jacobian, fold repairs,
         largest displacement in crop pixels).
     """
-    picture = picture_area(image)
+    picture = picture_area(image) if picture is None else picture
     fld = face_field(before, after, crop, config, picture)
     stats = (float(fld.min_jacobian), int(fld.repairs), float(fld.max_displacement))
     if fld.is_identity:
@@ -458,9 +461,10 @@ class EditStage:
         if not jobs:
             return [frame]
         image = frame.image
+        picture = picture_area(image)
         for plan, row, crop in jobs:
             image, (jac, repairs, disp) = render_face(image, plan.before[row], plan.after[row], crop, self.config,
-                                                      self.device)
+                                                      self.device, picture)
             if self.texture is not None:  # texture hook: regions borrowed from exemplar frames
                 with self._texture_lock:  # a copy made by the warp may be written into; the frame's own image not
                     image = self.texture(image, frame.index, plan, row, owned=image is not frame.image)
