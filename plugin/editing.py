@@ -310,8 +310,11 @@ def blend_mask(before: NDArray[np.float64], after: NDArray[np.float64], size: in
     ovals = (face_oval(before), face_oval(after))
     face = polygon_size(ovals)
     # The head moves as a whole when the oval does, rigidly (an expression bends it instead).
-    scale, rot, shift = similarity_fit(ovals[0], ovals[1])
-    moved = float(np.linalg.norm(scale * ovals[0] @ rot.T + shift - ovals[0], axis=1).max()) / max(face, 1e-9)
+    try:
+        scale, rot, shift = similarity_fit(ovals[0], ovals[1])
+        moved = float(np.linalg.norm(scale * ovals[0] @ rot.T + shift - ovals[0], axis=1).max()) / max(face, 1e-9)
+    except ValueError:  # a collapsed oval (a face a pixel wide): no head to grow the mask over
+        moved = 0.0
     head = min(1.0, moved / HEAD_MOTION_FULL)
     polys = head_polygons(ovals, before, config.head_grow * head, config.neck_fade * face * head)
     bc = config.blend

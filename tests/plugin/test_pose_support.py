@@ -81,3 +81,11 @@ def test_a_nod_never_pulls_a_letterbox_bar_into_the_picture(astronaut_face) -> N
     assert out[band].mean() > BAND_KEPT * image[band].mean()
     loose = render(image, lm, after, dataclasses.replace(config, picture_taper=0.0))
     assert loose[band].mean() < BAND_DARKENED * image[band].mean()  # the bar, pulled up into the neck
+
+
+def test_a_collapsed_face_gets_a_mask_without_an_error() -> None:
+    from plugin.editing import blend_mask
+
+    lm = np.full((478, 3), 50.0)  # every landmark on one pixel: no oval to fit a motion to
+    mask = blend_mask(lm, lm + [3.0, 0.0, 0.0], 128, RenderConfig())
+    assert mask.shape == (1, 1, 128, 128) and float(mask.max()) <= 1.0
