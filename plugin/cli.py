@@ -682,8 +682,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
         from plugin.report import check_report_dir
 
         check_report_dir(args.report, overwrite=args.overwrite)  # before any work
-    with Progress("track", args.quiet) as track_progress, Progress("render", args.quiet) as render_progress:
-        summary = run_restore(job, progress=track_progress, render_progress=render_progress)
+    with Progress("track", args.quiet) as track_progress, Progress("refine", args.quiet) as refine_progress, \
+            Progress("render", args.quiet) as render_progress:
+        summary = run_restore(job, progress=track_progress, render_progress=render_progress,
+                              refine_progress=refine_progress)
     result = summary.as_dict()
     if args.report is not None:
         from plugin.report import write_restore_report

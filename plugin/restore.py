@@ -179,8 +179,12 @@ def _track_code(track: Track) -> TrackCode:
     return invert_track(track.landmarks, track.blendshapes, conf if conf.sum() > 0 else None)
 
 
-def plan_restore(job: RestoreJob, progress: ProgressCallback | None = None) -> RestorePlan:
+def plan_restore(job: RestoreJob, progress: ProgressCallback | None = None,
+                 refine_progress: ProgressCallback | None = None) -> RestorePlan:
     """Analyse both inputs and plan the correction (nothing is written but analysis caches).
+
+    ``progress`` follows the two analyses, ``refine_progress`` the closed loop
+    (:func:`refine_plan`, per face: frames refined of those planned).
 
     Raises:
         InputError: the inputs do not hold the same frames.
@@ -212,7 +216,7 @@ def plan_restore(job: RestoreJob, progress: ProgressCallback | None = None) -> R
                 (plan,), comp, _ = prepare_texture([plan], stracks, job.swapped, (), job.texture)
             try:
                 plan, refinement[pair.swap_id] = refine_plan(job.swapped, plan, job.config, job.render_config,
-                                                             (info.height, info.width), comp)
+                                                             (info.height, info.width), comp, refine_progress)
             finally:
                 if comp is not None:
                     comp.close()
@@ -252,8 +256,8 @@ def _detect_near(lm: Landmarker, image: NDArray[np.uint8], near: NDArray[np.floa
 
 
 def refine_plan(swapped: Path, plan: FacePlan, config: RestoreConfig, render_config: RenderConfig,
-                frame_size: tuple[int, int], texture: TextureCompositor | None = None
-                ) -> tuple[FacePlan, dict[str, Any]]:
+                frame_size: tuple[int, int], texture: TextureCompositor | None = None,
+                progress: ProgressCallback | None = None) -> tuple[FacePlan, dict[str, Any]]:
     """Close the loop on a restore plan: make the re-detected face show the planned change.
 
     Each planned frame of the swap is rendered with the plan, the face is detected in the
@@ -272,6 +276,8 @@ def refine_plan(swapped: Path, plan: FacePlan, config: RestoreConfig, render_con
         frame_size: ``(height, width)``.
         texture: the region-texture compositor the final render will call (rendered frames in the
             loop go through it too).
+        progress: optional ``progress(done, total)`` after each planned frame (the loop renders
+            three times and detects four times per frame: the slowest part of a restore).
 
     Returns:
         The plan with the correction added to ``after``, and figures for the summary:
@@ -294,6 +300,8 @@ def refine_plan(swapped: Path, plan: FacePlan, config: RestoreConfig, render_con
             k = rows.get(frame.index)
             if k is None:
                 continue
+            if progress is not None:
+                progress(k, len(rows))
             crop = stage.face_crop(plan.track_id, frame.index)
             src = _detect_near(lm, frame.image, plan.before[k])
             if src is None or crop is None:
@@ -321,6 +329,8 @@ def refine_plan(swapped: Path, plan: FacePlan, config: RestoreConfig, render_con
                 c = loop_correction(planned[k], out - src, c, iod, config.refine_gain, config.refine_max_iod,
                                     config.refine_smooth_rounds)
             corr[k], done[k] = c, True
+    if progress is not None:
+        progress(len(rows), len(rows))
     weights = plan.strengths.get("restore", np.ones(len(rows)))
     corr = smooth_correction(corr, plan.frame_indices, weights, config.smooth_sigma_frames)
     corr[~done] = 0.0
@@ -467,7 +477,8 @@ def range_report(restores: Sequence[PairRestore], measured: dict[int, tuple[NDAr
 
 
 def run_restore(job: RestoreJob, progress: ProgressCallback | None = None,
-                render_progress: ProgressCallback | None = None) -> RestoreSummary:
+                render_progress: ProgressCallback | None = None,
+                refine_progress: ProgressCallback | None = None) -> RestoreSummary:
     """Plan, render and (with ``job.verify``) measure one restore.
 
     Raises:
@@ -477,7 +488,7 @@ def run_restore(job: RestoreJob, progress: ProgressCallback | None = None,
     """
     oc = job.output_config
     check_output_path(job.output, overwrite=oc.overwrite, inputs=[job.plate, job.swapped], is_folder=oc.codec == "png")
-    plan = plan_restore(job, progress)
+    plan = plan_restore(job, progress, refine_progress)
     info = probe(job.swapped)
     stages: list[Any] = [EditStage(plan.plans, (info.height, info.width), job.render_config, texture=plan.texture)]
     bridge = BridgeStage(job.swapped, plan.bridges, job.render_config) if plan.bridges else None

@@ -73,8 +73,11 @@ def test_closed_loop_brings_the_detected_change_closer_to_the_plan(clip):
     assert plan.frame_indices.size == FRAMES
     with VideoReader(path) as r:
         size = (r.info.height, r.info.width)
-    refined, stats = refine_plan(path, plan, RestoreConfig(refine_rounds=2), RenderConfig(device="cpu"), size)
+    calls: list[tuple[int, int]] = []
+    refined, stats = refine_plan(path, plan, RestoreConfig(refine_rounds=2), RenderConfig(device="cpu"), size,
+                                 progress=lambda done, total: calls.append((done, total)))
     assert stats["frames_refined"] == FRAMES
+    assert calls[-1] == (FRAMES, FRAMES) and [d for d, _ in calls] == sorted(d for d, _ in calls)
     assert stats["shortfall_iod_after"] < LOOP_SHORTFALL_FRACTION * stats["shortfall_iod_before"]
     assert stats["feature_shortfall_iod_after"] <= LOOP_SHORTFALL_FRACTION * stats["feature_shortfall_iod_before"]
     extra = refined.after - plan.after
