@@ -8,7 +8,7 @@ on screen: SVG user units = CSS pixels.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from html import escape
 
@@ -83,6 +83,14 @@ def _nice_step(span: float, target: int = 4) -> float:
     return 10 * mag
 
 
+def _ticks(lo: float, hi: float, step: float) -> Iterator[float]:
+    """Multiples of ``step`` from the first at or above ``lo`` to ``hi`` (inclusive, to rounding)."""
+    t = math.ceil(lo / step) * step
+    while t <= hi + 1e-9:
+        yield t
+        t += step
+
+
 def _fmt(v: float) -> str:
     return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
 
@@ -147,20 +155,14 @@ def chart_svg(chart: Chart, width: int = CHART_W, height: int = CHART_H) -> str:
                    f'<rect x="{xa:.1f}" y="{mt}" width="{max(xb - xa, 1.5):.1f}" height="{ph}" '
                    f'fill="{CLAMP_COLOUR}" fill-opacity="0.12"/>'
                    f'<path d="M{xa:.1f} {mt}h{max(xb - xa, 1.5):.1f}" stroke="{CLAMP_COLOUR}" stroke-width="4"/></g>')
-    step = _nice_step(hi - lo)
-    t = math.ceil(lo / step) * step
-    while t <= hi + 1e-9:
+    for t in _ticks(lo, hi, _nice_step(hi - lo)):
         yy = sy(t)
         out.append(f'<path d="M{ml} {yy:.1f}h{pw}" stroke="#e9ecef"/>'
                    f'<text x="{ml - 5}" y="{yy + 4:.1f}" text-anchor="end" class="tick">{_fmt(t)}{escape(chart.unit)}</text>')
-        t += step
-    xstep = max(1.0, _nice_step(x1 - x0, 8))
-    t = math.ceil(x0 / xstep) * xstep
-    while t <= x1 + 1e-9:
+    for t in _ticks(x0, x1, max(1.0, _nice_step(x1 - x0, 8))):
         xx = sx(t)
         out.append(f'<path d="M{xx:.1f} {mt + ph}v4" stroke="#868e96"/>'
                    f'<text x="{xx:.1f}" y="{mt + ph + 16}" text-anchor="middle" class="tick">{t:.0f}</text>')
-        t += xstep
     for s, y in zip(chart.series, ys):
         d = []
         pen_up = True
