@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from plugin.dfl import MASK_OUT, MERGED_OUT, VIDEO_OUT, app15_payload, read_aligned_metadata
+from tests.plugin.media import write_clip
 from tracking.errors import HostFormatError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,33 +55,6 @@ def dfl_metadata(stem: str, centre: tuple[float, float], size: float) -> dict:
             "eyebrows_expand_mod": 1.0, "seg_ie_polys": None, "xseg_mask": None}
 
 
-def _write_dst_video(path: Path, frames: list[np.ndarray]) -> None:
-    with av.open(str(path), "w") as c:
-        v = c.add_stream("libx264", rate=FPS)
-        v.width = v.height = SIZE
-        v.pix_fmt = "yuv420p"
-        a = c.add_stream("aac", rate=44100)
-        a.layout = "mono"
-        for i, img in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
-            vf.pts = i
-            vf.time_base = Fraction(1, FPS)
-            for p in v.encode(vf):
-                c.mux(p)
-        for p in v.encode(None):
-            c.mux(p)
-        n = 44100 * FRAMES // FPS
-        tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(n) / 44100)).astype(np.float32)[None]
-        for k in range(0, n, 1024):
-            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, k:k + 1024]), format="fltp", layout="mono")
-            af.sample_rate = 44100
-            af.pts = k
-            for p in a.encode(af):
-                c.mux(p)
-        for p in a.encode(None):
-            c.mux(p)
-
-
 def build_workspace(root: Path, hostile: bytes | None = None) -> Path:
     """A small DFL workspace (see the module doc); ``hostile`` replaces the first aligned pickle."""
     src = FIXTURES / "liveportrait_d0.mp4"
@@ -98,7 +72,8 @@ def build_workspace(root: Path, hostile: bytes | None = None) -> Path:
     dst = ws / "data_dst"
     for sub in ("merged", "merged_mask", "aligned"):
         (dst / sub).mkdir(parents=True)
-    _write_dst_video(ws / "data_dst.mp4", frames)
+    # the plate as DFL's data_dst.mp4, with an AAC track that `dfl video` must carry over
+    write_clip(ws / "data_dst.mp4", images=frames, rate=FPS, time_base=Fraction(1, FPS), audio_seconds=FRAMES / FPS)
     oval = np.zeros((SIZE, SIZE), np.uint8)
     cv2.ellipse(oval, (128, 125), (52, 70), 0, 0, 360, 255, -1)
     alpha = cv2.GaussianBlur(oval.astype(np.float32) / 255, (0, 0), 4)[..., None]
