@@ -43,6 +43,17 @@ def polygon_size(polygons: Sequence[NDArray[np.floating]]) -> float:
     return float(np.max(pts.max(axis=0) - pts.min(axis=0)))
 
 
+def polygon_distance(polygons: Sequence[NDArray[np.floating]], size: int) -> NDArray[np.float32]:
+    """``(S, S)`` float32 L2 distance (crop pixels, OpenCV's distance transform) of every pixel
+    from the union of the filled ``polygons`` (each ``(N, 2)`` crop pixels; 0 inside them)."""
+    outside = np.ones((size, size), np.uint8)
+    for poly in polygons:
+        pts = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
+        if len(pts) >= 3:
+            cv2.fillPoly(outside, [np.round(pts * 16).astype(np.int32)], 0, lineType=cv2.LINE_8, shift=4)
+    return cv2.distanceTransform(outside, cv2.DIST_L2, 5)
+
+
 def polygon_mask(
     polygons: Sequence[NDArray[np.floating]],
     size: int,
@@ -72,12 +83,7 @@ def polygon_mask(
     """
     if dilate_px < 0 or feather_px < 0 or not 0 <= floor < 0.5:
         raise ValueError(f"need dilate_px, feather_px >= 0 and 0 <= floor < 0.5; got {dilate_px}, {feather_px}, {floor}")
-    outside = np.ones((size, size), np.uint8)
-    for poly in polygons:
-        pts = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
-        if len(pts) >= 3:
-            cv2.fillPoly(outside, [np.round(pts * 16).astype(np.int32)], 0, lineType=cv2.LINE_8, shift=4)
-    d = torch.from_numpy(cv2.distanceTransform(outside, cv2.DIST_L2, 5))
+    d = torch.from_numpy(polygon_distance(polygons, size))
     if feather_px > 0:
         m = 0.5 * torch.special.erfc((d - dilate_px - 3.0 * feather_px) / (feather_px * math.sqrt(2.0)))
     else:

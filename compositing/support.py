@@ -28,6 +28,7 @@ import torch
 from numpy.typing import NDArray
 
 from compositing.crop import FaceCrop
+from compositing.mask import polygon_distance
 
 #: Face-oval landmark ids of the forehead top and the chin (MediaPipe topology).
 FOREHEAD, CHIN = 10, 152
@@ -90,14 +91,6 @@ def _smooth_fade(d: NDArray[np.float32], width: float) -> torch.Tensor:
     return torch.from_numpy((t * t * (3.0 - 2.0 * t)).astype(np.float32))
 
 
-def _fill_distance(polygons: list[NDArray[np.float64]], size: int) -> NDArray[np.float32]:
-    """``(S, S)`` L2 distance (crop pixels) of each pixel from the union of filled polygons."""
-    outside = np.ones((size, size), np.uint8)
-    for poly in polygons:
-        cv2.fillPoly(outside, [np.round(poly * 16).astype(np.int32)], 0, lineType=cv2.LINE_8, shift=4)
-    return cv2.distanceTransform(outside, cv2.DIST_L2, 5)
-
-
 def _face_frame(oval: NDArray[np.float64], landmarks: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """The oval's centre and the face's unit "down" vector (forehead to chin)."""
     down = landmarks[CHIN, :2] - landmarks[FOREHEAD, :2]
@@ -143,7 +136,7 @@ def below_jaw_support(before: NDArray[np.floating], after: NDArray[np.floating],
     """
     polys = [_jaw_region(np.asarray(o, np.float64), np.asarray(lm, np.float64), size)
              for o, lm in zip(ovals, (before, after))]
-    return _smooth_fade(_fill_distance(polys, size), fade_px)
+    return _smooth_fade(polygon_distance(polys, size), fade_px)
 
 
 def picture_support(crop: FaceCrop, area: tuple[int, int, int, int], width_px: float) -> torch.Tensor:
