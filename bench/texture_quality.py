@@ -44,7 +44,7 @@ from plugin.pipeline import RenderJob  # noqa: E402
 from plugin.video import VideoReader  # noqa: E402
 from plugin.writer import OutputConfig  # noqa: E402
 from synthesis import regions as rg  # noqa: E402
-from synthesis.exemplars import REGIONS  # noqa: E402
+from synthesis.texregions import REGIONS  # noqa: E402
 from synthesis.plan import PlanConfig  # noqa: E402
 from synthesis.schedule import EditEntry, EditSchedule, StrengthCurve  # noqa: E402
 from tracking.landmarker import BLENDSHAPE_NAMES  # noqa: E402

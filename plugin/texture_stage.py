@@ -8,7 +8,7 @@ the edited face) and ``compositing.texture`` (colour match and feathered composi
    state before and after the edit; where the edit changes it (a blink, a mouth opening, a gaze
    shift), exemplars are chosen among the track's own frames and any reference stills. Where no
    exemplar is in the target state, the edit is CLAMPED in that region to what a warp can show
-   (:attr:`synthesis.exemplars.Region.warp_limit`), and the run summary says so.
+   (:attr:`synthesis.texregions.Region.warp_limit`), and the run summary says so.
 2. :class:`TextureCompositor` (called by ``plugin.editing.EditStage`` after each face is warped):
    composites the chosen exemplars' region onto the warped frame. Exemplar frames are decoded from
    the input with ``VideoReader.frame_at`` and a small cache (choices are held over runs, so few
@@ -34,10 +34,11 @@ from compositing.texture import TextureBlendConfig, composite, feathered_alpha, 
 from plugin.provenance import merge_ranges
 from plugin.video import VideoReader
 from synthesis.exemplars import (
-    FACE, REGIONS, ChoiceConfig, Choice, ExemplarIndex, Region, build_index, choose, clamp_factor, iod_2d,
-    raw_features, state,
+    ChoiceConfig, Choice, ExemplarIndex, build_index, choose, clamp_factor, iod_2d, raw_features, state,
+    turned_angles,
 )
 from synthesis.plan import FacePlan
+from synthesis.texregions import FACE, REGIONS, Region
 from synthesis.uvmap import correspondence_map, grow, triangle_map
 from tracking.analysis import Track
 from tracking.errors import ConfigError, InputError
@@ -55,7 +56,10 @@ class TextureConfig:
     """Settings of region texture transfer.
 
     Attributes:
-        regions: which regions may borrow texture (keys of ``synthesis.exemplars.REGIONS``).
+        regions: which regions may borrow texture (keys of ``synthesis.texregions.REGIONS``). The
+            cheeks (``"cheek_left"``, ``"cheek_right"``: skin a head turn brings toward the
+            camera) are not on by default: ``bench/cheek_texture.py`` measured no gain in detail
+            on the fixtures' turns of 8 and 14 degrees.
         choice: how exemplars are chosen.
         blend: colour match and feather.
         clamp_without_exemplar: clamp an edit's state change where no exemplar exists (else the
@@ -348,7 +352,7 @@ def rebuild_face(
         target_landmarks: ``(478, 2|3)`` float pixels: where the face is in ``target_frame``.
         exemplar_frame: ``(H', W', 3)`` uint8 RGB frame holding a good face.
         exemplar_landmarks: ``(478, 2|3)`` float pixels of that face in ``exemplar_frame``.
-        region_mask_spec: ``"face"``, a key of ``synthesis.exemplars.REGIONS`` (``"eye_left"``,
+        region_mask_spec: ``"face"``, a key of ``synthesis.texregions.REGIONS`` (``"eye_left"``,
             ``"eye_right"``, ``"mouth"``) or a ``Region``.
 
     Returns:
@@ -414,13 +418,15 @@ def prepare_texture(
         if references:
             indexes.append(reference_index(references, dict(index.open_gap)))
         rows = np.searchsorted(track.frame_indices, plan.frame_indices)
-        angles, bs = track.angles[rows], track.blendshapes[rows]
+        tracked, bs = track.angles[rows], track.blendshapes[rows]
+        angles = turned_angles(plan.before, plan.after, tracked)
         for name in config.regions:
             region = REGIONS[name]
             gap = index.open_gap.get(name, 1.0)
             before = state(raw_features(plan.before, name), name, gap)
             after = state(raw_features(plan.after, name), name, gap)
-            ch = choose(name, before, after, angles, bs, plan.segments, indexes, gap, config=config.choice)
+            ch = choose(name, before, after, angles, bs, plan.segments, indexes, gap, config=config.choice,
+                        angles_before=tracked)
             clamped = np.zeros(plan.frame_indices.shape, bool)
             if ch.unsupported.any() and config.clamp_without_exemplar:
                 factors = np.where(ch.unsupported, clamp_factor(name, before, after), 1.0)
@@ -440,7 +446,8 @@ def prepare_texture(
                                        "reason": "no exemplar in the target state in the clip or references",
                                        "factor": round(float(factors[sel].min()), 3)})
                     after = state(raw_features(plan.after, name), name, gap)
-                    ch = choose(name, before, after, angles, bs, plan.segments, indexes, gap, config=config.choice)
+                    ch = choose(name, before, after, angles, bs, plan.segments, indexes, gap, config=config.choice,
+                                angles_before=tracked)
             used = (ch.first >= 0) & (ch.need > 0)
             if used.any():
                 jobs.setdefault(plan.track_id, []).append(_RegionJob(region, ch))

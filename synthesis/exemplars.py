@@ -13,7 +13,11 @@ tracked frame), per region (:data:`REGIONS`):
   90th percentile), and gaze: the iris centre relative to the eye corners, x along the corner line
   and y across it, in eye widths (only weighed while the eye is open);
 - mouth: inner-lip gap and mouth-corner width, in inter-ocular distances (IOD; 2-D, outer eye
-  corners 33-263).
+  corners 33-263);
+- cheeks (subject's left/right): how far the cheek is turned from the camera, the median angle
+  in degrees between its triangles' normals and the view direction. A head turn that brings a
+  cheek toward the camera shows skin the frame has only foreshortened (or hidden behind the
+  nose): the warp can only stretch it, so it is borrowed from a frame turned that way.
 
 The index holds, per frame, these features, the pose angles, the blendshapes and a quality
 (tracking confidence times how squarely the region faces the camera); never textures.
@@ -21,7 +25,6 @@ The index holds, per frame, these features, the pose angles, the blendshapes and
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -29,90 +32,21 @@ import numpy as np
 from numpy.typing import NDArray
 
 from synthesis import regions as rg
-from synthesis.uvmap import grow, region_triangles, triangle_facing, triangles
+from synthesis.texregions import REGIONS
+from synthesis.uvmap import triangle_facing
 from tracking.errors import ConfigError
+from tracking.pose import euler_from_rotations, matrix_from_euler, similarity_fit
 from tracking.landmarker import BLENDSHAPE_NAMES
 
 _BS = {n: i for i, n in enumerate(BLENDSHAPE_NAMES)}
 
 
-@dataclass(frozen=True)
-class Region:
-    """A face region whose texture can be borrowed.
-
-    Attributes:
-        name: ``"eye_left"``, ``"eye_right"`` or ``"mouth"``.
-        core: mesh vertex ids whose triangles are replaced (alpha 1 inside, feathered at the edge).
-        outer: a larger vertex set; the band between core and outer is where the colour is matched.
-        feature_scale: per state feature, the difference that counts as one unit (candidates must
-            be within one unit of the target in every weighed feature).
-        need_range: per feature, the change (after minus before, in feature units) from which
-            texture is needed at all, and from which it is needed fully.
-        warp_limit: per feature, the most change a warp alone may make where no exemplar exists
-            (the edit is clamped to it); inf for none.
-        blendshapes: expression scores near the region, compared between target and candidate.
-    """
-
-    name: str
-    core: tuple[int, ...]
-    outer: tuple[int, ...]
-    feature_scale: tuple[float, ...]
-    need_range: tuple[tuple[float, float], ...]
-    warp_limit: tuple[float, ...]
-    blendshapes: tuple[str, ...] = ()
-
-    @property
-    def core_triangles(self) -> NDArray[np.intp]:
-        return region_triangles(self.core)
-
-    @property
-    def outer_triangles(self) -> NDArray[np.intp]:
-        return region_triangles(self.outer)
-
-    @property
-    def core_lookup(self) -> NDArray[np.bool_]:
-        """``(1 + 898,)`` bool: indexed by a triangle map plus one, whether the triangle is a
-        core triangle (entry 0: no triangle)."""
-        return _core_lookup(self.core)
-
-
-@functools.lru_cache(maxsize=16)
-def _core_lookup(core: tuple[int, ...]) -> NDArray[np.bool_]:
-    lut = np.zeros(1 + len(triangles()), bool)
-    lut[1 + region_triangles(core)] = True
-    lut.flags.writeable = False
-    return lut
-
-
-def _eye_region(side: str) -> Region:
-    contour = rg.LEFT_EYE if side == "left" else rg.RIGHT_EYE
-    s = "Left" if side == "left" else "Right"
-    return Region(
-        name=f"eye_{side}", core=grow(contour, 2), outer=grow(contour, 4),
-        feature_scale=(0.25, 0.06, 0.08), need_range=((0.1, 0.35), (0.04, 0.12), (0.05, 0.15)),
-        warp_limit=(0.5, np.inf, np.inf),
-        blendshapes=(f"eyeSquint{s}", f"cheekSquint{s}", f"browDown{s}", f"browOuterUp{s}", "browInnerUp"),
-    )
-
-
-#: The regions, by name.
-REGIONS: dict[str, Region] = {
-    "eye_left": _eye_region("left"),
-    "eye_right": _eye_region("right"),
-    "mouth": Region(
-        name="mouth", core=grow(rg.LIPS, 1), outer=grow(rg.LIPS, 3),
-        feature_scale=(0.06, 0.12), need_range=((0.03, 0.1), (0.06, 0.2)), warp_limit=(0.05, np.inf),
-        blendshapes=("mouthSmileLeft", "mouthSmileRight", "mouthFunnel", "mouthPucker", "mouthRollLower",
-                     "mouthRollUpper", "mouthShrugUpper"),
-    ),
-}
-#: The whole face (for rebuilding a failed frame from another): every mesh triangle except a
-#: band of two rings inside the face oval, which is where the colour is matched. No state.
-FACE = Region(name="face", core=tuple(sorted(set(range(468)) - set(grow(rg.FACE_OVAL, 2)))),
-              outer=tuple(range(468)), feature_scale=(), need_range=(), warp_limit=())
 #: Most candidates weighed per region and run (the best by quality among those near the target
 #: states): keeps the choice's (frames x candidates) cost table small on long clips.
 MAX_CANDIDATES = 256
+#: How much nearer the target pose (yaw and pitch, degrees) a candidate for a region that a turn
+#: reveals (:attr:`synthesis.texregions.Region.turn`) must be than the edited frame itself.
+TURN_GAIN_DEG = 2.0
 #: Eye closure from which the gaze no longer shows (see :func:`gaze_weight`).
 GAZE_HIDDEN_CLOSURE = 0.6
 #: Fraction of the eye's open gap used as its track-wide reference (percentile).
@@ -133,12 +67,12 @@ def raw_features(landmarks: NDArray[np.floating], region: str) -> NDArray[np.flo
     """Scale-free raw state features of one region.
 
     Args:
-        landmarks: ``(N, 478, 2|3)`` (or ``(478, 2|3)``) pixels.
+        landmarks: ``(N, 478, 2|3)`` (or ``(478, 2|3)``) pixels (cheeks need z).
         region: a key of :data:`REGIONS`.
 
     Returns:
         ``(N, k)`` (or ``(k,)``): eyes: lid gap / IOD, gaze x, gaze y (eye widths); mouth: inner
-        gap / IOD, corner width / IOD.
+        gap / IOD, corner width / IOD; cheeks: facing angle (degrees).
     """
     lm = np.asarray(landmarks, dtype=np.float64)
     single = lm.ndim == 2
@@ -162,6 +96,12 @@ def raw_features(landmarks: NDArray[np.floating], region: str) -> NDArray[np.flo
         c0, c1 = rg.MOUTH_CORNERS_OUTER
         width = np.linalg.norm(lm[:, c0, :2] - lm[:, c1, :2], axis=-1) / iod
         out = np.stack([gap, width], -1)
+    elif region.startswith("cheek_") and region in REGIONS:
+        if lm.shape[-1] < 3:
+            raise ValueError("a cheek's state needs the landmarks' z")
+        tris = REGIONS[region].core_triangles
+        facing = np.stack([triangle_facing(x)[tris] for x in lm]) if len(lm) else np.zeros((0, len(tris)))
+        out = np.degrees(np.arccos(np.clip(np.median(facing, axis=1), -1.0, 1.0)))[:, None]
     else:
         raise ConfigError(f"unknown texture region {region!r}; known: {', '.join(REGIONS)}")
     return out[0] if single else out
@@ -288,6 +228,29 @@ class Choice:
     candidates: NDArray[np.int64]
 
 
+def turned_angles(before: NDArray[np.floating], after: NDArray[np.floating],
+                  angles: NDArray[np.floating]) -> NDArray[np.float64]:
+    """``(M, 3)`` yaw, pitch, roll (degrees) of the edited frames: ``angles`` turned by the head
+    rotation that takes each frame's ``before`` landmarks to its ``after`` ones (a similarity fit
+    over the rigid points, ``synthesis.regions.rigid_weights``). An expression edit leaves the
+    angles as they are (to the fit's rounding); a pose edit moves them by the edit.
+
+    Args:
+        before, after: ``(M, 478, 3)`` pixels (MediaPipe z, scaled like x).
+        angles: ``(M, 3)`` the frames' tracked angles.
+    """
+    b, a = np.asarray(before, np.float64), np.asarray(after, np.float64)
+    out = np.array(angles, dtype=np.float64)
+    w = rg.rigid_weights()
+    flip = np.diag([1.0, -1.0, -1.0])  # pixels (y down, z away) <-> camera (y up, z toward the viewer)
+    for i in range(out.shape[0]):
+        if np.array_equal(b[i], a[i]):
+            continue
+        _, rot, _ = similarity_fit(b[i], a[i], w)
+        out[i] = euler_from_rotations((flip @ rot @ flip @ matrix_from_euler(*out[i]))[None])[0]
+    return out
+
+
 def gaze_weight(closure: NDArray[np.floating]) -> NDArray[np.float64]:
     """How much gaze counts for an eye of this closure: 1 when open, falling linearly to 0 at
     :data:`GAZE_HIDDEN_CLOSURE` (a mostly closed lid hides the iris)."""
@@ -302,7 +265,11 @@ def need_of(region: str, before: NDArray[np.floating], after: NDArray[np.floatin
         before, after: ``(M, k)`` states (:func:`state`).
     """
     r = REGIONS[region]
-    change = np.abs(np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64))
+    signed = np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64)
+    change = np.abs(signed)
+    if r.need_direction:
+        way = np.asarray(r.need_direction)
+        change = np.where(way == 0, change, np.maximum(signed * way, 0.0))
     if region.startswith("eye_"):  # gaze does not show on a (mostly) closed eye
         change[:, 1:] *= gaze_weight(np.maximum(before[:, :1], after[:, :1]))
     lo = np.array([a for a, _ in r.need_range])
@@ -321,6 +288,7 @@ def choose(
     open_gap: float,
     exclude: list[NDArray[np.bool_]] | None = None,
     config: ChoiceConfig | None = None,
+    angles_before: NDArray[np.floating] | None = None,
 ) -> Choice:
     """Choose an exemplar per target frame (a Viterbi path: cost of state, pose, expression and
     quality differences, plus :attr:`ChoiceConfig.switch_cost` per change, reset between segments).
@@ -335,12 +303,18 @@ def choose(
         open_gap: the target face's open eye gap (for eye closure of every source).
         exclude: per index, ``(N_i,)`` rows never to use (e.g. frames being edited).
         config: choice settings.
+        angles_before: ``(M, 3)`` the target frames' pose before the edit (default: ``angles``).
+            For a region that a turn reveals (:attr:`Region.turn`) a candidate must be turned
+            nearer the target pose than the frame itself, by :data:`TURN_GAIN_DEG` in yaw and
+            pitch: a frame turned no nearer holds no more of the revealed skin than the frame.
     """
     config = config or ChoiceConfig()
     r = REGIONS[region]
     before, after = np.asarray(before, np.float64), np.asarray(after, np.float64)
     m = before.shape[0]
     need = need_of(region, before, after)
+    if r.fade:  # skin has no state to switch at: its need moves smoothly (no on-off at a threshold)
+        need = _smooth_in_segments(need, np.asarray(segments), config.crossfade)
     cand_ids, cand_state, cand_angles, cand_bs, cand_q = [], [], [], [], []
     for sid, idx in enumerate(indexes):
         keep = idx.quality[region] >= config.min_quality
@@ -382,6 +356,11 @@ def choose(
             d[..., 1:] *= gaze_weight(after[:, None, :1])
         dpose = np.abs(np.asarray(angles, np.float64)[:, None, :] - ca[None])
         feasible = (d.max(axis=2) <= 1.0) & (dpose.max(axis=2) <= config.max_pose_deg)
+        if r.turn:
+            ang = np.asarray(angles, np.float64)
+            own = np.linalg.norm(ang[:, :2] - np.asarray(angles if angles_before is None else angles_before,
+                                                           np.float64)[:, :2], axis=1)
+            feasible &= np.linalg.norm(dpose[..., :2], axis=2) <= (own - TURN_GAIN_DEG)[:, None]
         dbs = np.linalg.norm(np.asarray(blendshapes, np.float64)[:, bsi][:, None, :] - cb[None], axis=2)
         total = ((d ** 2).sum(2) + ((dpose / config.pose_scale_deg) ** 2).sum(2)
                  + (dbs / config.blendshape_scale) ** 2 + config.quality_weight * (1.0 - cq)[None])
@@ -397,7 +376,65 @@ def choose(
     first[~needed] = -1
     usable = cost[:, :c] < big
     first, second, mix = _crossfade(first, np.asarray(segments), config.crossfade, usable, motion < FREE_SWITCH_MOTION)
-    return Choice(need, first, second, mix, needed & ~has, cands)
+    unsupported = needed & ~has
+    if r.fade:
+        first, need = _fade_runs(first, need, np.asarray(segments), config.crossfade)
+        unsupported &= first < 0
+    return Choice(need, first, second, mix, unsupported, cands)
+
+
+def _smooth_in_segments(values: NDArray[np.float64], segments: NDArray[np.integer], width: int) -> NDArray[np.float64]:
+    """Centred moving average over ``2 * width + 1`` rows that never reaches across a segment
+    (a segment's ends average over the rows they have)."""
+    out = np.empty_like(values)
+    for a, b in _on_runs(np.ones(values.shape[0], bool), segments):
+        c = np.concatenate([[0.0], np.cumsum(values[a:b])])
+        i = np.arange(b - a)
+        lo, hi = np.maximum(i - width, 0), np.minimum(i + width + 1, b - a)
+        out[a:b] = (c[hi] - c[lo]) / (hi - lo)
+    return out
+
+
+def _fade_runs(first: NDArray[np.int64], need: NDArray[np.float64], segments: NDArray[np.integer],
+               width: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """For a region without discrete states (:attr:`Region.fade`): a gap of at most ``2 * width``
+    rows without an exemplar between two runs with one keeps the exemplar before it, and each run
+    fades in over its first ``width`` rows and out over its last (the need is scaled by the ramp),
+    so the borrowed skin never switches on or off in one frame. Rows without an exemplar keep
+    their need.
+    """
+    first, need = first.copy(), need.copy()
+    m = first.shape[0]
+    k = 0
+    while k < m:  # fill short gaps inside a segment
+        if first[k] >= 0 or k == 0 or first[k - 1] < 0 or segments[k] != segments[k - 1]:
+            k += 1
+            continue
+        end = k
+        while end < m and first[end] < 0 and segments[end] == segments[k]:
+            end += 1
+        if end < m and first[end] >= 0 and segments[end] == segments[k] and end - k <= 2 * width:
+            first[k:end] = first[k - 1]
+        k = end
+    on = first >= 0
+    ramp = np.ones(m)  # rows without an exemplar keep their need (the run summary reports them)
+    for a, b in _on_runs(on, segments):
+        i = np.arange(b - a)
+        ramp[a:b] = np.minimum(np.minimum(i + 1, b - a - i) / (width + 1), 1.0)
+    return first, need * ramp
+
+
+def _on_runs(on: NDArray[np.bool_], segments: NDArray[np.integer]) -> list[tuple[int, int]]:
+    """``(start, stop)`` of the runs of True in ``on`` that stay inside one segment."""
+    runs, start = [], None
+    for k in range(on.shape[0] + 1):
+        inside = k < on.shape[0] and on[k] and (start is None or segments[k] == segments[start])
+        if start is not None and not inside:
+            runs.append((start, k))
+            start = None
+        if k < on.shape[0] and on[k] and start is None:
+            start = k
+    return runs
 
 
 def state_motion(region: str, after: NDArray[np.floating]) -> NDArray[np.float64]:

@@ -12,7 +12,8 @@ import pytest
 from plugin.analyze import run_analysis
 from plugin.texture_stage import TextureConfig, prepare_texture, rebuild_face
 from synthesis.controls import named_controls
-from synthesis.exemplars import FACE, REGIONS, raw_features, state
+from synthesis.exemplars import raw_features, state
+from synthesis.texregions import FACE, REGIONS
 from synthesis.plan import plan_track
 from synthesis.schedule import EditEntry, EditSchedule, StrengthCurve
 from tracking.analysis import TRACK_ARRAYS
