@@ -48,6 +48,12 @@ after (output):
 - ``untouched_bit_identical``: frames outside every planned edit and bridge that decode
   bit-identical to the swap (of how many).
 
+``reference`` (LivePortrait only): the ``freeze`` range again, restored with ``--reference`` (a
+still of the swapped identity with closed eyes: the synthetic swap IS the plate's person, so its
+frame 66 stands in for what a DeepFaceLab user has in ``data_src/aligned``). The swap's own frames
+never close the right eye (its blink is inside the frozen range), so without a reference that
+blink is the warp's alone.
+
 Stats of the restore's closed loop (``plugin.restore.refine_plan``: shortfall of the change the
 re-detected face shows against the planned change, before and after the loop) per clip under
 ``closed_loop``; where region textures were borrowed or an edit clamped under ``texture``.
@@ -97,6 +103,8 @@ DAMAGE: dict[str, list[tuple[str, int, int, Any]]] = {
     "astronaut": [("rotate", 10, 22, ("head_pitch=-8",)), ("express", 30, 36, ("smile=-0.5", "brow_raise=0.8")),
                   ("lose", 40, 41, None), ("rotate", 48, 60, ("head_yaw=-10",))],
 }
+#: The reference check: (clip, damage kind, frame of the plate given as a still of the swapped identity).
+REFERENCE = ("liveportrait", "freeze", 66)
 #: Damage that warping cannot undo (reported, not counted toward the targets): teeth that the
 #: swap's closed mouth does not have, an iris swung from one eye corner to the other.
 LIMITS = ("limit_teeth", "limit_gaze")
@@ -254,11 +262,39 @@ def bench_clip(name: str, plate: Path, work: Path) -> dict[str, Any]:
             "identity_floor_iod": round(_identity_change(_rows(pt, clean), _rows(pt, frames)), 4),
             "still": str(png.relative_to(RESULTS.parent.parent)),
         })
-    return {"clip": name, "frames": len(imgs_s), "damage": ranges, "bridged": summary.bridged,
+    report = {"clip": name, "frames": len(imgs_s), "damage": ranges, "bridged": summary.bridged,
             "lost": {str(k): v for k, v in summary.lost.items()},
             "untouched_bit_identical": [same, total], "edited_frames": len(edited),
             "restore_summary": summary.as_dict()["fixed_ranges"],
             "closed_loop": summary.as_dict()["closed_loop"], "texture": summary.as_dict()["texture"]}
+    if name == REFERENCE[0]:
+        report["reference"] = reference_check(plate, swap, work, pt, st, imgs_p[REFERENCE[2]], damage)
+    return report
+
+
+def reference_check(plate: Path, swap: Path, work: Path, pt: Any, st: Any, still: np.ndarray,
+                    damage: list[tuple[str, int, int, Any]]) -> dict[str, Any]:
+    """The :data:`REFERENCE` range restored with a reference still (see the module doc)."""
+    _, kind, frame = REFERENCE
+    ref = work / "reference.png"
+    cv2.imwrite(str(ref), still[:, :, ::-1])
+    out = work / "restored_reference.mp4"
+    job = RestoreJob(plate, swap, out, OutputConfig(codec="ffv1", overwrite=True), cache_dir=work / "cache",
+                     bridge=True, references=(ref,))
+    summary = run_restore(job)
+    ot = run_analysis(out, cache_dir=work / "cache").analysis.tracks[0]
+    a, b = next((a, b) for k, a, b, _ in damage if k == kind)
+    frames = np.arange(a, b + 1)
+    _, eb = _div(pt, st, frames)
+    pa, ea = _div(pt, ot, frames)
+    used = [e for e in summary.as_dict()["texture"] if e["action"] == "texture"
+            and any(x.startswith("reference:") for x in e["exemplars"]) and e["frames"][0] <= b and e["frames"][1] >= a]
+    return {"kind": kind, "frames": [a, b], "reference": f"plate frame {frame}",
+            "pose_div_deg_after": {"mean": round(float(pa.mean()), 2), "max": round(float(pa.max()), 2)},
+            "expr_div_before": round(float(eb.mean()), 3), "expr_div_after": round(float(ea.mean()), 3),
+            "expr_div_reduction": round(1.0 - float(ea.mean()) / float(eb.mean()), 3) if eb.mean() > 0 else None,
+            "identity_vs_plate_iod_after": round(_identity_change(_rows(pt, frames), _rows(ot, frames)), 4),
+            "reference_used": used}
 
 
 def main() -> None:

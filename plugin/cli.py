@@ -190,6 +190,10 @@ def _add_restore_options(p: argparse.ArgumentParser) -> None:
                         "warped to the plate's pose (default: pass such frames through)")
     p.add_argument("--edits", type=Path, default=None, metavar="FILE",
                    help="TOML edit list applied as well (face ids of the swapped frames)")
+    p.add_argument("--reference", type=Path, action="append", default=None, metavar="FILE",
+                   help="image, clip or image folder of the SWAPPED identity (e.g. DeepFaceLab's data_src/aligned) "
+                        "lending eye and mouth texture where the swap's own frames have none in the needed state; "
+                        "repeatable")
     p.add_argument("--no-verify", action="store_true",
                    help="do not track the output to measure the divergence left")
 
@@ -647,7 +651,8 @@ def _restore_job(args: argparse.Namespace, plate: Path, swapped: Path, output: P
         schedule = load_edit_list(args.edits, info.num_frames, float(info.average_rate) if info.average_rate else None)
     return RestoreJob(plate=plate, swapped=swapped, output=output, output_config=output_config, config=config,
                       bridge=args.bridge, schedule=schedule, verify=not args.no_verify,
-                      analysis=_analysis_config(args), cache_dir=args.cache_dir, use_cache=not args.no_cache)
+                      analysis=_analysis_config(args), cache_dir=args.cache_dir, use_cache=not args.no_cache,
+                      references=tuple(args.reference or ()))
 
 
 def _restore_lines(result: dict[str, Any]) -> list[str]:

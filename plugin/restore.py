@@ -40,7 +40,7 @@ from plugin.editing import EditStage, RenderConfig, render_face
 from plugin.output import check_output_path
 from plugin.pipeline import RenderJob, RenderSummary, run_render
 from plugin.provenance import merge_ranges
-from plugin.texture_stage import TextureCompositor, TextureConfig, prepare_texture, rebuild_face
+from plugin.texture_stage import TextureCompositor, TextureConfig, load_references, prepare_texture, rebuild_face
 from plugin.video import VideoReader, probe
 from plugin.writer import OutputConfig
 from synthesis.codespace import TrackCode, invert_track
@@ -91,6 +91,9 @@ class RestoreJob:
         texture: region textures borrowed from other frames of the swap's own track where the
             correction changes a region's state (an eye the swap kept open while the plate
             blinks), as edits do (``plugin.texture_stage``); None: warp only.
+        references: stills or clips of the SWAPPED identity (for example DeepFaceLab's
+            ``data_src/aligned`` images) lending region texture where the swap's own frames have
+            none in the needed state (an eye the swap never closes); never the plate's person.
     """
 
     plate: Path
@@ -107,6 +110,7 @@ class RestoreJob:
     cache_dir: Path | None = None
     use_cache: bool = True
     texture: TextureConfig | None = field(default_factory=TextureConfig)
+    references: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -206,6 +210,7 @@ def plan_restore(job: RestoreJob, progress: ProgressCallback | None = None,
     bridges: dict[int, list[tuple[int, NDArray[np.float32], NDArray[np.float64]]]] = {}
     refinement: dict[int, dict[str, Any]] = {}
     info = probe(job.swapped)
+    refs = load_references(job.references) if job.texture is not None and job.references else []
     for pair in pairs:
         pt, st = ptracks[pair.plate_id], stracks[pair.swap_id]
         pc, sc = _track_code(pt), _track_code(st)
@@ -213,7 +218,7 @@ def plan_restore(job: RestoreJob, progress: ProgressCallback | None = None,
         if job.config.refine_rounds > 0 and r.plan.frame_indices.size:
             plan, comp = r.plan, None
             if job.texture is not None:
-                (plan,), comp, _ = prepare_texture([plan], stracks, job.swapped, (), job.texture)
+                (plan,), comp, _ = prepare_texture([plan], stracks, job.swapped, refs, job.texture)
             try:
                 plan, refinement[pair.swap_id] = refine_plan(job.swapped, plan, job.config, job.render_config,
                                                              (info.height, info.width), comp, refine_progress)
@@ -239,7 +244,7 @@ def plan_restore(job: RestoreJob, progress: ProgressCallback | None = None,
     final = combine_plans(plans)
     compositor, events = None, []
     if job.texture is not None and final:
-        final, compositor, events = prepare_texture(final, stracks, job.swapped, (), job.texture)
+        final, compositor, events = prepare_texture(final, stracks, job.swapped, refs, job.texture)
     return RestorePlan(plate, swapped, tuple(restores), tuple(final), bridges, refinement, compositor, events)
 
 

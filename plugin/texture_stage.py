@@ -121,8 +121,11 @@ def load_references(paths: Sequence[Path]) -> list[Reference]:
         for path in paths:
             path = Path(path)
             stills: list[tuple[str, NDArray[np.uint8]]] = []
+            if not path.exists():
+                raise InputError(f"{path}: no such reference file or folder")
             if path.suffix.lower() in IMAGE_SUFFIXES:
-                bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+                # imdecode, not imread: OpenCV's reader prints its own warning for a bad file
+                bgr = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR) if path.is_file() else None
                 if bgr is None:
                     raise InputError(f"{path}: cannot read the reference image")
                 stills.append((str(path), np.ascontiguousarray(bgr[:, :, ::-1])))

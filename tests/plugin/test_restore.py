@@ -8,6 +8,9 @@ engine and the face wiped out on two frames (bench/restore.py describes these fa
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -137,6 +140,34 @@ def test_cli_json_summary_and_pass_through(bad_swap, tmp_path, capsys):
             "--cache-dir", str(bad_swap["cache"]), "--codec", "ffv1", "--json", "--quiet"]
     assert run([*same, "-o", str(tmp_path / "b.mp4")]) == 0
     assert json.loads(capsys.readouterr().out)["fixed_ranges"] == []
+
+
+def test_reference_stills_of_the_swapped_identity_reach_the_texture_choice(bad_swap, tmp_path):
+    from plugin.restore import plan_restore
+    from synthesis.restore import RestoreConfig
+
+    still = tmp_path / "swapped_identity.png"
+    with VideoReader(bad_swap["swap"]) as reader:
+        cv2.imwrite(str(still), reader.frame_at(0).image[:, :, ::-1])
+    job = RestoreJob(bad_swap["plate"], bad_swap["swap"], tmp_path / "o.mp4", config=RestoreConfig(refine_rounds=0),
+                     cache_dir=bad_swap["cache"], references=(still,))
+    plan = plan_restore(job)
+    try:
+        assert plan.texture is not None and [r.name for r in plan.texture.references] == [str(still)]
+    finally:
+        plan.close()
+    # A reference that cannot be read: one line naming it, exit 2, nothing written.
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    for bad in (tmp_path / "missing.png", broken):
+        proc = subprocess.run([sys.executable, "-m", "plugin", "restore", "--plate", str(bad_swap["plate"]),
+                               "--swapped", str(bad_swap["swap"]), "--cache-dir", str(bad_swap["cache"]),
+                               "--codec", "ffv1", "--quiet", "--reference", str(bad), "-o", str(tmp_path / "c.mp4")],
+                              capture_output=True, text=True, timeout=300,
+                              env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2])))
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and bad.name in lines[0], proc.stderr
+        assert not (tmp_path / "c.mp4").exists()
 
 
 def test_inputs_that_are_not_the_same_frames_are_refused(tmp_path):
