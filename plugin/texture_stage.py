@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from compositing.texture import TextureBlendConfig, composite, feathered_alpha, match_colour, ring_mask, sample
 from plugin.provenance import merge_ranges
-from plugin.video import VideoReader
+from plugin.video import VideoReader, probe
 from synthesis.exemplars import (
     ChoiceConfig, Choice, ExemplarIndex, build_index, choose, clamp_factor, iod_2d, raw_features, state,
     turned_angles,
@@ -154,7 +154,8 @@ def reference_index(refs: Sequence[Reference], open_gap: dict[str, float]) -> Ex
     return build_index(np.arange(n), np.stack([r.landmarks for r in refs]) if n else np.zeros((0, 478, 3)),
                        np.stack([r.angles for r in refs]) if n else np.zeros((0, 3)),
                        np.stack([r.blendshapes for r in refs]) if n else np.zeros((0, 52)),
-                       source="reference", open_gap=open_gap)
+                       source="reference", open_gap=open_gap,
+                       frame_size=np.array([r.image.shape[:2] for r in refs]) if n else None)
 
 
 def _clamp_weights(region: Region, rings: int = 4) -> NDArray[np.float64]:
@@ -408,6 +409,8 @@ def prepare_texture(
         within the region's warp limit, or clamping is off).
     """
     config = config or TextureConfig()
+    info = probe(input_path)
+    frame_size = (info.height, info.width)
     out_plans: list[FacePlan] = []
     jobs: dict[int, list[_RegionJob]] = {}
     events: list[dict[str, Any]] = []
@@ -416,7 +419,8 @@ def prepare_texture(
         if plan.frame_indices.size == 0:
             out_plans.append(plan)
             continue
-        index = build_index(track.frame_indices, track.landmarks, track.angles, track.blendshapes, track.confidence)
+        index = build_index(track.frame_indices, track.landmarks, track.angles, track.blendshapes, track.confidence,
+                            frame_size=frame_size)
         indexes = [index]
         if references:
             indexes.append(reference_index(references, dict(index.open_gap)))

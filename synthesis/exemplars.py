@@ -150,6 +150,7 @@ def build_index(
     confidence: NDArray[np.floating] | None = None,
     source: str = "clip",
     open_gap: Mapping[str, float] | None = None,
+    frame_size: NDArray[np.integer] | tuple[int, int] | None = None,
 ) -> ExemplarIndex:
     """Index a face's frames.
 
@@ -162,6 +163,9 @@ def build_index(
         source: ``"clip"`` or ``"reference"``.
         open_gap: eye open gaps to use (e.g. the clip's, for reference stills); None: measured
             here (:data:`OPEN_GAP_PERCENTILE`).
+        frame_size: ``(height, width)`` of the frames, or ``(N, 2)`` one per frame: a region
+            any of whose points lies outside its frame (a face cut by the border) gets quality 0,
+            since its texture there would be the border's pixels smeared. None: not checked.
     """
     lm = np.asarray(landmarks, dtype=np.float64)
     n = lm.shape[0]
@@ -174,6 +178,11 @@ def build_index(
         tris = region.outer_triangles
         # The eye and mouth openings turn over when they close: rate the region by its skin.
         quality[name] = conf * np.clip(np.median(facing[:, tris], axis=1), 0, 1) if n else np.zeros(0)
+        if frame_size is not None and n:
+            hw = np.broadcast_to(np.asarray(frame_size, np.float64).reshape(-1, 2), (n, 2))
+            pts = lm[:, list(region.outer), :2]
+            inside = ((pts >= 0) & (pts <= hw[:, None, ::-1] - 1)).all(axis=(1, 2))
+            quality[name] = np.where(inside, quality[name], 0.0)
         if name.startswith("eye_") and name not in gaps:
             gaps[name] = float(np.percentile(f[:, 0], OPEN_GAP_PERCENTILE)) if n else 1.0
     return ExemplarIndex(np.asarray(keys, dtype=np.int64), source, feats, quality,

@@ -119,3 +119,22 @@ def test_smoothing_stays_inside_segments() -> None:
     out = _smooth_in_segments(values, seg, 1)
     assert np.allclose(out[4:], 5.0)  # the second segment never sees the first
     assert np.allclose(out[:4], [0.0, 1 / 3, 2 / 3, 1.0])
+
+
+def test_regions_cut_by_the_frame_border_are_never_exemplars() -> None:
+    """A face half outside its frame lends nothing from the cut side: its texture there would be
+    the border's pixels smeared (seen as streaks on a head turn at the picture's edge)."""
+    inside, cut = face(shift=(320.0, 240.0)), face(shift=(20.0, 240.0))  # the second's right half is at x < 0
+    lm = np.stack([inside, cut])
+    index = build_index(np.arange(2), lm, np.zeros((2, 3)), np.zeros((2, 52)), frame_size=(480, 640))
+    left_x = lm[:, list(REGIONS["eye_left"].outer), 0]
+    right_x = lm[:, list(REGIONS["eye_right"].outer), 0]
+    cut_side = "eye_right" if right_x[1].min() < 0 else "eye_left"
+    assert min(left_x[1].min(), right_x[1].min()) < 0  # the test face really is cut
+    assert index.quality[cut_side][0] > 0.5 and index.quality[cut_side][1] == 0.0
+    unchecked = build_index(np.arange(2), lm, np.zeros((2, 3)), np.zeros((2, 52)))
+    assert unchecked.quality[cut_side][1] > 0.5
+    # One size per frame (reference stills of different sizes).
+    sizes = np.array([[480, 640], [480, 640]])
+    assert np.array_equal(build_index(np.arange(2), lm, np.zeros((2, 3)), np.zeros((2, 52)),
+                                      frame_size=sizes).quality[cut_side], index.quality[cut_side])
