@@ -245,6 +245,11 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
 
 
 _LANDMARKER_DEFAULTS = LandmarkerConfig()
+#: Tile sizes of the missed-face search with --small-faces (fractions of the frame's shorter side):
+#: BlazeFace finds a face from about a fifth of its tile, so 0.25 reaches faces ~5% of the height.
+SMALL_FACE_TILES = (1.0, 0.5, 0.25)
+#: ... and how often it runs (seconds of the clip; a face it found is followed between runs).
+SMALL_FACE_INTERVAL_S = 0.6
 
 
 def _add_analysis_options(p: argparse.ArgumentParser) -> None:
@@ -253,6 +258,10 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
                    help=f"most faces per frame (default {d.num_faces})")
     p.add_argument("--landmarker-bundle", type=Path, default=None, metavar="FILE",
                    help=f"face_landmarker.task to use (default: ${BUNDLE_ENV_VAR}, else the shipped one)")
+    p.add_argument("--small-faces", action="store_true",
+                   help="also look for faces down to about a twentieth of the frame's height (a wide shot, a "
+                        f"stage): the missed-face search runs on tiles of {', '.join(f'{x:g}' for x in SMALL_FACE_TILES)} "
+                        "of the frame's shorter side; the analysis is slower")
     p.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                    help=f"analysis cache folder (default: ${CACHE_ENV_VAR} or ~/.cache/deltaface)")
     p.add_argument("--no-cache", action="store_true", help="analyse again even if a cached analysis matches")
@@ -296,6 +305,9 @@ def _analysis_config(args: argparse.Namespace) -> AnalysisConfig:
         _LANDMARKER_DEFAULTS, num_faces=args.num_faces,
         bundle_path=str(args.landmarker_bundle) if args.landmarker_bundle else None,
     )
+    if getattr(args, "small_faces", False):
+        recovery = dataclasses.replace(landmarker.recovery, tile_scales=SMALL_FACE_TILES)
+        landmarker = dataclasses.replace(landmarker, recovery=recovery, recovery_interval_s=SMALL_FACE_INTERVAL_S)
     return AnalysisConfig(landmarker=landmarker)
 
 
