@@ -44,7 +44,8 @@ HEAD = (slice(0, 300), slice(78, 378))  # as bench/perf.py
 PARTS: dict[str, tuple[str, ...]] = {
     "plugin.editing": ("face_field", "warp_points", "fold_free_points", "_field", "build_field", "triangulate",
                        "flipped_triangles", "jacobian_det", "face_region_mask", "motion_weight", "support_box",
-                       "sample_frame_through_field", "blend", "snap"),
+                       "sample_frame_through_field", "blend", "snap",
+                       "blend_mask", "field_support"),
     "synthesis.warpfield": ("triangulate", "flipped_triangles", "tps_displacement", "pa_interpolate",
                             "jacobian_det", "_displacement", "border_taper", "farthest_point_subset"),
 }

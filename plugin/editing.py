@@ -23,7 +23,6 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 import torch
 from numpy.typing import NDArray
@@ -42,10 +41,9 @@ from synthesis.warpfield import (
     border_anchors,
     build_field,
     flipped_triangles,
-    jacobian_det,
-    signed_area,
     triangulate,
 )
+from synthesis.warpfield import opening_mask as _opening_mask
 from tracking.errors import ConfigError
 from tracking.frame import Frame
 from tracking.observation import NUM_MESH_LANDMARKS
@@ -63,9 +61,6 @@ IRIS_MIN_GAP_FRACTION = 0.6
 #: thin triangle is invisible, while the fold guard would shrink the whole edit by a quarter.
 FOLD_TOLERANCE_FRACTION = 1e-4
 FOLD_TOLERANCE_MIN_PX = 4
-#: A triangle whose source area is below this fraction of its output area is an opening (a
-#: closed mouth or eye being opened): see :func:`opening_mask`.
-OPENING_AREA_RATIO = 0.05
 #: Rounds of dropping the points of turned-over triangles (see :func:`fold_free_points`).
 FOLD_DROP_ROUNDS = 6
 #: MediaPipe's iris rings: 468-472 is the subject's RIGHT eye (image left, around 33/133), 473-477
@@ -379,37 +374,19 @@ def face_field(before: NDArray[np.floating], after: NDArray[np.floating], crop: 
 def _field(src: NDArray[np.float64], dst: NDArray[np.float64], size: int, config: WarpConfig,
            support: torch.Tensor | None = None) -> WarpField:
     """The warp field, first without the fold guard; with it only when the fold is more than a
-    few pixels (see :data:`FOLD_TOLERANCE_FRACTION`)."""
+    few pixels (see :data:`FOLD_TOLERANCE_FRACTION`; openings are no folds: ``build_field``
+    leaves them out of ``folded_px`` and of its guard)."""
     fld = build_field(src, dst, size, dataclasses.replace(config, max_repairs=0), support=support)
-    if fld.min_jacobian > config.min_jacobian or config.max_repairs == 0:
-        return fld
-    folded = (jacobian_det(fld.sample_xy) <= config.min_jacobian).numpy() & ~opening_mask(src, dst, size, config)
-    if int(folded.sum()) <= max(FOLD_TOLERANCE_MIN_PX, FOLD_TOLERANCE_FRACTION * size * size):
+    if config.max_repairs == 0 or fld.folded_px <= max(FOLD_TOLERANCE_MIN_PX, FOLD_TOLERANCE_FRACTION * size * size):
         return fld
     return build_field(src, dst, size, config, support=support)
 
 
 def opening_mask(src: NDArray[np.float64], dst: NDArray[np.float64], size: int, config: WarpConfig) -> NDArray[np.bool_]:
-    """``(S-1, S-1)`` crop pixels where an edit opens something that was closed.
-
-    A closed mouth or eye is a collapsed strip of triangles between the lips or lids; opening
-    it maps each output triangle there onto a line, so the field's Jacobian is 0 inside it (the
-    texture stage or the stretched lip line fills it). That is not a fold: counted as one, the
-    fold guard shrank a jaw opening to a quarter (the chin did not drop). These are the output
-    triangles whose source area is below :data:`OPENING_AREA_RATIO` of their output area, grown
-    by a pixel (the Jacobian uses forward differences).
-    """
-    verts, tris, _ = triangulate(src, size, config.anchors_per_side)
-    out = np.concatenate([dst, verts[len(src):]])
-    a_src = np.abs(signed_area(verts, tris))
-    a_dst = np.abs(signed_area(out, tris))
-    opening = np.flatnonzero((a_src < OPENING_AREA_RATIO * a_dst) & (a_dst > 1.0))
-    mask = np.zeros((size, size), np.uint8)
-    for t in opening:
-        cv2.fillConvexPoly(mask, np.round(out[tris[t]] * 16).astype(np.int32), 1, lineType=cv2.LINE_8, shift=4)
-    if opening.size:
-        mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
-    return mask[:-1, :-1].astype(bool)
+    """``(S-1, S-1)`` crop pixels where an edit opens something that was closed (a closed mouth or
+    eye being opened: the field's Jacobian is 0 there by construction, and ``build_field``'s fold
+    guard leaves it alone). See ``synthesis.warpfield.opening_triangles``."""
+    return _opening_mask(src, dst, size, config.anchors_per_side)
 
 
 class EditStage:

@@ -6,6 +6,7 @@ import numpy as np
 
 from plugin.editing import _field, opening_mask
 from synthesis.warpfield import WarpConfig
+from tests.synthesis import test_warpfield_openings as mixed
 
 SIZE = 128
 #: How far the lower lip of the synthetic closed mouth is pulled down (crop pixels).
@@ -40,3 +41,11 @@ def test_a_real_fold_is_still_repaired() -> None:
     dst[centre, 1] -= 30.0
     assert not opening_mask(src, dst, SIZE, WarpConfig())[40:80, 50:80].all()
     assert _field(src, dst, SIZE, WarpConfig()).repairs > 0
+
+
+def test_a_real_fold_beside_an_opening_leaves_the_opening_whole() -> None:
+    """The mixed case: a real fold triggers the guard, which must not shrink the opening."""
+    src, dst = mixed.mouth_and_fold()
+    fld = _field(src, dst, SIZE, WarpConfig())
+    assert fld.repairs > 0 and fld.min_jacobian > 0
+    assert mixed._lip_opening(fld, dst) > mixed.KEPT_FRACTION * mixed.OPEN_PX
