@@ -35,13 +35,14 @@ from plugin.provenance import merge_ranges
 from plugin.video import VideoReader, probe
 from synthesis.exemplars import (
     ChoiceConfig, Choice, ExemplarIndex, build_index, choose, clamp_factor, iod_2d, raw_features, state,
-    turned_angles,
 )
 from synthesis.plan import FacePlan
+from synthesis.regions import rigid_weights
 from synthesis.texregions import FACE, REGIONS, Region
 from synthesis.uvmap import correspondence_map, grow, triangle_map
 from tracking.analysis import Track
 from tracking.errors import ConfigError, InputError
+from tracking.pose import turned_angles
 
 #: Image suffixes read as reference stills (anything else is read as a video).
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -426,7 +427,7 @@ def prepare_texture(
             indexes.append(reference_index(references, dict(index.open_gap)))
         rows = np.searchsorted(track.frame_indices, plan.frame_indices)
         tracked, bs = track.angles[rows], track.blendshapes[rows]
-        angles = turned_angles(plan.before, plan.after, tracked)
+        angles = turned_angles(plan.before, plan.after, tracked, rigid_weights())
         for name in config.regions:
             region = REGIONS[name]
             gap = index.open_gap.get(name, 1.0)

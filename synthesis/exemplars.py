@@ -35,7 +35,6 @@ from synthesis import regions as rg
 from synthesis.texregions import REGIONS
 from synthesis.uvmap import triangle_facing
 from tracking.errors import ConfigError
-from tracking.pose import euler_from_rotations, matrix_from_euler, similarity_fit
 from tracking.landmarker import BLENDSHAPE_NAMES
 
 _BS = {n: i for i, n in enumerate(BLENDSHAPE_NAMES)}
@@ -235,29 +234,6 @@ class Choice:
     mix: NDArray[np.float64]
     unsupported: NDArray[np.bool_]
     candidates: NDArray[np.int64]
-
-
-def turned_angles(before: NDArray[np.floating], after: NDArray[np.floating],
-                  angles: NDArray[np.floating]) -> NDArray[np.float64]:
-    """``(M, 3)`` yaw, pitch, roll (degrees) of the edited frames: ``angles`` turned by the head
-    rotation that takes each frame's ``before`` landmarks to its ``after`` ones (a similarity fit
-    over the rigid points, ``synthesis.regions.rigid_weights``). An expression edit leaves the
-    angles as they are (to the fit's rounding); a pose edit moves them by the edit.
-
-    Args:
-        before, after: ``(M, 478, 3)`` pixels (MediaPipe z, scaled like x).
-        angles: ``(M, 3)`` the frames' tracked angles.
-    """
-    b, a = np.asarray(before, np.float64), np.asarray(after, np.float64)
-    out = np.array(angles, dtype=np.float64)
-    w = rg.rigid_weights()
-    flip = np.diag([1.0, -1.0, -1.0])  # pixels (y down, z away) <-> camera (y up, z toward the viewer)
-    for i in range(out.shape[0]):
-        if np.array_equal(b[i], a[i]):
-            continue
-        _, rot, _ = similarity_fit(b[i], a[i], w)
-        out[i] = euler_from_rotations((flip @ rot @ flip @ matrix_from_euler(*out[i]))[None])[0]
-    return out
 
 
 def gaze_weight(closure: NDArray[np.floating]) -> NDArray[np.float64]:

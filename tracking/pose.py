@@ -239,3 +239,25 @@ def transform_from_landmarks(
     out[:3, :3] = scale * rot
     out[:3, 3] = t
     return out.astype(np.float32)
+
+
+def turned_angles(before: ArrayLike, after: ArrayLike, angles: ArrayLike, weights: ArrayLike) -> NDArray[np.float64]:
+    """``(M, 3)`` yaw, pitch, roll (degrees) of edited frames: ``angles`` turned by the head
+    rotation that takes each frame's ``before`` landmarks to its ``after`` ones (a weighted
+    similarity fit over the head-rigid points). An expression edit leaves the angles as they are
+    (to the fit's rounding); a pose edit moves them by the edit.
+
+    Args:
+        before, after: ``(M, K, 3)`` pixels (x right, y down, MediaPipe z scaled like x).
+        angles: ``(M, 3)`` the frames' tracked angles.
+        weights: ``(K,)`` fit weights (e.g. ``synthesis.regions.rigid_weights()``).
+    """
+    b, a = np.asarray(before, np.float64), np.asarray(after, np.float64)
+    out = np.array(angles, dtype=np.float64)
+    flip = np.diag([1.0, -1.0, -1.0])  # pixels (y down, z away) <-> camera (y up, z toward the viewer)
+    for i in range(out.shape[0]):
+        if np.array_equal(b[i], a[i]):
+            continue
+        _, rot, _ = similarity_fit(b[i], a[i], weights)
+        out[i] = euler_from_rotations((flip @ rot @ flip @ matrix_from_euler(*out[i]))[None])[0]
+    return out

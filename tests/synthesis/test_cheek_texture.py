@@ -9,10 +9,9 @@ import pytest
 from synthesis import regions as rg
 from synthesis.exemplars import (
     TURN_GAIN_DEG, ChoiceConfig, _fade_runs, _smooth_in_segments, build_index, choose, need_of, raw_features,
-    turned_angles,
 )
 from synthesis.texregions import REGIONS
-from tracking.pose import matrix_from_euler
+from tracking.pose import matrix_from_euler, turned_angles
 
 #: Degrees the fitted pose of an exactly rotated face may miss by (float rounding and the fit).
 ANGLE_TOL = 0.05
@@ -62,10 +61,11 @@ def test_turned_angles_follow_a_pose_edit_and_ignore_an_expression_edit() -> Non
     after = np.stack([face(start[0] + 8.0, start[1], start[2]), face(*start)])
     lips = list(rg.LIPS)
     after[1, lips, 1] += 6.0  # the mouth opens; the head does not move
-    out = turned_angles(before, after, np.array([start, start]))
+    w = rg.rigid_weights()
+    out = turned_angles(before, after, np.array([start, start]), w)
     assert np.allclose(out[0], (start[0] + 8.0, start[1], start[2]), atol=ANGLE_TOL)
     assert np.allclose(out[1], start, atol=0.5)
-    assert np.array_equal(turned_angles(before, before, np.array([start, start])), np.array([start, start]))
+    assert np.array_equal(turned_angles(before, before, np.array([start, start]), w), np.array([start, start]))
 
 
 def test_a_turn_borrows_only_from_frames_turned_nearer_the_target() -> None:
