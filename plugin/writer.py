@@ -11,6 +11,9 @@ Codecs and containers:
     * ``h264``: libx264, yuv420p, ``crf`` and ``preset``, closed GOPs of ``keyframe_seconds``;
       ``.mp4``, ``.mov`` or ``.mkv``.
     * ``prores``: prores_ks 422 HQ, yuv422p10le; ``.mov`` or ``.mkv``.
+    * a source of odd width or height (4:2:0 and 4:2:2 need even sizes) is written with
+      full-resolution chroma instead when no ``pix_fmt`` was asked for (:data:`ODD_SIZE_PIX_FMT`,
+      with a warning): the output keeps the source's size.
     * ``ffv1``: lossless, ``bgr0`` (8-bit RGB; FFV1 has no 8-bit planar RGB): frames decode
       bit-identical to the RGB written; ``.mkv`` or ``.nut``.
     * ``png``: one RGB PNG per frame in a folder (``%06d.png`` by frame index, or the source's
@@ -27,6 +30,7 @@ import io
 import logging
 import os
 from collections.abc import Iterator, Mapping
+import dataclasses
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -65,6 +69,8 @@ X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
                 "slower", "veryslow", "placebo")
 _ENCODER = {"h264": "libx264", "prores": "prores_ks", "ffv1": "ffv1", "png": "png"}
 _DEFAULT_PIX_FMT = {"h264": "yuv420p", "prores": "yuv422p10le", "ffv1": "bgr0", "png": "rgb24"}
+#: Pixel format written instead of the default for a source of odd width or height.
+ODD_SIZE_PIX_FMT = {"h264": "yuv444p", "prores": "yuv444p10le"}
 _FORMAT = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".nut": "nut"}
 _SWS = {"bt709": Colorspace.ITU709, "bt601": Colorspace.ITU601, "fcc": Colorspace.FCC,
         "smpte240m": Colorspace.SMPTE240M, "bt2020": Colorspace.BT2020}
@@ -293,8 +299,13 @@ class VideoWriter:
         pix_fmt = self.config.output_pix_fmt
         odd_w, odd_h = self.info.width % 2, self.info.height % 2
         if (odd_w and any(k in pix_fmt for k in ("420", "422", "411"))) or (odd_h and "420" in pix_fmt):
-            raise ConfigError(f"{final}: {pix_fmt} needs an even frame size, but {self.info.path} is "
-                              f"{self.info.width}x{self.info.height}; choose ffv1 or png")
+            if self.config.pix_fmt is not None or codec not in ODD_SIZE_PIX_FMT:
+                raise ConfigError(f"{final}: {pix_fmt} needs an even frame size, but {self.info.path} is "
+                                  f"{self.info.width}x{self.info.height}; choose ffv1 or png, or a 4:4:4 pix_fmt")
+            # Chroma subsampling needs even sizes; full-resolution chroma keeps the frame's own size.
+            self.config = dataclasses.replace(self.config, pix_fmt=ODD_SIZE_PIX_FMT[codec])
+            _log.warning("%s is %dx%d (odd): %s is written as %s (4:4:4; some players only play 4:2:0)",
+                         self.info.path, self.info.width, self.info.height, final, self.config.pix_fmt)
         if _has_alpha(self.info.pix_fmt):
             _log.warning("%s: its alpha channel (%s) is not carried over: deltaface renders RGB, so %s "
                          "is opaque", self.info.path, self.info.pix_fmt, final)

@@ -53,8 +53,8 @@ EXPECT: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
     "audio_only": {"h264": ("error", ("tone.m4a", "no video stream")),
                    "ffv1": ("error", ("tone.m4a", "no video stream")),
                    "track": ("error", ("tone.m4a", "no video stream"))},
-    "one_pixel": {"h264": ("error", ("1x1", "ffv1 or png")), "ffv1": ("ok", ()), "track": ("ok", ())},
-    "odd_33x17": {"h264": ("error", ("33x17", "ffv1 or png")), "ffv1": ("ok", ()), "track": ("ok", ())},
+    "one_pixel": {"h264": ("ok", ()), "ffv1": ("ok", ()), "track": ("ok", ())},
+    "odd_33x17": {"h264": ("ok", ()), "ffv1": ("ok", ()), "track": ("ok", ())},
     "ten_bit": {"h264": ("ok", ()), "ffv1": ("ok", ())},
     "yuv444": {"h264": ("ok", ()), "ffv1": ("ok", ())},
     "rotated_90": {"h264": ("ok", ()), "ffv1": ("ok", ()), "track": ("ok", ())},
@@ -190,6 +190,12 @@ def test_rotated_clip_renders_upright(outcomes: dict[tuple[str, str], Outcome]) 
     o = outcomes[("rotated_90", "ffv1")]
     with VideoReader(o.output) as out:
         assert (out.info.width, out.info.height, out.info.rotation) == (48, 64, 0)
+
+
+def test_odd_sized_h264_keeps_its_size_in_full_chroma(outcomes: dict[tuple[str, str], Outcome]) -> None:
+    o = outcomes[("odd_33x17", "h264")]
+    with VideoReader(o.output) as out:
+        assert (out.info.width, out.info.height, out.info.pix_fmt) == (33, 17, "yuv444p")
 
 
 def test_vfr_timing_survives(outcomes: dict[tuple[str, str], Outcome]) -> None:
