@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from tracking.bundle import LandmarkerBundle, load_bundle
 from tracking.errors import ConfigError, ModelLoadError
 from tracking.frame import Frame
-from tracking.observation import NUM_BLENDSHAPES, NUM_LANDMARKS, FaceObservation, Source
+from tracking.observation import NUM_BLENDSHAPES, NUM_LANDMARKS, NUM_MESH_LANDMARKS, FaceObservation, Source
 from tracking.geometry import CanonicalMesh, mesh_of_bundle
 from tracking.pose import euler_from_matrix, transform_from_landmarks
 from tracking.recovery import (
@@ -34,8 +34,11 @@ from tracking.recovery import (
     box_covered,
     box_iou,
     crop_image,
+    crop_leaves_frame,
     crop_transform,
+    inside_fraction,
     map_points_to_frame,
+    touches_border,
 )
 
 #: Blendshape names in the order of ``FaceObservation.blendshapes`` (MediaPipe's order).
@@ -123,18 +126,23 @@ class LandmarkerConfig:
             raise ConfigError(f"recovery must be a RecoveryConfig, got {type(self.recovery).__name__}")
 
 
-def observation_confidence(landmarks: NDArray[np.float32], yaw: float) -> float:
+def observation_confidence(
+    landmarks: NDArray[np.float32], yaw: float, width: int | None = None, height: int | None = None
+) -> float:
     """How much to trust a measured observation, in [``MIN_MEASURED_CONFIDENCE``, 1].
 
     mediapipe's Tasks API does not expose the landmark model's face-presence score (every face it
     returns has passed ``min_presence_confidence``), so confidence is a quality estimate instead:
     the product of a size factor (inter-ocular distance over :data:`RELIABLE_INTER_OCULAR_PX`,
-    at most 1) and a pose factor (1 up to :data:`RELIABLE_YAW_DEG` of |yaw|, falling linearly to
-    0.25 at :data:`UNRELIABLE_YAW_DEG`), floored at :data:`MIN_MEASURED_CONFIDENCE`.
+    at most 1), a pose factor (1 up to :data:`RELIABLE_YAW_DEG` of |yaw|, falling linearly to
+    0.25 at :data:`UNRELIABLE_YAW_DEG`) and, when the frame's size is given, the fraction of the
+    468 mesh landmarks inside the frame (the rest of a face cut by the border is a guess),
+    floored at :data:`MIN_MEASURED_CONFIDENCE`.
 
     Args:
         landmarks: ``(478, 3)`` float32 frame pixels.
         yaw: degrees.
+        width, height: the frame's size in pixels, or None to leave the border out.
     """
     right = (landmarks[33, :2] + landmarks[133, :2]) / 2.0
     left = (landmarks[362, :2] + landmarks[263, :2]) / 2.0
@@ -142,7 +150,8 @@ def observation_confidence(landmarks: NDArray[np.float32], yaw: float) -> float:
     size_factor = min(1.0, iod / RELIABLE_INTER_OCULAR_PX)
     t = (abs(yaw) - RELIABLE_YAW_DEG) / (UNRELIABLE_YAW_DEG - RELIABLE_YAW_DEG)
     pose_factor = 1.0 - 0.75 * min(1.0, max(0.0, t))
-    return max(MIN_MEASURED_CONFIDENCE, size_factor * pose_factor)
+    inside = 1.0 if width is None or height is None else inside_fraction(landmarks[:NUM_MESH_LANDMARKS], height, width)
+    return max(MIN_MEASURED_CONFIDENCE, size_factor * pose_factor * inside)
 
 
 def observation_from_arrays(
@@ -183,7 +192,7 @@ def observation_from_arrays(
         yaw=yaw,
         pitch=pitch,
         roll=roll,
-        confidence=observation_confidence(lm, yaw),
+        confidence=observation_confidence(lm, yaw, width, height),
         box=box,
         source=source,
     )
@@ -213,6 +222,49 @@ def _convert(result: Any, width: int, height: int, frame_index: int, bundle: Lan
     return faces
 
 
+def _is_duplicate(box: NDArray[np.floating], others: Iterable[NDArray[np.floating]]) -> bool:
+    """Whether ``box`` is the same face as one of ``others``: IoU of at least 0.5, or 80% of it
+    inside one of them."""
+    return any(box_iou(box, k) >= 0.5 or box_covered(box, k) >= 0.8 for k in others)
+
+
+def _grown(box: NDArray[np.floating], factor: float) -> NDArray[np.float32]:
+    """``box`` scaled by ``factor`` about its centre."""
+    c = 0.5 * (box[:2] + box[2:])
+    half = 0.5 * (box[2:] - box[:2]) * factor
+    return np.concatenate([c - half, c + half]).astype(np.float32)
+
+
+def pull_inside(box: NDArray[np.floating], height: int, width: int) -> NDArray[np.float32]:
+    """``box`` shifted back towards the frame until at least half its width and height are inside.
+
+    A lost face predicted past the frame's edge (its velocity carried on) is looked for where it
+    would come back in: a face that left the picture re-enters across the same edge, and one
+    still in it stays near its last position.
+    """
+    out = np.asarray(box, dtype=np.float32).copy()
+    for lo, hi, size in ((0, 2, width), (1, 3, height)):
+        half = 0.5 * (out[hi] - out[lo])
+        shift = max(0.0, -half - out[lo]) - max(0.0, out[hi] - half - (size - 1))
+        out[lo] += shift
+        out[hi] += shift
+    return out
+
+
+def distinct_faces(faces: list[FaceObservation]) -> list[FaceObservation]:
+    """``faces`` without those that duplicate an earlier one (see :func:`_is_duplicate`).
+
+    In VIDEO mode MediaPipe sometimes returns one face twice, the face it tracks from the previous
+    frame and a fresh detection of it with a slightly different mesh (on ghost_2person, box tops
+    13 px apart at IoU 0.8); the tracker would start a second track on the copy.
+    """
+    out: list[FaceObservation] = []
+    for face in faces:
+        if not _is_duplicate(face.box, (f.box for f in out)):
+            out.append(face)
+    return out
+
+
 class Landmarker:
     """MediaPipe's face landmarker behind deltaface's records.
 
@@ -240,11 +292,14 @@ class Landmarker:
         self.bundle = load_bundle(self.config.bundle_path)
         self._video: Any = None
         self._image: Any = None
+        self._border: Any = None  # IMAGE mode, low detection threshold, for crops past the border
         self._detector: TiledFaceDetector | None = None
         self._last_ts = -1
         self._last_recovery_time: float | None = None
         self._last_direct = 0
         self._followed: list[NDArray[np.float32]] = []  # boxes of the faces recovered last frame
+        # regions of border detections the last recovery could not confirm (a face coming in)
+        self._pending: list[NDArray[np.float32]] = []
         self.timestamps_adjusted = 0
         self.faces_recovered = 0
         if self.config.running_mode == "video":
@@ -260,7 +315,7 @@ class Landmarker:
 
     def close(self) -> None:
         """Release every MediaPipe task (idempotent); the landmarker can be used again after."""
-        for name in ("_video", "_image", "_detector"):
+        for name in ("_video", "_image", "_border", "_detector"):
             task = getattr(self, name)
             setattr(self, name, None)
             if task is not None:
@@ -274,10 +329,11 @@ class Landmarker:
         self._last_recovery_time = None  # look for every face again in the new shot
         self._last_direct = 0
         self._followed = []
+        self._pending = []
 
     # --- MediaPipe tasks -------------------------------------------------------------------
 
-    def _create(self, video: bool) -> Any:
+    def _create(self, video: bool, detection_confidence: float | None = None) -> Any:
         from mediapipe.tasks.python import BaseOptions, vision
 
         cfg = self.config
@@ -285,7 +341,9 @@ class Landmarker:
             base_options=BaseOptions(model_asset_buffer=self.bundle.data),
             running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
             num_faces=cfg.num_faces,
-            min_face_detection_confidence=cfg.min_detection_confidence,
+            min_face_detection_confidence=(
+                cfg.min_detection_confidence if detection_confidence is None else detection_confidence
+            ),
             min_face_presence_confidence=cfg.min_presence_confidence,
             min_tracking_confidence=cfg.min_tracking_confidence,
             output_face_blendshapes=True,
@@ -301,6 +359,14 @@ class Landmarker:
         if self._image is None:
             self._image = self._create(video=False)
         return self._image
+
+    def _border_task(self) -> Any:
+        """IMAGE-mode landmarker for crops past the frame's edge (low detection threshold)."""
+        if self._border is None:
+            self._border = self._create(
+                video=False, detection_confidence=self.config.recovery.border_crop_detection_confidence
+            )
+        return self._border
 
     def _run_image(self, image: NDArray[np.uint8], frame_index: int) -> list[FaceObservation]:
         import mediapipe as mp
@@ -347,7 +413,7 @@ class Landmarker:
         image = np.ascontiguousarray(frame.image)
         mp_image = mp.Image(image_format=mp.ImageFormat.SRGB, data=image)
         result = self._video.detect_for_video(mp_image, ts)
-        faces = _convert(result, frame.width, frame.height, frame.index, self.bundle)
+        faces = distinct_faces(_convert(result, frame.width, frame.height, frame.index, self.bundle))
         direct = len(faces)
         if self.config.recover_missing and len(faces) < self.config.num_faces:
             if self._recovery_due(frame, faces):
@@ -356,7 +422,7 @@ class Landmarker:
             elif self._followed:
                 faces.extend(self._follow(image, frame.index, faces))
         self._last_direct = direct
-        self._followed = [f.box for f in faces if f.source == Source.RECOVERED]
+        self._followed = [f.box for f in faces if f.source == Source.RECOVERED] + self._pending
         return faces
 
     def _follow(self, image: NDArray[np.uint8], frame_index: int, found: list[FaceObservation]) -> list[FaceObservation]:
@@ -388,7 +454,7 @@ class Landmarker:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"image must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
         image = np.ascontiguousarray(image)
-        faces = self._run_image(image, frame_index)
+        faces = distinct_faces(self._run_image(image, frame_index))
         if self.config.recover_missing and len(faces) < self.config.num_faces:
             faces.extend(self._recover(image, frame_index, faces))
         return faces
@@ -412,7 +478,9 @@ class Landmarker:
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
         image = np.ascontiguousarray(frame.image)
         return [
-            self._landmark_crop(image, box, self.config.recovery.region_margin, frame.index) for box in boxes
+            self._landmark_crop(image, pull_inside(box, frame.height, frame.width), self.config.recovery.region_margin,
+                                frame.index)
+            for box in boxes
         ]
 
     def _mesh(self) -> CanonicalMesh:
@@ -426,8 +494,23 @@ class Landmarker:
         cfg = self.config.recovery
         if self._detector is None:
             self._detector = TiledFaceDetector(self.bundle, cfg)
-        boxes = (det[:4] for det in self._detector.detect(image))
-        return self._landmark_boxes(image, frame_index, found, boxes, cfg.detection_margin)
+        height, width = image.shape[:2]
+        detections = self._detector.detect(image)
+        more = self._landmark_boxes(image, frame_index, found, (det[:4] for det in detections), cfg.detection_margin)
+        # A face coming in across the border is found by the detector, at a low score, before the
+        # landmarker can place it: look around it again on the next frames (until the next run).
+        # One that was already there, unconfirmed, at the previous run is not followed again (a
+        # guitar at the edge of ghost_2person scores 0.15-0.21 all along): the runs still retry it.
+        known = [f.box for f in [*found, *more]]
+        grow = cfg.detection_margin / cfg.region_margin
+        previous = self._pending
+        self._pending = [
+            box for box in (_grown(det[:4], grow) for det in detections
+                            if det[4] < cfg.min_detection_confidence and touches_border(det[:4], height, width))
+            if not _is_duplicate(box, known) and not any(box_covered(box, k) >= cfg.covered_fraction for k in known)
+            and not any(box_iou(box, p) >= 0.5 for p in previous)
+        ]
+        return more
 
     def _landmark_boxes(
         self, image: NDArray[np.uint8], frame_index: int, found: list[FaceObservation],
@@ -444,7 +527,7 @@ class Landmarker:
             if any(box_covered(box, k) >= self.config.recovery.covered_fraction for k in known):
                 continue
             obs = self._landmark_crop(image, box, margin, frame_index)
-            if obs is None or any(box_iou(obs.box, k) >= 0.5 or box_covered(obs.box, k) >= 0.8 for k in known):
+            if obs is None or _is_duplicate(obs.box, known):
                 continue
             more.append(obs)
             known.append(obs.box)
@@ -454,19 +537,28 @@ class Landmarker:
         self, image: NDArray[np.uint8], box: NDArray[np.floating], margin: float, frame_index: int
     ) -> FaceObservation | None:
         size = self.config.recovery.crop_size
+        height, width = image.shape[:2]
         crop_trans_frame = crop_transform(box, margin, size)
-        crop = crop_image(image, crop_trans_frame, size)
-        candidates = self._run_image(crop, frame_index)
-        if not candidates:
-            return None
         target = np.empty(4, dtype=np.float64)
         target[:2] = crop_trans_frame[:, :2] @ box[:2] + crop_trans_frame[:, 2]
         target[2:] = crop_trans_frame[:, :2] @ box[2:] + crop_trans_frame[:, 2]
-        best = max(candidates, key=lambda c: box_covered(target, c.box))
-        if box_covered(target, best.box) < 0.3:
+        crop = crop_image(image, crop_trans_frame, size)
+        # A crop past the frame's edge may hold a face cut by the border: MediaPipe's detector
+        # misses most of those, its landmark model does not (a lower detection threshold there,
+        # see RecoveryConfig.border_crop_detection_confidence).
+        past_edge = crop_leaves_frame(crop_trans_frame, size, height, width)
+        best = self._best_in_crop(self._border_task() if past_edge else self._image_task(), crop, target, frame_index)
+        if best is None:
             return None
-        height, width = image.shape[:2]
         landmarks = map_points_to_frame(best.landmarks, crop_trans_frame)
+        if inside_fraction(landmarks[:NUM_MESH_LANDMARKS], height, width) < self.config.recovery.min_inside_fraction:
+            return None
+        if past_edge:
+            mesh = landmarks[:NUM_MESH_LANDMARKS, :2]
+            seen_w = min(float(mesh[:, 0].max()), width - 1.0) - max(float(mesh[:, 0].min()), 0.0)
+            seen_h = min(float(mesh[:, 1].max()), height - 1.0) - max(float(mesh[:, 1].min()), 0.0)
+            if min(seen_w, seen_h) < self.config.recovery.min_visible_px:
+                return None
         # The crop's matrix is for the crop's virtual camera: recompute it for the frame's.
         matrix = transform_from_landmarks(landmarks, width, height, self._mesh())
         yaw, pitch, roll = euler_from_matrix(matrix)
@@ -483,7 +575,22 @@ class Landmarker:
             yaw=yaw,
             pitch=pitch,
             roll=roll,
-            confidence=observation_confidence(landmarks, yaw),
+            confidence=observation_confidence(landmarks, yaw, width, height),
             box=box_frame,
             source=Source.RECOVERED,
         )
+
+    def _best_in_crop(
+        self, task: Any, crop: NDArray[np.uint8], target: NDArray[np.float64], frame_index: int
+    ) -> FaceObservation | None:
+        """The face ``task`` finds in the crop that covers most of ``target`` (crop pixels), or
+        None when none covers at least 30% of it (landmarks in crop pixels)."""
+        import mediapipe as mp
+
+        size = crop.shape[0]
+        result = task.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=crop))
+        candidates = _convert(result, size, size, frame_index, self.bundle)
+        if not candidates:
+            return None
+        best = max(candidates, key=lambda c: box_covered(target, c.box))
+        return best if box_covered(target, best.box) >= 0.3 else None

@@ -51,6 +51,25 @@ class RecoveryConfig:
         region_margin: side of the crop around a caller's box (for example a landmark box
             predicted from the previous frame), in units of that box's larger side.
         crop_size: side in pixels the crop is resampled to before the landmarker sees it.
+        border_detection_confidence: detector score from which a detection that touches the
+            frame's edge is kept (a face cut by the border scores low: 0.16 to 0.37 for faces
+            35-65% inside the picture on liveportrait_d0, against 0.8 and more whole). Such a
+            detection becomes a face only if the landmarker then finds one on the (mirrored)
+            crop around it, so a false one costs a crop run, not a false face.
+        border_crop_detection_confidence: MediaPipe's face detection threshold for a second
+            landmarker run on a crop that reaches past the frame's edge, when the first (at the
+            landmarker's own threshold) found nothing there. MediaPipe's detector misses most
+            faces cut by the border in half, yet its landmark model, given the face's region,
+            places the visible landmarks well: on liveportrait_d0 slid 35-65% out of the frame,
+            0.5 found none of the faces under 60% inside, 0.1 found every face at least 43%
+            inside, visible landmarks within 0.02-0.06 inter-ocular distances of the uncut face's.
+            The landmark model's presence threshold still has to pass.
+        min_inside_fraction: a face found on a crop is kept only when at least this fraction of
+            its mesh landmarks lies inside the frame (less is mostly a guess).
+        min_visible_px: a face found on a crop past the frame's edge (at the low threshold) is
+            kept only when the part of its box inside the frame is at least this many pixels
+            wide and high: in a frame smaller than a face (a 33x17 clip) the low threshold found
+            a "face" in a colour pattern.
     """
 
     min_detection_confidence: float = 0.75
@@ -61,10 +80,17 @@ class RecoveryConfig:
     detection_margin: float = 2.2
     region_margin: float = 1.6
     crop_size: int = 256
+    border_detection_confidence: float = 0.15
+    border_crop_detection_confidence: float = 0.1
+    min_inside_fraction: float = 0.3
+    min_visible_px: float = 24.0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.min_detection_confidence <= 1.0:
-            raise ConfigError(f"min_detection_confidence must be in [0, 1], got {self.min_detection_confidence}")
+        for name in ("min_detection_confidence", "border_detection_confidence", "border_crop_detection_confidence",
+                     "min_inside_fraction"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {value}")
         if not self.tile_scales or any(not 0.1 <= s <= 1.0 for s in self.tile_scales):
             raise ConfigError(f"tile_scales must be non-empty fractions in [0.1, 1], got {self.tile_scales}")
         if not 0.0 <= self.tile_overlap <= 0.9:
@@ -154,7 +180,7 @@ class TiledFaceDetector:
         options = vision.FaceDetectorOptions(
             base_options=BaseOptions(model_asset_buffer=bundle.read_member(FACE_DETECTOR_MEMBER)),
             running_mode=vision.RunningMode.IMAGE,
-            min_detection_confidence=config.min_detection_confidence,
+            min_detection_confidence=min(config.min_detection_confidence, config.border_detection_confidence),
             min_suppression_threshold=0.3,
         )
         try:
@@ -183,6 +209,9 @@ class TiledFaceDetector:
         Args:
             image: ``(H, W, 3)`` uint8 RGB frame.
 
+        A detection scoring below ``min_detection_confidence`` is kept only when it touches the
+        frame's edge and scores at least ``border_detection_confidence`` (a face cut by the border).
+
         Returns:
             ``(N, 5)`` float32 rows ``(x0, y0, x1, y1, score)`` in frame pixels, best score first.
         """
@@ -206,7 +235,12 @@ class TiledFaceDetector:
                     bb = det.bounding_box
                     score = float(det.categories[0].score) if det.categories else 0.0
                     x0, y0 = x + bb.origin_x, y + bb.origin_y
-                    rows.append((x0, y0, x0 + bb.width, y0 + bb.height, score))
+                    row = (x0, y0, x0 + bb.width, y0 + bb.height, score)
+                    if score >= self.config.min_detection_confidence or (
+                        score >= self.config.border_detection_confidence
+                        and touches_border(np.asarray(row[:4]), height, width)
+                    ):
+                        rows.append(row)
         if not rows:
             return np.zeros((0, 5), dtype=np.float32)
         boxes = np.asarray(sorted(rows, key=lambda r: -r[4]), dtype=np.float32)
@@ -253,6 +287,27 @@ def crop_image(image: NDArray[np.uint8], crop_trans_frame: NDArray[np.float64], 
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=(0, 0, 0),
     )
+
+
+def crop_leaves_frame(crop_trans_frame: NDArray[np.float64], crop_size: int, height: int, width: int) -> bool:
+    """Whether the square crop reaches past the frame's edges (more than half a pixel)."""
+    s = float(crop_trans_frame[0, 0])
+    x0 = -float(crop_trans_frame[0, 2]) / s
+    y0 = -float(crop_trans_frame[1, 2]) / s
+    side = (crop_size - 1) / s
+    return x0 < -0.5 or y0 < -0.5 or x0 + side > width - 0.5 or y0 + side > height - 0.5
+
+
+def touches_border(box: NDArray[np.floating], height: int, width: int, slack: float = 1.0) -> bool:
+    """Whether an ``(x0, y0, x1, y1)`` box reaches within ``slack`` pixels of the frame's edge."""
+    return bool(box[0] <= slack or box[1] <= slack or box[2] >= width - 1 - slack or box[3] >= height - 1 - slack)
+
+
+def inside_fraction(points: NDArray[np.floating], height: int, width: int) -> float:
+    """Fraction of ``(K, >=2)`` pixel points ``(x, y)`` that lie inside the frame, in [0, 1]."""
+    x, y = points[:, 0], points[:, 1]
+    inside = (x >= -0.5) & (x <= width - 0.5) & (y >= -0.5) & (y <= height - 0.5)
+    return float(inside.mean()) if len(points) else 0.0
 
 
 def map_points_to_frame(points: NDArray[np.float32], crop_trans_frame: NDArray[np.float64]) -> NDArray[np.float32]:

@@ -40,6 +40,10 @@ class AssociationConfig:
         max_missed_s: a track unmatched for longer than this is closed.
         max_extrapolation_s: the constant-velocity prediction runs at most this far ahead.
         velocity_smoothing: weight of the newest velocity in the track's running velocity.
+        duplicate_iou: a face no track takes that overlaps another face of its frame at least this
+            much (IoU) is a second reading of that face (MediaPipe's VIDEO mode sometimes returns
+            a tracked face and a fresh detection of it) and is dropped, instead of starting a
+            track that takes the face over for a few frames.
     """
 
     landmark_weight: float = 1.0
@@ -48,8 +52,11 @@ class AssociationConfig:
     max_missed_s: float = 1.0
     max_extrapolation_s: float = 0.3
     velocity_smoothing: float = 0.5
+    duplicate_iou: float = 0.5
 
     def __post_init__(self) -> None:
+        if not 0 < self.duplicate_iou <= 1:
+            raise ConfigError(f"association: duplicate_iou must be in (0, 1], got {self.duplicate_iou}")
         if min(self.landmark_weight, self.max_landmark_distance, self.gate_growth_per_s,
                self.max_missed_s, self.max_extrapolation_s) < 0:
             raise ConfigError(f"association: parameters must be >= 0, got {self}")
@@ -169,7 +176,8 @@ class Associator:
         return cost
 
     def push(self, item: FrameFaces) -> list[AssociatedFrame]:
-        """Give each face of the frame a track id (continuing a live track or starting one)."""
+        """Give each face of the frame a track id (continuing a live track or starting one); a
+        duplicate of another face of the frame (see ``duplicate_iou``) is left out."""
         if item.time <= self._last_time:
             raise InputError(f"frame {item.frame_index}: time {item.time} s does not increase")
         self._last_time = item.time
@@ -183,12 +191,18 @@ class Associator:
                     tr = self._live[r]
                     tr.update(item.faces[c], item.time, self.config.velocity_smoothing)
                     ids[c] = tr.track_id
-        for c, face in enumerate(item.faces):
-            if ids[c] < 0:
-                self._live.append(_LiveTrack(self._next_id, face, item.time))
-                ids[c] = self._next_id
-                self._next_id += 1
-        faces = sorted((TrackedFace(i, item.time, f) for i, f in zip(ids, item.faces)), key=lambda f: f.track_id)
+        boxes = np.stack([f.box for f in item.faces]).astype(np.float64) if item.faces else np.zeros((0, 4))
+        overlap = box_iou(boxes, boxes)
+        for c in sorted(range(len(item.faces)), key=lambda c: -item.faces[c].confidence):
+            if ids[c] >= 0:
+                continue
+            if any(ids[o] >= 0 and overlap[c, o] >= self.config.duplicate_iou for o in range(len(item.faces)) if o != c):
+                continue  # a second reading of a face already placed: dropped
+            self._live.append(_LiveTrack(self._next_id, item.faces[c], item.time))
+            ids[c] = self._next_id
+            self._next_id += 1
+        faces = sorted((TrackedFace(i, item.time, f) for i, f in zip(ids, item.faces) if i >= 0),
+                       key=lambda f: f.track_id)
         return [AssociatedFrame(item.frame_index, item.time, tuple(faces))]
 
     def flush(self) -> list[AssociatedFrame]:
