@@ -4,8 +4,9 @@ Orchestration only (the maths is ``synthesis.restore``). Steps: check that the t
 the same frames (count, size; image sequences: the same file stems), analyse both (cached, as
 every command does), match faces and plan the correction per face, close the loop on each plan
 (:func:`refine_plan`: render the planned frames, re-detect the face, add the shortfall of the
-change achieved against the change planned), add any edit list (face ids
-are the swap's track ids, as ``deltaface track SWAPPED`` prints), render the swapped clip through
+change achieved against the change planned, on the points the warp can move in full: a face cut
+by the picture's border has made-up points outside it, and the warp fades at its edge), add any
+edit list (face ids are the swap's track ids, as ``deltaface track SWAPPED`` prints), render the swapped clip through
 the edit stage (and the bridge stage with ``bridge``), then, with ``verify``, track the output
 and measure the divergence that is left on every fixed range.
 
@@ -33,14 +34,18 @@ import numpy as np
 from numpy.typing import NDArray
 
 from compositing.crop import crop_for_landmarks
+from compositing.crop import FaceCrop
 from compositing.mask import face_oval
+from compositing.support import picture_area
 from plugin.analyze import AnalysisConfig, AnalysisResult, ProgressCallback, run_analysis
 from plugin.edit_job import resolve_deltas
-from plugin.editing import EditStage, RenderConfig, render_face
+from plugin.editing import EditStage, RenderConfig, field_support, render_face
 from plugin.output import check_output_path
 from plugin.pipeline import RenderJob, RenderSummary, run_render
 from plugin.provenance import merge_ranges
-from plugin.texture_stage import TextureCompositor, TextureConfig, load_references, prepare_texture, rebuild_face
+from plugin.texture_stage import (
+    Reference, TextureCompositor, TextureConfig, load_references, prepare_texture, rebuild_face,
+)
 from plugin.video import VideoReader, probe
 from plugin.writer import OutputConfig
 from synthesis.codespace import TrackCode, invert_track
@@ -69,6 +74,10 @@ REFINE_MATCH_IOD = 0.5
 #: The loop's figures (``shortfall_iod_*``) are read on the mesh points the plan moves at least
 #: this far (inter-ocular distances): elsewhere only the detector's noise is measured.
 REFINE_STAT_MIN_IOD = 0.01
+#: The loop closes the shortfall only on points where the warp's support (the fades at the
+#: picture's edge and below the jaw, ``plugin.editing.field_support``) is at least this, before
+#: and after the change: elsewhere the warp cannot deliver it (:func:`reachable_points`).
+REFINE_MIN_SUPPORT = 0.9
 #: Point sets whose mean change the loop's ``feature_shortfall`` figures compare: brows, lids,
 #: lips and irises, each side apart.
 FEATURES = (LEFT_BROW, RIGHT_BROW, LEFT_EYE, RIGHT_EYE, LIPS, tuple(range(468, 473)), tuple(range(473, 478)))
@@ -94,6 +103,8 @@ class RestoreJob:
         references: stills or clips of the SWAPPED identity (for example DeepFaceLab's
             ``data_src/aligned`` images) lending region texture where the swap's own frames have
             none in the needed state (an eye the swap never closes); never the plate's person.
+        reference_stills: such stills already read (``plugin.texture_stage.load_references``),
+            used as well.
     """
 
     plate: Path
@@ -111,6 +122,7 @@ class RestoreJob:
     use_cache: bool = True
     texture: TextureConfig | None = field(default_factory=TextureConfig)
     references: tuple[Path, ...] = ()
+    reference_stills: tuple[Reference, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -158,6 +170,9 @@ class RestoreSummary:
                        "matched_frames": int(r.pair.frame_indices.size)} for r in self.plan.restores],
             "fixed_ranges": self.ranges,
             "lost_frames_by_face": {str(k): v for k, v in self.lost.items()},
+            "border_limited_frames_by_face": {
+                str(r.pair.plate_id): merge_ranges((int(f), int(f)) for f in r.border_limited)
+                for r in self.plan.restores if r.border_limited.size},
             "bridged_frames": self.bridged,
             "closed_loop": {str(k): v for k, v in self.plan.refinement.items()},
             "texture": self.plan.texture_events,
@@ -210,11 +225,12 @@ def plan_restore(job: RestoreJob, progress: ProgressCallback | None = None,
     bridges: dict[int, list[tuple[int, NDArray[np.float32], NDArray[np.float64]]]] = {}
     refinement: dict[int, dict[str, Any]] = {}
     info = probe(job.swapped)
-    refs = load_references(job.references) if job.texture is not None and job.references else []
+    refs = [*job.reference_stills, *(load_references(job.references) if job.references else [])] \
+        if job.texture is not None else []
     for pair in pairs:
         pt, st = ptracks[pair.plate_id], stracks[pair.swap_id]
         pc, sc = _track_code(pt), _track_code(st)
-        r = restore_pair(pair, pt, st, job.config, pc, sc)
+        r = restore_pair(pair, pt, st, job.config, pc, sc, (info.height, info.width))
         if job.config.refine_rounds > 0 and r.plan.frame_indices.size:
             plan, comp = r.plan, None
             if job.texture is not None:
@@ -260,6 +276,44 @@ def _detect_near(lm: Landmarker, image: NDArray[np.uint8], near: NDArray[np.floa
     return best
 
 
+def reachable_points(before: NDArray[np.floating], after: NDArray[np.floating], crop: FaceCrop,
+                     render_config: RenderConfig, picture: tuple[int, int, int, int] | None = None
+                     ) -> NDArray[np.bool_]:
+    """``(478,)`` bool: the points whose planned change the warp can show in full.
+
+    The warp's displacement is weighted by :func:`plugin.editing.field_support` (it fades at the
+    picture's edge and below the jaw line); a point where that weight, read at its place before
+    and after the change, is under :data:`REFINE_MIN_SUPPORT`, or that lies outside the crop or
+    the picture, is not reachable.
+
+    Args:
+        before, after: ``(478, 2|3)`` frame pixels.
+        crop: the face's crop (``EditStage.face_crop``).
+        render_config: as the render uses.
+        picture: the frame's picture area ``(x0, y0, x1, y1)``, exclusive ends (None: the whole frame).
+    """
+    m = crop.crop_trans_frame
+    h, w = crop.frame_size
+    x0, y0, x1, y1 = picture or (0, 0, w, h)
+    ok = np.ones(len(before), bool)
+    pts = []
+    for frame_pts in (before, after):
+        p = np.asarray(frame_pts, np.float64)[:, :2]
+        ok &= (p[:, 0] >= x0) & (p[:, 0] <= x1 - 1) & (p[:, 1] >= y0) & (p[:, 1] <= y1 - 1)
+        pts.append(p @ m[:2, :2].T + m[:2, 2])
+    support = field_support(pts[0], pts[1], crop, render_config, picture)
+    weight = None if support is None else support.detach().cpu().numpy()
+    for c in pts:
+        ij = np.round(c).astype(np.int64)
+        inside = (ij >= 0).all(axis=1) & (ij < crop.size).all(axis=1)
+        ok &= inside
+        if weight is not None:
+            val = np.zeros(len(c))
+            val[inside] = weight[ij[inside, 1], ij[inside, 0]]
+            ok &= val >= REFINE_MIN_SUPPORT
+    return ok
+
+
 def refine_plan(swapped: Path, plan: FacePlan, config: RestoreConfig, render_config: RenderConfig,
                 frame_size: tuple[int, int], texture: TextureCompositor | None = None,
                 progress: ProgressCallback | None = None) -> tuple[FacePlan, dict[str, Any]]:
@@ -271,7 +325,9 @@ def refine_plan(swapped: Path, plan: FacePlan, config: RestoreConfig, render_con
     (:func:`synthesis.restore.loop_correction`); the shortfall is added and the frame rendered
     again, ``config.refine_rounds`` times. The corrections are then smoothed over time and faded
     with the restore weight (:func:`synthesis.restore.smooth_correction`). Frames where no face is
-    detected keep the open-loop plan.
+    detected keep the open-loop plan. Only the points the warp can move in full
+    (:func:`reachable_points`) are compared and corrected; a frame with none keeps the open-loop
+    plan too.
 
     Args:
         swapped: the swapped clip (frames are decoded in order; only planned frames are used).
@@ -290,13 +346,16 @@ def refine_plan(swapped: Path, plan: FacePlan, config: RestoreConfig, render_con
         points the plan moves, :data:`REFINE_STAT_MIN_IOD`, of |planned - achieved change|, in
         inter-ocular distances, with the open-loop plan and after the last round),
         ``feature_shortfall_iod_before`` / ``_after`` (the same for the mean change of each of
-        :data:`FEATURES`: what blendshapes read), ``frames_refined``.
+        :data:`FEATURES`: what blendshapes read; reachable points only), ``frames_refined``,
+        ``frames_partly_unreachable`` (refined frames where some of the points the plan moves
+        were left out: cut by the picture's border, say).
     """
     stage = EditStage([plan], frame_size, render_config)
     rows = {int(f): k for k, f in enumerate(plan.frame_indices)}
     planned = (plan.after - plan.before).astype(np.float64)
     corr = np.zeros(plan.after.shape, np.float64)
     first, last, done = [], [], np.zeros(len(rows), bool)
+    partial = 0
     work = plan.after.copy()
     live = dataclasses.replace(plan, after=work)  # the texture hook reads ``after`` of the frame's row
     with Landmarker(LandmarkerConfig(running_mode="image", recover_missing=False)) as lm, \
@@ -312,7 +371,13 @@ def refine_plan(swapped: Path, plan: FacePlan, config: RestoreConfig, render_con
             if src is None or crop is None:
                 continue
             iod = inter_ocular(plan.before[k])
+            valid = reachable_points(plan.before[k], plan.after[k], crop, render_config, picture_area(frame.image))
+            if not valid[:468].any():
+                continue
             moving = np.linalg.norm(planned[k, :468, :2], axis=1) >= REFINE_STAT_MIN_IOD * iod
+            partial += int((moving & ~valid[:468]).any())
+            moving &= valid[:468]
+            feats = [ix for ix in (np.asarray(f)[valid[list(f)]] for f in FEATURES) if ix.size]
             c = np.zeros((plan.after.shape[1], 3))
             for rnd in range(config.refine_rounds + 1):
                 work[k] = plan.after[k] + c
@@ -324,15 +389,15 @@ def refine_plan(swapped: Path, plan: FacePlan, config: RestoreConfig, render_con
                     break
                 short = (planned[k] - (out - src))[:, :2]
                 miss = np.linalg.norm(short[:468], axis=1)
-                gap = float(miss[moving].mean() if moving.any() else miss.mean()) / iod
-                feat = float(np.mean([np.linalg.norm(short[list(ix)].mean(axis=0)) for ix in FEATURES])) / iod
+                gap = float(miss[moving].mean() if moving.any() else miss[valid[:468]].mean()) / iod
+                feat = float(np.mean([np.linalg.norm(short[ix].mean(axis=0)) for ix in feats])) / iod if feats else 0.0
                 if rnd == 0:
                     first.append((gap, feat))
                 if rnd == config.refine_rounds:
                     last.append((gap, feat))
                     break
                 c = loop_correction(planned[k], out - src, c, iod, config.refine_gain, config.refine_max_iod,
-                                    config.refine_smooth_rounds)
+                                    config.refine_smooth_rounds, valid)
             corr[k], done[k] = c, True
     if progress is not None:
         progress(len(rows), len(rows))
@@ -340,7 +405,7 @@ def refine_plan(swapped: Path, plan: FacePlan, config: RestoreConfig, render_con
     corr = smooth_correction(corr, plan.frame_indices, weights, config.smooth_sigma_frames)
     corr[~done] = 0.0
     refined = dataclasses.replace(plan, after=(plan.after + corr).astype(np.float32))
-    stats: dict[str, Any] = {"frames_refined": int(done.sum())}
+    stats: dict[str, Any] = {"frames_refined": int(done.sum()), "frames_partly_unreachable": partial}
     for key, vals in (("before", first), ("after", last)):
         stats[f"shortfall_iod_{key}"] = round(float(np.mean([v[0] for v in vals])), 4) if vals else None
         stats[f"feature_shortfall_iod_{key}"] = round(float(np.mean([v[1] for v in vals])), 4) if vals else None
@@ -467,6 +532,7 @@ def range_report(restores: Sequence[PairRestore], measured: dict[int, tuple[NDAr
                 "expression_divergence_before": _stats(r.expr_div[idx]),
                 "pose_divergence_deg_planned": _stats(r.planned_pose_div[idx]),
                 "rotation_clamped": bool(r.clamped[idx].any()),
+                "border_limited": bool(np.isin(r.pair.frame_indices[idx], r.border_limited).any()),
             }
             if measured is not None:
                 got = measured.get(r.pair.plate_id)

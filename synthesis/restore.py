@@ -26,11 +26,16 @@ tracks of the same frames twice (the plate and the swap), this module
    constant that is not expression (without the residual offset, the correction moved the
    undamaged lips of a swap of the same person by 0.009 inter-ocular distances, four times
    their divergence before). The identity stays the swap's, so the swap's face shape is never
-   changed. The plate's angles and positions are smoothed over time with a Gaussian of
-   ``smooth_sigma_frames`` first (the tracker has smoothed them already; this only removes what
-   the inversion adds); its residuals with ``expression_sigma_frames`` (0 by default: a
-   blink lasts a few frames, and a sigma of one frame halved the plate's lid closure error
-   reduction on a frozen blink);
+   changed. The plate's angles, positions and scales are smoothed over time first (the tracker
+   has smoothed them already; this only removes what the inversion adds) by a local quadratic
+   fit with Gaussian weights of ``smooth_sigma_frames`` (:func:`smooth_motion`), which keeps
+   motion up to a constant acceleration as it is: a plain Gaussian made a face sliding 30 px a
+   frame across the picture (bench/robustness.py ``border_in_out``) lag by 4 px where it turned
+   and 13 px at the first frame of its run, and the restore moved the swap's well-placed face
+   there by as much (the face-region error grew from 1.4 to 7.7 grey levels on frames the swap
+   only smiled on). The plate's expression residuals are smoothed with
+   ``expression_sigma_frames`` (0 by default: a blink lasts a few frames, and a sigma of one
+   frame halved the plate's lid closure error reduction on a frozen blink);
 5. returns the change as a :class:`synthesis.plan.FacePlan` (tracked swap landmarks before, those
    plus the rendered change after, as :func:`synthesis.plan.plan_track` does), which the edit
    stage renders like any edit;
@@ -39,6 +44,15 @@ tracks of the same frames twice (the plate and the swap), this module
    lids and lip corners land short of the target by a third to a half, bench/restore.py), so the
    change the re-detected face shows is compared with the planned change, and the shortfall is
    added to the plan, a few rounds, capped and smoothed over time.
+
+A face cut by the picture's border (given the frame size): MediaPipe makes up the landmarks and
+blendshapes of the part outside, differently in the plate and in the swap, so their divergence
+there is partly noise (on a face 40-50% outside, a mouthStretch score differed by 0.3-0.5 where
+neither clip changed), and the warp fades to nothing at the edge anyway. Per frame, the fraction
+of the mesh points inside the picture (the smaller of plate and swap) gives a factor
+(:func:`border_factor`: 1 from ``border_full_inside``, easing to 0 at ``border_min_inside``); the
+divergence is weighed by it before the thresholds, and the correction weight is multiplied by it.
+Frames where it limited the correction are listed (:attr:`PairRestore.border_limited`).
 
 Frames where the swap track exists only by the tracker's bridging (no face was found there in the
 swapped frame) but the plate has a face are listed as ``lost`` and never corrected: the plugin
@@ -102,6 +116,9 @@ class RestoreConfig:
             inter-ocular distances (a mis-detection must not throw the face about).
         refine_smooth_rounds: rounds of averaging the loop's shortfall over mesh neighbours
             (:func:`loop_correction`).
+        border_full_inside: a face with at least this fraction of its mesh points inside the
+            picture is corrected fully (module doc: a face cut by the border).
+        border_min_inside: ... with at most this fraction, not at all (and never flagged).
     """
 
     pose_threshold_deg: float = 3.0
@@ -122,8 +139,13 @@ class RestoreConfig:
     refine_gain: float = 1.0
     refine_max_iod: float = 0.05
     refine_smooth_rounds: int = 3
+    border_full_inside: float = 0.95
+    border_min_inside: float = 0.6
 
     def __post_init__(self) -> None:
+        if not 0 <= self.border_min_inside < self.border_full_inside <= 1:
+            raise ConfigError(f"RestoreConfig: need 0 <= border_min_inside < border_full_inside <= 1, got "
+                              f"{self.border_min_inside}, {self.border_full_inside}")
         for name in ("pose_threshold_deg", "expression_threshold", "max_yaw_deg", "max_pitch_deg", "max_roll_deg"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"RestoreConfig.{name} must be > 0, got {getattr(self, name)}")
@@ -269,6 +291,26 @@ def range_weights(frames: NDArray[np.integer], ranges: Sequence[Sequence[int]], 
     return w
 
 
+def inside_fraction(landmarks: NDArray[np.floating], frame_size: tuple[int, int]) -> NDArray[np.float64]:
+    """``(M,)`` fraction of each face's 468 mesh points inside the picture.
+
+    Args:
+        landmarks: ``(M, 478, 2|3)`` pixels.
+        frame_size: ``(height, width)``.
+    """
+    h, w = frame_size
+    p = np.asarray(landmarks, np.float64)[:, :468, :2]
+    inside = (p[..., 0] >= 0) & (p[..., 0] <= w - 1) & (p[..., 1] >= 0) & (p[..., 1] <= h - 1)
+    return inside.mean(axis=1)
+
+
+def border_factor(inside: NDArray[np.floating], min_inside: float, full_inside: float) -> NDArray[np.float64]:
+    """``(M,)`` how far a frame's divergence is trusted and corrected: 1 at ``inside >=
+    full_inside``, 0 at ``inside <= min_inside``, smoothstep between."""
+    x = np.clip((np.asarray(inside, np.float64) - min_inside) / (full_inside - min_inside), 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
 @dataclass(frozen=True, eq=False)
 class PairRestore:
     """The restore of one face pair.
@@ -288,6 +330,9 @@ class PairRestore:
         scale_ratio: the swap's face scale over the plate's (median over the same frames).
         expression_offset: ``(478, 3)`` the swap's expression residual minus the plate's
             (rescaled), median over the same frames.
+        border: ``(M,)`` the border factor (:func:`border_factor`; 1 without a frame size).
+        border_limited: frames where the face is cut by the picture's border and its
+            correction was lowered or left out for it (weight before the factor > 0, factor < 1).
     """
 
     pair: FacePair
@@ -303,6 +348,8 @@ class PairRestore:
     offset: NDArray[np.float64] = field(default_factory=lambda: np.zeros(3))
     scale_ratio: float = 1.0
     expression_offset: NDArray[np.float64] = field(default_factory=lambda: np.zeros((478, 3)))
+    border: NDArray[np.float64] | None = None
+    border_limited: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 def _smooth(x: NDArray[np.float64], frames: NDArray[np.int64], sigma: float) -> NDArray[np.float64]:
@@ -317,8 +364,53 @@ def _smooth(x: NDArray[np.float64], frames: NDArray[np.int64], sigma: float) -> 
     return out
 
 
+def smooth_motion(x: NDArray[np.floating], frames: NDArray[np.integer], sigma: float,
+                  trust: NDArray[np.floating] | None = None) -> NDArray[np.float64]:
+    """A trajectory smoothed without lag: per row, a quadratic fitted with Gaussian weights of
+    ``sigma`` frames (out to 3 sigma) over its run of consecutive frames, read at that row.
+
+    Motion up to a constant acceleration passes unchanged, at a run's ends too (a plain Gaussian
+    pulls a moving face back toward where it was and will be: module doc, 4); where fewer than
+    three rows of the window are trusted, a line or the row itself.
+
+    Args:
+        x: ``(M, D)`` values per row.
+        frames: ``(M,)`` increasing frame indices.
+        sigma: Gaussian sigma in frames (0: unchanged).
+        trust: ``(M,)`` in [0, 1], each row's weight in its neighbours' fits (None: all 1): rows
+            of a face cut by the picture's border are made up in part, and must not move the rows
+            around them.
+
+    Returns:
+        ``(M, D)`` float64.
+    """
+    x = np.asarray(x, np.float64)
+    if sigma <= 0 or len(x) < 2:
+        return x.copy()
+    trust = np.ones(len(x)) if trust is None else np.clip(np.asarray(trust, np.float64), 0.0, 1.0)
+    out = x.copy()
+    half = max(int(np.ceil(3.0 * sigma)), 1)
+    breaks = np.flatnonzero(np.diff(np.asarray(frames)) != 1) + 1
+    for seg in np.split(np.arange(len(x)), breaks):
+        n = len(seg)
+        for i in range(n):
+            lo, hi = max(0, i - half), min(n, i + half + 1)
+            t = np.arange(lo, hi, dtype=np.float64) - i
+            tw = trust[seg[lo:hi]].copy()
+            tw[i - lo] = max(tw[i - lo], 1e-3)  # a row is always part of its own fit
+            deg = min(2, int((tw > 0).sum()) - 1)
+            if deg < 1:
+                continue
+            sw = np.sqrt(tw) * np.exp(-0.25 * (t / sigma) ** 2)  # square roots of the weights
+            a = np.vander(t, deg + 1, increasing=True) * sw[:, None]
+            coef, *_ = np.linalg.lstsq(a, x[seg[lo:hi]] * sw[:, None], rcond=None)
+            out[seg[i]] = coef[0]
+    return out
+
+
 def restore_pair(pair: FacePair, plate: Track, swap: Track, config: RestoreConfig,
-                 plate_code: TrackCode | None = None, swap_code: TrackCode | None = None) -> PairRestore:
+                 plate_code: TrackCode | None = None, swap_code: TrackCode | None = None,
+                 frame_size: tuple[int, int] | None = None) -> PairRestore:
     """Measure one pair's divergence and plan the correction (module doc, steps 2-5).
 
     Args:
@@ -326,6 +418,8 @@ def restore_pair(pair: FacePair, plate: Track, swap: Track, config: RestoreConfi
         plate, swap: the two tracks (``pair.plate_id``, ``pair.swap_id``).
         config: thresholds and limits.
         plate_code, swap_code: the tracks' inversions, if already computed.
+        frame_size: ``(height, width)`` of the frames: faces cut by the picture's border are
+            corrected less (module doc); None: every face counts as inside.
 
     Returns:
         The measurements and the plan (track id: the swap's).
@@ -336,16 +430,24 @@ def restore_pair(pair: FacePair, plate: Track, swap: Track, config: RestoreConfi
     diff, pose_div, expr_div = divergence(pc.rotations[pr], sc.rotations[sr], plate.blendshapes[pr],
                                           swap.blendshapes[sr])
     ok = ~pair.swap_lost
+    border = np.ones(len(fr))
+    if frame_size is not None and len(fr):
+        inside = np.minimum(inside_fraction(plate.landmarks[pr], frame_size),
+                            inside_fraction(swap.landmarks[sr], frame_size))
+        border = border_factor(inside, config.border_min_inside, config.border_full_inside)
     flags = np.zeros(len(fr), bool)
     if config.correct_pose:
-        flags |= pose_div > config.pose_threshold_deg
+        flags |= border * pose_div > config.pose_threshold_deg
     if config.correct_expression:
-        flags |= expr_div > config.expression_threshold
+        flags |= border * expr_div > config.expression_threshold
     flags &= ok
     ranges = flag_ranges(flags, fr, config.gap_fill_frames, config.min_range_frames)
-    weights = range_weights(fr, ranges, config.ramp_frames) * ok
+    unlimited = range_weights(fr, ranges, config.ramp_frames) * ok
+    weights = unlimited * border
+    border_limited = fr[(unlimited > 0) & (border < 1)].astype(np.int64)
 
-    plate_angles = _smooth(euler_from_rotations(pc.rotations[pr]), fr, config.smooth_sigma_frames)
+    plate_angles = smooth_motion(np.unwrap(euler_from_rotations(pc.rotations[pr]), period=360.0, axis=0), fr,
+                                 config.smooth_sigma_frames, border)
     swap_angles = euler_from_rotations(sc.rotations[sr])
     limits = np.array([config.max_yaw_deg, config.max_pitch_deg, config.max_roll_deg])
     want = (plate_angles - swap_angles + 180.0) % 360.0 - 180.0
@@ -353,11 +455,13 @@ def restore_pair(pair: FacePair, plate: Track, swap: Track, config: RestoreConfi
     clamped = (np.abs(want) > limits).any(axis=1) & (weights > 0)
     ratio = sc.identity.inter_ocular / pc.identity.inter_ocular
     # where the swap puts its face against the plate's, read on the frames that agree
-    agree = ok & ~flags if (ok & ~flags).sum() >= MIN_AGREEING_FRAMES else ok
+    # (faces cut by the border left out: their made-up half moves the fit)
+    whole = ok & (border >= 1) if (ok & (border >= 1)).any() else ok
+    agree = whole & ~flags if (whole & ~flags).sum() >= MIN_AGREEING_FRAMES else whole
     t_off = np.median(sc.translations[sr[agree]] - pc.translations[pr[agree]], axis=0) if agree.any() else np.zeros(3)
     s_ratio = float(np.median(sc.scales[sr[agree]] / pc.scales[pr[agree]])) if agree.any() else 1.0
-    plate_t = _smooth(pc.translations[pr], fr, config.smooth_sigma_frames) + t_off
-    plate_s = _smooth(pc.scales[pr, None], fr, config.smooth_sigma_frames)[:, 0] * s_ratio
+    plate_t = smooth_motion(pc.translations[pr], fr, config.smooth_sigma_frames, border) + t_off
+    plate_s = smooth_motion(pc.scales[pr, None], fr, config.smooth_sigma_frames, border)[:, 0] * s_ratio
     e_off = (np.median(sc.expressions[sr[agree]] - pc.expressions[pr[agree]] * ratio, axis=0) if agree.any()
              else np.zeros((478, 3)))
     plate_expr = _smooth(pc.expressions[pr].reshape(len(pr), -1), fr, config.expression_sigma_frames).reshape(-1, 478, 3)
@@ -389,7 +493,7 @@ def restore_pair(pair: FacePair, plate: Track, swap: Track, config: RestoreConfi
     )
     lost = np.union1d(fr[pair.swap_lost], pair.plate_only).astype(np.int64)
     return PairRestore(pair, diff, pose_div, expr_div, planned, weights, ranges, clamped, plan, lost, t_off, s_ratio,
-                       e_off)
+                       e_off, border, border_limited)
 
 
 def _conf(track: Track) -> NDArray[np.float64]:
@@ -490,7 +594,7 @@ def mesh_smooth(values: NDArray[np.floating], rounds: int) -> NDArray[np.float64
 
 def loop_correction(planned_change: NDArray[np.floating], achieved_change: NDArray[np.floating],
                     correction: NDArray[np.floating], iod: float, gain: float, max_iod: float,
-                    smooth_rounds: int = 0) -> NDArray[np.float64]:
+                    smooth_rounds: int = 0, valid: NDArray[np.bool_] | None = None) -> NDArray[np.float64]:
     """One closed-loop round for one frame: the correction grown by the change still missing.
 
     The shortfall is averaged over mesh neighbours ``smooth_rounds`` times first
@@ -507,13 +611,23 @@ def loop_correction(planned_change: NDArray[np.floating], achieved_change: NDArr
         iod: the face's inter-ocular distance, pixels.
         gain: fraction of the shortfall added.
         max_iod: the correction's largest length per landmark, in ``iod``.
+        smooth_rounds: see above.
+        valid: ``(478,)`` bool: the points whose shortfall the warp can close (None: all). Elsewhere
+            (a point outside the picture, or where the warp fades at its edge) the shortfall is
+            unreachable and the detector's reading of it made up: it counts as 0 before the
+            smoothing and the correction there does not grow (a loop that kept adding it dragged
+            the visible half of a face cut by the border along).
 
     Returns:
         ``(478, 3)`` float64 new correction: x and y only (z stays 0: the landmarker's depth is
         not what the warp moves), each landmark's vector clamped to ``max_iod * iod``.
     """
-    short = mesh_smooth(np.asarray(planned_change, np.float64) - np.asarray(achieved_change, np.float64),
-                        smooth_rounds)
+    short = np.asarray(planned_change, np.float64) - np.asarray(achieved_change, np.float64)
+    if valid is not None:
+        short = short * np.asarray(valid, bool)[:, None]
+    short = mesh_smooth(short, smooth_rounds)
+    if valid is not None:
+        short = short * np.asarray(valid, bool)[:, None]
     out = np.asarray(correction, np.float64).copy()
     out[:, :2] += gain * short[:, :2]
     out[:, 2] = 0.0
