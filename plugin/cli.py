@@ -224,6 +224,9 @@ def _add_restore_parsers(sub: Any) -> None:
                                       "data_dst/merged_mask_deltaface/. DeepFaceLab's folders are only read.")
     fix.add_argument("workspace", type=Path, metavar="WORKSPACE")
     _add_restore_options(fix)
+    fix.add_argument("--no-src-references", action="store_true",
+                     help="do not read data_src/aligned (the source faceset) as reference stills for eye and "
+                          "mouth texture the merged frames never show (read by default when present)")
     _add_analysis_options(fix)
     fix.add_argument("--overwrite", action="store_true", help="replace earlier *_deltaface folders")
     _add_reporting_options(fix)
@@ -725,10 +728,13 @@ def cmd_dfl(args: argparse.Namespace) -> int:
         return 0
     settings = _restore_job(args, Path("data_dst"), Path("merged"), Path("out"), OutputConfig(codec="png"))
     with Progress("track", args.quiet) as track_progress:
-        fixed = fix_workspace(args.workspace, DflFixJob(settings, overwrite=args.overwrite), progress=track_progress)
+        fixed = fix_workspace(args.workspace, DflFixJob(settings, overwrite=args.overwrite,
+                                                        src_references=not args.no_src_references),
+                              progress=track_progress)
     result = fixed.as_dict()
     lines = [f"deltaface: wrote {result['merged_out']} and {result['mask_out']} ({result['frames']} frames; "
-             f"{result['aligned_faces_read']} aligned face(s) read)", *_restore_lines(result["restore"])]
+             f"{result['aligned_faces_read']} aligned face(s) read, {result['src_reference_stills']} source "
+             f"faceset still(s) as references)", *_restore_lines(result["restore"])]
     _emit(args, result, "\n".join(lines))
     return 0
 

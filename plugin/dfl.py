@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import logging
 import pickle
 import shutil
 from collections.abc import Mapping
@@ -44,9 +45,12 @@ from plugin.output import AtomicOutput, check_output_path
 from plugin.probe import IMAGE_SUFFIXES
 from plugin.provenance import apply_provenance, build_provenance, write_provenance_file
 from plugin.restore import RestoreJob, RestoreSummary, run_restore
+from plugin.texture_stage import Reference, load_references
 from plugin.video import VideoReader, probe
 from plugin.writer import OutputConfig
 from tracking.errors import HostFormatError, InputError, OutputError
+
+_log = logging.getLogger(__name__)
 
 MERGED_OUT = "merged_deltaface"
 MASK_OUT = "merged_mask_deltaface"
@@ -282,6 +286,7 @@ class Workspace:
     aligned: Path | None
     merged_out: Path
     mask_out: Path
+    src_aligned: Path | None = None
 
     @classmethod
     def open(cls, root: Path) -> Workspace:
@@ -298,8 +303,9 @@ class Workspace:
             if not need.is_dir():
                 raise InputError(f"{need}: missing; is {root} a DeepFaceLab workspace after 'merge'?")
         aligned = dst / "aligned"
+        src = root / "data_src" / "aligned"
         return cls(root, dst, dst / "merged", dst / "merged_mask", aligned if aligned.is_dir() else None,
-                   dst / MERGED_OUT, dst / MASK_OUT)
+                   dst / MERGED_OUT, dst / MASK_OUT, src if src.is_dir() and _images(src) else None)
 
     def dst_video(self) -> Path | None:
         """``data_dst.*`` (the video the frames were extracted from), if present."""
@@ -340,11 +346,13 @@ class DflFixResult:
     aligned_faces: int
     masks_changed: int
     frames: int
+    src_references: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"workspace": str(self.workspace.root), "merged_out": str(self.workspace.merged_out),
                 "mask_out": str(self.workspace.mask_out), "frames": self.frames,
                 "aligned_faces_read": self.aligned_faces, "masks_changed": self.masks_changed,
+                "src_reference_stills": self.src_references,
                 "restore": self.restore.as_dict()}
 
 
@@ -356,10 +364,15 @@ class DflFixJob:
         settings: restore settings; its ``plate``, ``swapped``, ``output``, ``output_config``
             and ``plate_faces`` are replaced by the workspace's (build it with any paths).
         overwrite: replace existing ``*_deltaface`` folders (only ones deltaface wrote).
+        src_references: read ``data_src/aligned/`` (the source faceset: the person swapped IN)
+            as reference stills for eye and mouth texture the merged frames never show (up to
+            ``plugin.texture_stage.MAX_REFERENCE_FRAMES`` of its images, evenly spaced). A
+            faceset that cannot be read is skipped with a warning.
     """
 
     settings: RestoreJob = field(default_factory=lambda: RestoreJob(Path("data_dst"), Path("merged"), Path("out")))
     overwrite: bool = False
+    src_references: bool = True
 
 
 def fix_workspace(root: Path, job: DflFixJob | None = None, progress: Any = None) -> DflFixResult:
@@ -394,12 +407,25 @@ def fix_workspace(root: Path, job: DflFixJob | None = None, progress: Any = None
 
         plate = run_analysis(ws.frames, base.analysis, cache_dir=base.cache_dir, use_cache=base.use_cache)
         plate_faces = _plate_faces(aligned, plate.analysis.tracks, probe(ws.frames).stems)
+    stills = _src_references(ws) if job.src_references and base.texture is not None else ()
     rjob = dataclasses.replace(base, plate=ws.frames, swapped=ws.merged, output=ws.merged_out,
                                output_config=OutputConfig(codec="png", overwrite=job.overwrite),
-                               plate_faces=plate_faces)
+                               plate_faces=plate_faces, reference_stills=base.reference_stills + stills)
     summary = run_restore(rjob, progress=progress)
     changed = _write_masks(ws, info.stems, masks, job.overwrite, summary)
-    return DflFixResult(ws, summary, len(aligned), changed, len(info.stems))
+    return DflFixResult(ws, summary, len(aligned), changed, len(info.stems), len(stills))
+
+
+def _src_references(ws: Workspace) -> tuple[Reference, ...]:
+    """Reference stills from the source faceset (``data_src/aligned``), or none with a warning
+    when it cannot be read (it only helps; the fix does not depend on it)."""
+    if ws.src_aligned is None:
+        return ()
+    try:
+        return tuple(load_references([ws.src_aligned]))
+    except InputError as exc:
+        _log.warning("%s: not used as reference stills: %s", ws.src_aligned, exc)
+        return ()
 
 
 def _write_masks(ws: Workspace, stems: tuple[str, ...], masks: Mapping[str, Path], overwrite: bool,

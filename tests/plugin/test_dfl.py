@@ -189,3 +189,35 @@ def test_sh_script_round_trip(tmp_path):
         assert v.average_rate == ref.streams.video[0].average_rate
         assert c.streams.audio and c.streams.audio[0].codec_context.name == ref.streams.audio[0].codec_context.name
         assert "deltaface" in c.metadata.get("comment", "")
+
+
+def test_the_source_faceset_lends_texture_and_a_broken_one_is_skipped(tmp_path, caplog):
+    """data_src/aligned holds the person swapped IN: its closed-eye faces are reference stills.
+    (Here the swap is the plate's own person, so the plate's closed-eye frames stand in for it.)"""
+    import logging
+
+    from plugin.dfl import DflFixJob, fix_workspace
+    from plugin.restore import RestoreJob
+    from synthesis.restore import RestoreConfig
+
+    caplog.set_level(logging.WARNING, logger="plugin.dfl")  # a --quiet run elsewhere may have raised the root level
+    ws = build_workspace(tmp_path)
+    src = ws / "data_src" / "aligned"
+    src.mkdir(parents=True)
+    for name in sorted((ws / "data_dst").glob("*.png"))[FROZEN[0]:FROZEN[1] + 1]:
+        img = cv2.imread(str(name))
+        cv2.imwrite(str(src / f"{name.stem}_0.jpg"), img[40:220, 40:220])
+    settings = RestoreJob(Path("p"), Path("s"), Path("o"), config=RestoreConfig(refine_rounds=0), verify=False,
+                          cache_dir=tmp_path / "cache")
+    result = fix_workspace(ws, DflFixJob(settings, overwrite=True))
+    assert result.src_references == FROZEN[1] - FROZEN[0] + 1
+    used = [x for e in result.restore.plan.texture_events if e["action"] == "texture" for x in e["exemplars"]]
+    assert any(x.startswith("reference:") for x in used), used
+    off = fix_workspace(ws, DflFixJob(settings, overwrite=True, src_references=False))
+    assert off.src_references == 0
+    # A faceset that cannot be read only costs a warning.
+    for p in src.iterdir():
+        p.write_bytes(b"not a jpeg")
+    broken = fix_workspace(ws, DflFixJob(settings, overwrite=True))
+    assert broken.src_references == 0 and broken.frames == FRAMES
+    assert any("data_src" in r.getMessage() for r in caplog.records)
