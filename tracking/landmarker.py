@@ -69,6 +69,13 @@ UNRELIABLE_YAW_DEG = 75.0
 MIN_MEASURED_CONFIDENCE = 0.1
 
 RUNNING_MODES = ("video", "image")
+#: A weak border detection followed since one recovery run and still without a face at the next
+#: is clutter at the picture's edge (a guitar, a textured wall): that spot (boxes overlapping it
+#: by BORDER_SPOT_IOU) is not tried again for this many runs (about 3 s at the default
+#: interval). Without it, a textured left edge cost bench/perf.py's 1080p analysis a third of its
+#: speed (63 crop re-runs in 150 frames).
+BORDER_BACKOFF_RUNS = 15
+BORDER_SPOT_IOU = 0.3
 
 
 @dataclass(frozen=True)
@@ -300,6 +307,9 @@ class Landmarker:
         self._followed: list[NDArray[np.float32]] = []  # boxes of the faces recovered last frame
         # regions of border detections the last recovery could not confirm (a face coming in)
         self._pending: list[NDArray[np.float32]] = []
+        # border spots tried and not confirmed: (box, recovery run), skipped for BORDER_BACKOFF_RUNS
+        self._rejected: list[tuple[NDArray[np.float32], int]] = []
+        self._recovery_runs = 0
         self.timestamps_adjusted = 0
         self.faces_recovered = 0
         if self.config.running_mode == "video":
@@ -330,6 +340,7 @@ class Landmarker:
         self._last_direct = 0
         self._followed = []
         self._pending = []
+        self._rejected = []
 
     # --- MediaPipe tasks -------------------------------------------------------------------
 
@@ -495,7 +506,14 @@ class Landmarker:
         if self._detector is None:
             self._detector = TiledFaceDetector(self.bundle, cfg)
         height, width = image.shape[:2]
+        self._recovery_runs += 1
+        run = self._recovery_runs
+        self._rejected = [(b, r) for b, r in self._rejected if run - r <= BORDER_BACKOFF_RUNS]
         detections = self._detector.detect(image)
+        # A weak border detection at a spot tried lately without a face there is clutter at the
+        # edge (a guitar, a textured wall): not tried again for a while.
+        detections = [det for det in detections if det[4] >= cfg.min_detection_confidence
+                      or not any(box_iou(det[:4], b) >= BORDER_SPOT_IOU for b, _ in self._rejected)]
         more = self._landmark_boxes(image, frame_index, found, (det[:4] for det in detections), cfg.detection_margin)
         # A face coming in across the border is found by the detector, at a low score, before the
         # landmarker can place it: look around it again on the next frames (until the next run).
@@ -504,12 +522,17 @@ class Landmarker:
         known = [f.box for f in [*found, *more]]
         grow = cfg.detection_margin / cfg.region_margin
         previous = self._pending
+        weak = [det for det in detections
+                if det[4] < cfg.min_detection_confidence and touches_border(det[:4], height, width)]
         self._pending = [
-            box for box in (_grown(det[:4], grow) for det in detections
-                            if det[4] < cfg.min_detection_confidence and touches_border(det[:4], height, width))
+            box for box in (_grown(det[:4], grow) for det in weak)
             if not _is_duplicate(box, known) and not any(box_covered(box, k) >= cfg.covered_fraction for k in known)
             and not any(box_iou(box, p) >= 0.5 for p in previous)
         ]
+        # Spots followed since the last run and still without a face are rejected for a while.
+        for box in previous:
+            if not _is_duplicate(box, known) and not any(box_covered(box, k) >= cfg.covered_fraction for k in known):
+                self._rejected.append((box, run))
         return more
 
     def _landmark_boxes(
