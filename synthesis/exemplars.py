@@ -98,12 +98,22 @@ def raw_features(landmarks: NDArray[np.floating], region: str) -> NDArray[np.flo
     elif region.startswith("cheek_") and region in REGIONS:
         if lm.shape[-1] < 3:
             raise ValueError("a cheek's state needs the landmarks' z")
-        tris = REGIONS[region].core_triangles
-        facing = np.stack([triangle_facing(x)[tris] for x in lm]) if len(lm) else np.zeros((0, len(tris)))
-        out = np.degrees(np.arccos(np.clip(np.median(facing, axis=1), -1.0, 1.0)))[:, None]
+        out = _facing_angle(_facing(lm), region)
     else:
         raise ConfigError(f"unknown texture region {region!r}; known: {', '.join(REGIONS)}")
     return out[0] if single else out
+
+
+def _facing(landmarks: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``(N, 898)`` :func:`synthesis.uvmap.triangle_facing` of each frame of ``(N, 478, 3)``."""
+    return np.stack([triangle_facing(x) for x in landmarks]) if len(landmarks) else np.zeros((0, 898))
+
+
+def _facing_angle(facing: NDArray[np.float64], region: str) -> NDArray[np.float64]:
+    """``(N, 1)`` a cheek's state from the frames' triangle facing ``(N, 898)``: the angle (degrees)
+    whose cosine is the median facing of the region's core triangles."""
+    med = np.median(facing[:, REGIONS[region].core_triangles], axis=1)
+    return np.degrees(np.arccos(np.clip(med, -1.0, 1.0)))[:, None]
 
 
 def state(raw: NDArray[np.floating], region: str, open_gap: float) -> NDArray[np.float64]:
@@ -170,9 +180,14 @@ def build_index(
     n = lm.shape[0]
     conf = np.ones(n) if confidence is None else np.clip(np.asarray(confidence, dtype=np.float64), 0, 1)
     feats, quality, gaps = {}, {}, dict(open_gap or {})
-    facing = np.stack([triangle_facing(x) for x in lm]) if n else np.zeros((0, 898))
+    facing = _facing(lm)
     for name, region in REGIONS.items():
-        f = raw_features(lm, name) if n else np.zeros((0, len(region.feature_scale)))
+        if not n:
+            f = np.zeros((0, len(region.feature_scale)))
+        elif name.startswith("cheek_"):  # from the facing already at hand, not worked out again
+            f = _facing_angle(facing, name)
+        else:
+            f = raw_features(lm, name)
         feats[name] = f
         tris = region.outer_triangles
         # The eye and mouth openings turn over when they close: rate the region by its skin.
