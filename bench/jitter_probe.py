@@ -45,7 +45,7 @@ from plugin.editing import (  # noqa: E402
     KEEP_EXACT,
     EditStage,
     RenderConfig,
-    _to_crop,
+    to_crop,
     fold_free_points,
     render_face,
     warp_points,
@@ -106,7 +106,7 @@ def dropped_sets(plan: FacePlan, stage: EditStage) -> dict[str, Any]:
         _, _, crop = next(j for j in stage._by_frame[int(plan.frame_indices[r])])  # noqa: SLF001
         before, after = plan.before[r], plan.after[r]
         idx = warp_points(before, after)
-        src, dst = _to_crop(before[idx], crop), _to_crop(after[idx], crop)
+        src, dst = to_crop(before[idx], crop), to_crop(after[idx], crop)
         keep = fold_free_points(src, dst, crop.size, stage.config.warp.anchors_per_side, np.isin(idx, KEEP_EXACT))
         sets.append(frozenset(set(idx.tolist()) - set(idx[keep].tolist())))
     changes = sum(s != t for s, t in zip(sets, sets[1:]))

@@ -213,7 +213,8 @@ def fold_free_points(src: NDArray[np.float64], dst: NDArray[np.float64], size: i
     return keep
 
 
-def _to_crop(points: NDArray[np.floating], crop: FaceCrop) -> NDArray[np.float64]:
+def to_crop(points: NDArray[np.floating], crop: FaceCrop) -> NDArray[np.float64]:
+    """``(K, 2)`` crop pixels of ``(K, 2|3)`` frame pixels ``points``."""
     p = np.asarray(points, dtype=np.float64)[:, :2]
     m = crop.crop_trans_frame
     return p @ m[:2, :2].T + m[:2, 2]
@@ -276,7 +277,7 @@ def render_face(
         return image, (1.0, 0, 0.0)
     bc = config.blend
     with torch.inference_mode():
-        mask = blend_mask(_to_crop(before, crop), _to_crop(after, crop), crop.size, config)
+        mask = blend_mask(to_crop(before, crop), to_crop(after, crop), crop.size, config)
         mask = mask * motion_weight(fld.sample_xy, bc.motion_px)
         box = support_box(crop, mask)
         if box is None:
@@ -360,14 +361,14 @@ def face_field(before: NDArray[np.floating], after: NDArray[np.floating], crop: 
         The backward field on the ``crop.size`` square crop.
     """
     idx = warp_points(before, after)
-    src = _to_crop(before[idx], crop)
-    dst = _to_crop(after[idx], crop)
+    src = to_crop(before[idx], crop)
+    dst = to_crop(after[idx], crop)
     if np.array_equal(src, dst):
         return _field(src, dst, crop.size, config.warp)
     if config.drop_folding_points:
         rows = fold_free_points(src, dst, crop.size, config.warp.anchors_per_side, np.isin(idx, KEEP_EXACT))
         src, dst = src[rows], dst[rows]
-    support = field_support(_to_crop(before, crop), _to_crop(after, crop), crop, config, picture)
+    support = field_support(to_crop(before, crop), to_crop(after, crop), crop, config, picture)
     return _field(src, dst, crop.size, config.warp, support)
 
 

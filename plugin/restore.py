@@ -39,7 +39,7 @@ from compositing.mask import face_oval
 from compositing.support import picture_area
 from plugin.analyze import AnalysisConfig, AnalysisResult, ProgressCallback, run_analysis
 from plugin.edit_job import resolve_deltas
-from plugin.editing import EditStage, RenderConfig, field_support, render_face
+from plugin.editing import EditStage, RenderConfig, field_support, render_face, to_crop
 from plugin.output import check_output_path
 from plugin.pipeline import RenderJob, RenderSummary, run_render
 from plugin.provenance import merge_ranges
@@ -292,7 +292,6 @@ def reachable_points(before: NDArray[np.floating], after: NDArray[np.floating], 
         render_config: as the render uses.
         picture: the frame's picture area ``(x0, y0, x1, y1)``, exclusive ends (None: the whole frame).
     """
-    m = crop.crop_trans_frame
     h, w = crop.frame_size
     x0, y0, x1, y1 = picture or (0, 0, w, h)
     ok = np.ones(len(before), bool)
@@ -300,7 +299,7 @@ def reachable_points(before: NDArray[np.floating], after: NDArray[np.floating], 
     for frame_pts in (before, after):
         p = np.asarray(frame_pts, np.float64)[:, :2]
         ok &= (p[:, 0] >= x0) & (p[:, 0] <= x1 - 1) & (p[:, 1] >= y0) & (p[:, 1] <= y1 - 1)
-        pts.append(p @ m[:2, :2].T + m[:2, 2])
+        pts.append(to_crop(p, crop))
     support = field_support(pts[0], pts[1], crop, render_config, picture)
     weight = None if support is None else support.detach().cpu().numpy()
     for c in pts:
@@ -371,7 +370,8 @@ def refine_plan(swapped: Path, plan: FacePlan, config: RestoreConfig, render_con
             if src is None or crop is None:
                 continue
             iod = inter_ocular(plan.before[k])
-            valid = reachable_points(plan.before[k], plan.after[k], crop, render_config, picture_area(frame.image))
+            picture = picture_area(frame.image)
+            valid = reachable_points(plan.before[k], plan.after[k], crop, render_config, picture)
             if not valid[:468].any():
                 continue
             moving = np.linalg.norm(planned[k, :468, :2], axis=1) >= REFINE_STAT_MIN_IOD * iod
@@ -381,7 +381,8 @@ def refine_plan(swapped: Path, plan: FacePlan, config: RestoreConfig, render_con
             c = np.zeros((plan.after.shape[1], 3))
             for rnd in range(config.refine_rounds + 1):
                 work[k] = plan.after[k] + c
-                image, _ = render_face(frame.image, plan.before[k], work[k], crop, render_config, stage.device)
+                image, _ = render_face(frame.image, plan.before[k], work[k], crop, render_config, stage.device,
+                                       picture=picture)
                 if texture is not None:
                     image = texture(image, frame.index, live, k)
                 out = _detect_near(lm, image, plan.after[k] + c)
