@@ -520,19 +520,18 @@ class Landmarker:
         # One that was already there, unconfirmed, at the previous run is not followed again (a
         # guitar at the edge of ghost_2person scores 0.15-0.21 all along): the runs still retry it.
         known = [f.box for f in [*found, *more]]
+
+        def faceless(box: NDArray[np.floating]) -> bool:  # no face found there
+            return not _is_duplicate(box, known) and not any(box_covered(box, k) >= cfg.covered_fraction for k in known)
+
         grow = cfg.detection_margin / cfg.region_margin
         previous = self._pending
         weak = [det for det in detections
                 if det[4] < cfg.min_detection_confidence and touches_border(det[:4], height, width)]
-        self._pending = [
-            box for box in (_grown(det[:4], grow) for det in weak)
-            if not _is_duplicate(box, known) and not any(box_covered(box, k) >= cfg.covered_fraction for k in known)
-            and not any(box_iou(box, p) >= 0.5 for p in previous)
-        ]
+        self._pending = [box for box in (_grown(det[:4], grow) for det in weak)
+                         if faceless(box) and not any(box_iou(box, p) >= 0.5 for p in previous)]
         # Spots followed since the last run and still without a face are rejected for a while.
-        for box in previous:
-            if not _is_duplicate(box, known) and not any(box_covered(box, k) >= cfg.covered_fraction for k in known):
-                self._rejected.append((box, run))
+        self._rejected.extend((box, run) for box in previous if faceless(box))
         return more
 
     def _landmark_boxes(
