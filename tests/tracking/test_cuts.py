@@ -15,6 +15,19 @@ FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
 TB = Fraction(1, 25)
 
 
+def first_frames(name: str, count: int) -> list[np.ndarray]:
+    """The first ``count`` frames of fixture clip ``name``, RGB."""
+    import av
+
+    out = []
+    with av.open(str(FIXTURES / name)) as c:
+        for frame in c.decode(video=0):
+            out.append(frame.to_ndarray(format="rgb24"))
+            if len(out) == count:
+                break
+    return out
+
+
 def _texture(seed: int, size: int = 400) -> np.ndarray:
     """A smooth random colour texture (H, W, 3) uint8."""
     rng = np.random.default_rng(seed)
@@ -78,19 +91,8 @@ def test_frame_distance_is_zero_for_equal_frames_and_symmetric() -> None:
 
 @pytest.mark.skipif(not (FIXTURES / "liveportrait_d0.mp4").exists(), reason="shared fixtures not present")
 def test_real_shots_joined_give_one_cut_at_the_join() -> None:
-    import av
-
-    def first(name: str, count: int) -> list[np.ndarray]:
-        out = []
-        with av.open(str(FIXTURES / name)) as c:
-            for frame in c.decode(video=0):
-                out.append(frame.to_ndarray(format="rgb24"))
-                if len(out) == count:
-                    break
-        return out
-
-    talking = first("retalking_face_1.mp4", 20)
-    three_quarter = first("pcavs_audio_source_00015.mp4", 20)
+    talking = first_frames("retalking_face_1.mp4", 20)
+    three_quarter = first_frames("pcavs_audio_source_00015.mp4", 20)
     import cv2
     three_quarter = [cv2.resize(f, (700, 700)) for f in three_quarter]
     assert detect_cuts(_frames(talking)) == []

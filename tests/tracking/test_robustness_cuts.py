@@ -17,20 +17,10 @@ import pytest
 from tracking.cuts import detect_cuts
 from tracking.frame import Frame
 
+from tests.tracking.test_cuts import first_frames
+
 FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
 pytestmark = pytest.mark.skipif(not (FIXTURES / "liveportrait_d0.mp4").exists(), reason="shared fixtures not present")
-
-
-def _first(name: str, count: int) -> list[np.ndarray]:
-    import av
-
-    out = []
-    with av.open(str(FIXTURES / name)) as c:
-        for frame in c.decode(video=0):
-            out.append(frame.to_ndarray(format="rgb24"))
-            if len(out) == count:
-                break
-    return out
 
 
 def _frames(images: list[np.ndarray]) -> list[Frame]:
@@ -42,7 +32,7 @@ def _light(img: np.ndarray, gain: np.ndarray | float, offset: np.ndarray | float
 
 
 def test_a_strobe_with_a_decaying_flash_is_not_a_cut() -> None:
-    shot = _first("liveportrait_d0.mp4", 36)
+    shot = first_frames("liveportrait_d0.mp4", 36)
     # every 6th frame a flash (clipped highlights), the next frame still half lit
     lit = [_light(f, 2.2, 70) if i % 6 == 0 else _light(f, 1.4, 20) if i % 6 == 1 else f
            for i, f in enumerate(shot)]
@@ -50,8 +40,8 @@ def test_a_strobe_with_a_decaying_flash_is_not_a_cut() -> None:
 
 
 def test_a_light_cue_is_not_a_cut_but_a_cut_under_the_same_light_is() -> None:
-    talking = _first("retalking_face_1.mp4", 24)
-    other = _first("pcavs_audio_source_00015.mp4", 12)
+    talking = first_frames("retalking_face_1.mp4", 24)
+    other = first_frames("pcavs_audio_source_00015.mp4", 12)
     import cv2
 
     other = [cv2.resize(f, talking[0].shape[1::-1]) for f in other]
@@ -63,8 +53,8 @@ def test_a_light_cue_is_not_a_cut_but_a_cut_under_the_same_light_is() -> None:
 
 def test_a_cut_between_two_pillarboxed_shots_is_found() -> None:
     """Letterboxed shots share their black bars: the structure test must look inside them."""
-    a = _first("liveportrait_d0.mp4", 12)
-    b = _first("retalking_face_1.mp4", 12)
+    a = first_frames("liveportrait_d0.mp4", 12)
+    b = first_frames("retalking_face_1.mp4", 12)
     import cv2
 
     def boxed(img: np.ndarray) -> np.ndarray:
