@@ -39,8 +39,22 @@ def _quiet_native_stderr() -> None:
         pass
 
 
+#: Set once Ctrl-C or SIGTERM arrived: from then on, finalizers of objects the interrupt caught
+#: half-built (a MediaPipe image whose constructor it cut short) fail noisily and harmlessly, and
+#: their "Exception ignored in ..." lines are kept off the terminal (see _unraisable).
+_interrupted = threading.Event()
+
+
 def _terminate(signum: int, frame: object) -> None:
+    """SIGINT and SIGTERM: end the run as Ctrl-C does (KeyboardInterrupt), noting the interrupt."""
+    _interrupted.set()
     raise KeyboardInterrupt
+
+
+def _unraisable(args: "sys.UnraisableHookArgs") -> None:
+    if _interrupted.is_set() and os.environ.get("DELTAFACE_DEBUG") != "1":
+        return
+    sys.__unraisablehook__(args)
 
 
 #: After Ctrl-C or SIGTERM, how long the normal clean-up may take before the process is ended
@@ -99,8 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         _quiet_native_stderr()
     # SIGTERM (a job scheduler, `kill`) ends a run like Ctrl-C: outputs under their temporary
     # names are removed and the final names are never written.
+    sys.unraisablehook = _unraisable
     try:
         signal.signal(signal.SIGTERM, _terminate)
+        signal.signal(signal.SIGINT, _terminate)
         _start_interrupt_watchdog()
     except (ValueError, OSError):  # not the main thread, or no such signal here
         pass
