@@ -248,11 +248,11 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
 
 
 _LANDMARKER_DEFAULTS = LandmarkerConfig()
-#: Tile sizes of the missed-face search with --small-faces (fractions of the frame's shorter side):
-#: BlazeFace finds a face from about a fifth of its tile, so 0.25 reaches faces ~5% of the height.
-SMALL_FACE_TILES = (1.0, 0.5, 0.25)
-#: ... and how often it runs (seconds of the clip; a face it found is followed between runs).
+#: How often the missed-face search's smaller tiles run with --small-faces (seconds of the clip;
+#: by default every 0.8 s and 3.2 s at 1080p; a face found is followed between runs).
 SMALL_FACE_INTERVAL_S = 0.6
+#: The search's tiles with --large-faces-only (the whole shorter side: faces from about a fifth).
+LARGE_FACE_TILES = (1.0,)
 
 
 def _add_analysis_options(p: argparse.ArgumentParser) -> None:
@@ -261,10 +261,14 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
                    help=f"most faces per frame (default {d.num_faces})")
     p.add_argument("--landmarker-bundle", type=Path, default=None, metavar="FILE",
                    help=f"face_landmarker.task to use (default: ${BUNDLE_ENV_VAR}, else the shipped one)")
-    p.add_argument("--small-faces", action="store_true",
-                   help="also look for faces down to about a twentieth of the frame's height (a wide shot, a "
-                        f"stage): the missed-face search runs on tiles of {', '.join(f'{x:g}' for x in SMALL_FACE_TILES)} "
-                        "of the frame's shorter side; the analysis is slower")
+    search = p.add_mutually_exclusive_group()
+    search.add_argument("--small-faces", action="store_true",
+                        help="find small faces (down to about a twentieth of the frame's height) that enter "
+                             f"mid-shot sooner: the search's small tiles run every {SMALL_FACE_INTERVAL_S:g} s "
+                             "(default: every 0.8 and 3.2 s, and on each shot's first frame); analysis is slower")
+    search.add_argument("--large-faces-only", action="store_true",
+                        help="look only for faces from about a fifth of the frame's height (close-ups): the "
+                             "fastest analysis; smaller faces are not tracked")
     p.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                    help=f"analysis cache folder (default: ${CACHE_ENV_VAR} or ~/.cache/deltaface)")
     p.add_argument("--no-cache", action="store_true", help="analyse again even if a cached analysis matches")
@@ -309,8 +313,10 @@ def _analysis_config(args: argparse.Namespace) -> AnalysisConfig:
         bundle_path=str(args.landmarker_bundle) if args.landmarker_bundle else None,
     )
     if getattr(args, "small_faces", False):
-        recovery = dataclasses.replace(landmarker.recovery, tile_scales=SMALL_FACE_TILES)
-        landmarker = dataclasses.replace(landmarker, recovery=recovery, recovery_interval_s=SMALL_FACE_INTERVAL_S)
+        landmarker = dataclasses.replace(landmarker, small_tile_interval_s=SMALL_FACE_INTERVAL_S)
+    elif getattr(args, "large_faces_only", False):
+        recovery = dataclasses.replace(landmarker.recovery, tile_scales=LARGE_FACE_TILES)
+        landmarker = dataclasses.replace(landmarker, recovery=recovery)
     return AnalysisConfig(landmarker=landmarker)
 
 

@@ -38,6 +38,7 @@ from tracking.recovery import (
     crop_transform,
     inside_fraction,
     map_points_to_frame,
+    tile_sides,
     touches_border,
 )
 
@@ -96,14 +97,20 @@ class LandmarkerConfig:
             tiled detector and re-run the landmarker on crops (see :mod:`tracking.recovery`).
         recovery: settings of that recovery.
         recovery_interval_s: in ``"video"`` mode, how often (seconds of the clip) the tiled
-            detector looks for faces the landmarker misses; it also runs whenever the landmarker
-            itself finds fewer faces than in the previous frame (a face just lost). A face it
-            recovered in the previous frame is looked for around its box first, with the crop
-            re-run alone (a face too small for the full-frame pass would otherwise run the tiled
-            detector on every frame: 41 ms a frame at 1080p). 0 runs the detector on every frame. Between runs, faces
-            already followed are kept by the tracker's re-run around their predicted boxes
-            (:meth:`Landmarker.detect_in_regions`), so the interval only delays finding a face
-            that newly enters too small for the landmarker. ``detect_image`` always recovers.
+            detector's largest tiles look for faces the landmarker misses. Smaller tiles run
+            less often, every ``recovery_interval_s * (largest side / their side) ** 2`` (each
+            size gets the same detector time per second of clip: at 1080p the 1.0, 0.5 and 0.25
+            tiles run every 0.2, 0.8 and 3.2 s). Every size runs on the first frame and after
+            :meth:`Landmarker.reset` (a shot cut), so a shot's faces are found from its first
+            frame; the interval only delays finding a face that enters mid-shot. The largest
+            tiles also run whenever the landmarker finds fewer faces than in the previous frame
+            (a face just lost). A face recovered in the previous frame is looked for around its
+            box first, with the crop re-run alone (a face too small for the full-frame pass
+            would otherwise run the tiled detector on every frame); the tracker also re-runs
+            around predicted boxes (:meth:`Landmarker.detect_in_regions`). 0 runs every tile
+            size on every frame. ``detect_image`` always runs every tile size.
+        small_tile_interval_s: when set, the tiles smaller than the largest run every this many
+            seconds instead (faster discovery of small faces entering mid-shot, at more cost).
     """
 
     num_faces: int = 4
@@ -115,10 +122,13 @@ class LandmarkerConfig:
     recover_missing: bool = True
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     recovery_interval_s: float = 0.2
+    small_tile_interval_s: float | None = None
 
     def __post_init__(self) -> None:
         if not self.recovery_interval_s >= 0:
             raise ConfigError(f"recovery_interval_s must be >= 0, got {self.recovery_interval_s}")
+        if self.small_tile_interval_s is not None and not self.small_tile_interval_s >= 0:
+            raise ConfigError(f"small_tile_interval_s must be >= 0 or None, got {self.small_tile_interval_s}")
         if not 1 <= self.num_faces <= 16:
             raise ConfigError(f"num_faces must be in [1, 16], got {self.num_faces}")
         for name in ("min_detection_confidence", "min_presence_confidence", "min_tracking_confidence"):
@@ -302,7 +312,7 @@ class Landmarker:
         self._border: Any = None  # IMAGE mode, low detection threshold, for crops past the border
         self._detector: TiledFaceDetector | None = None
         self._last_ts = -1
-        self._last_recovery_time: float | None = None
+        self._last_search: dict[int, float] = {}  # tile side (px) -> clip time it last ran
         self._last_direct = 0
         self._followed: list[NDArray[np.float32]] = []  # boxes of the faces recovered last frame
         # regions of border detections the last recovery could not confirm (a face coming in)
@@ -336,7 +346,7 @@ class Landmarker:
         if self._video is not None:
             self._video.close()
             self._video = None
-        self._last_recovery_time = None  # look for every face again in the new shot
+        self._last_search = {}  # look for every face again, with every tile size, in the new shot
         self._last_direct = 0
         self._followed = []
         self._pending = []
@@ -427,11 +437,11 @@ class Landmarker:
         faces = distinct_faces(_convert(result, frame.width, frame.height, frame.index, self.bundle))
         direct = len(faces)
         if self.config.recover_missing and len(faces) < self.config.num_faces:
-            if self._recovery_due(frame, faces):
-                faces.extend(self._recover(image, frame.index, faces))
-                self._last_recovery_time = frame.time if frame.pts is not None else float(frame.index)
-            elif self._followed:
+            if self._followed:
                 faces.extend(self._follow(image, frame.index, faces))
+            sides = self._due_sides(frame, direct)
+            if sides and len(faces) < self.config.num_faces:
+                faces.extend(self._recover(image, frame.index, faces, sides))
         self._last_direct = direct
         self._followed = [f.box for f in faces if f.source == Source.RECOVERED] + self._pending
         return faces
@@ -441,16 +451,22 @@ class Landmarker:
         re-run alone: the tiled detector costs as much again and finds the same face)."""
         return self._landmark_boxes(image, frame_index, found, self._followed, self.config.recovery.region_margin)
 
-    def _recovery_due(self, frame: Frame, faces: list[FaceObservation]) -> bool:
-        """Whether the tiled detector should run on this video frame (see ``recovery_interval_s``)."""
+    def _due_sides(self, frame: Frame, direct: int) -> list[int]:
+        """The tile sides the tiled detector runs on this video frame (see
+        ``LandmarkerConfig.recovery_interval_s``), marked as run now."""
         now = frame.time if frame.pts is not None else float(frame.index)
-        last = self._last_recovery_time
-        return (
-            last is None
-            or len(faces) < self._last_direct
-            or not now - last < self.config.recovery_interval_s
-            or now < last
-        )
+        sides = tile_sides(frame.height, frame.width, self.config.recovery)
+        due = []
+        for side in sides:
+            last = self._last_search.get(side)
+            interval = self.config.recovery_interval_s * (sides[0] / side) ** 2
+            if side != sides[0] and self.config.small_tile_interval_s is not None:
+                interval = self.config.small_tile_interval_s
+            lost = side == sides[0] and direct < self._last_direct  # a full-frame face just lost
+            if last is None or lost or not now - last < interval or now < last:
+                due.append(side)
+                self._last_search[side] = now
+        return due
 
     def detect_image(self, image: NDArray[np.uint8], frame_index: int = 0) -> list[FaceObservation]:
         """Find the faces in a still image (IMAGE mode: no tracking, no timestamps).
@@ -500,8 +516,11 @@ class Landmarker:
     # --- recovery --------------------------------------------------------------------------
 
     def _recover(
-        self, image: NDArray[np.uint8], frame_index: int, found: list[FaceObservation]
+        self, image: NDArray[np.uint8], frame_index: int, found: list[FaceObservation],
+        sides: list[int] | None = None,
     ) -> list[FaceObservation]:
+        """Faces the tiled detector finds (tiles of ``sides`` pixels, default all) that ``found``
+        does not hold, landmarked on crops around the detections."""
         cfg = self.config.recovery
         if self._detector is None:
             self._detector = TiledFaceDetector(self.bundle, cfg)
@@ -509,7 +528,7 @@ class Landmarker:
         self._recovery_runs += 1
         run = self._recovery_runs
         self._rejected = [(b, r) for b, r in self._rejected if run - r <= BORDER_BACKOFF_RUNS]
-        detections = self._detector.detect(image)
+        detections = self._detector.detect(image, sides)
         # A weak border detection at a spot tried lately without a face there is clutter at the
         # edge (a guitar, a textured wall): not tried again for a while.
         detections = [det for det in detections if det[4] >= cfg.min_detection_confidence

@@ -38,9 +38,16 @@ class RecoveryConfig:
             Higher than MediaPipe's usual 0.5 because a false detection here becomes a face:
             on the split-screen fixture (264 frames) real faces scored 0.92 to 0.97 and false
             ones (a hand on a guitar, posters) at most 0.66.
-        tile_scales: side of the square detector tiles as fractions of the frame's shorter side;
-            ``(1.0,)`` gives one tile for a square frame and three for 16:9. Add ``0.5`` to find
-            faces smaller than about a tenth of the frame (about three times the cost).
+        tile_scales: side of the square detector tiles as fractions of the frame's shorter side.
+            The detector (BlazeFace, short range, 128x128 input) finds a face from about a fifth
+            of its tile: tiles of the whole shorter side (1.0; one tile for a square frame, three
+            for 16:9) find faces from about a fifth of the frame's height, 0.5 from a tenth and
+            0.25 from a twentieth. Each call costs about 2 ms whatever the tile's size, and the
+            number of tiles grows as ``1 / scale**2`` (1080p: 3, 21 and 98 tiles), so in video
+            the smaller scales run less often (``LandmarkerConfig.recovery_interval_s``).
+        min_tile_px: smallest tile side in pixels: a smaller scale's tiles are made this large
+            (a face under about a fifth of it, ~40 px, is too small for useful landmarks anyway,
+            and a 224-pixel clip would otherwise run 49 tiles of 56 pixels).
         tile_overlap: fraction by which neighbouring tiles overlap, in [0, 0.9].
         nms_iou: detections from different tiles with at least this IoU are the same face.
         covered_fraction: a detection counts as already found when at least this fraction of
@@ -73,7 +80,8 @@ class RecoveryConfig:
     """
 
     min_detection_confidence: float = 0.75
-    tile_scales: tuple[float, ...] = (1.0,)
+    tile_scales: tuple[float, ...] = (1.0, 0.5, 0.25)
+    min_tile_px: int = 192
     tile_overlap: float = 0.5
     nms_iou: float = 0.3
     covered_fraction: float = 0.5
@@ -93,6 +101,8 @@ class RecoveryConfig:
                 raise ConfigError(f"{name} must be in [0, 1], got {value}")
         if not self.tile_scales or any(not 0.1 <= s <= 1.0 for s in self.tile_scales):
             raise ConfigError(f"tile_scales must be non-empty fractions in [0.1, 1], got {self.tile_scales}")
+        if not 16 <= self.min_tile_px <= 4096:
+            raise ConfigError(f"min_tile_px must be in [16, 4096], got {self.min_tile_px}")
         if not 0.0 <= self.tile_overlap <= 0.9:
             raise ConfigError(f"tile_overlap must be in [0, 0.9], got {self.tile_overlap}")
         for name in ("nms_iou", "covered_fraction"):
@@ -162,6 +172,14 @@ def tile_origins(height: int, width: int, side: int, overlap: float) -> list[tup
     return [(x, y) for y in starts(height) for x in starts(width)]
 
 
+def tile_sides(height: int, width: int, config: RecoveryConfig) -> list[int]:
+    """The distinct tile sides (pixels, largest first) of ``config.tile_scales`` on a frame:
+    each scale times the shorter side, at least ``config.min_tile_px``, at most the shorter side."""
+    short = min(height, width)
+    sides = {min(short, max(config.min_tile_px, int(round(short * scale)))) for scale in config.tile_scales}
+    return sorted((max(1, side) for side in sides), reverse=True)
+
+
 class TiledFaceDetector:
     """MediaPipe's short-range face detector run on overlapping square tiles of a frame.
 
@@ -203,14 +221,18 @@ class TiledFaceDetector:
         if detector is not None:
             detector.close()
 
-    def detect(self, image: NDArray[np.uint8]) -> NDArray[np.float32]:
+    def detect(self, image: NDArray[np.uint8], sides: list[int] | None = None) -> NDArray[np.float32]:
         """Find faces on every tile and merge duplicates.
 
         Args:
             image: ``(H, W, 3)`` uint8 RGB frame.
+            sides: the tile sides (pixels) to run, a subset of :func:`tile_sides` (default: all).
 
         A detection scoring below ``min_detection_confidence`` is kept only when it touches the
-        frame's edge and scores at least ``border_detection_confidence`` (a face cut by the border).
+        frame's edge, scores at least ``border_detection_confidence`` (a face cut by the border)
+        and comes from the largest tiles: on smaller ones, clutter at the edge (a guitar, a glass
+        on ghost_2person) scores that much too, and the low-threshold crop re-run then made a
+        face of it.
 
         Returns:
             ``(N, 5)`` float32 rows ``(x0, y0, x1, y1, score)`` in frame pixels, best score first.
@@ -221,15 +243,11 @@ class TiledFaceDetector:
             raise RuntimeError("TiledFaceDetector is closed")
         height, width = image.shape[:2]
         rows: list[tuple[float, float, float, float, float]] = []
-        seen: set[tuple[int, int, int]] = set()
-        for scale in self.config.tile_scales:
-            side = max(16, int(round(min(height, width) * scale)))
+        largest = tile_sides(height, width, self.config)[0]
+        for side in tile_sides(height, width, self.config) if sides is None else sides:
+            border_floor = self.config.border_detection_confidence if side == largest else np.inf
             for x, y in tile_origins(height, width, side, self.config.tile_overlap):
-                side_c = min(side, height, width)
-                if (x, y, side_c) in seen:
-                    continue
-                seen.add((x, y, side_c))
-                tile = np.ascontiguousarray(image[y : y + side_c, x : x + side_c])
+                tile = np.ascontiguousarray(image[y : y + side, x : x + side])
                 result = self._detector.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=tile))
                 for det in result.detections:
                     bb = det.bounding_box
@@ -237,7 +255,7 @@ class TiledFaceDetector:
                     x0, y0 = x + bb.origin_x, y + bb.origin_y
                     row = (x0, y0, x0 + bb.width, y0 + bb.height, score)
                     if score >= self.config.min_detection_confidence or (
-                        score >= self.config.border_detection_confidence
+                        score >= border_floor
                         and touches_border(np.asarray(row[:4]), height, width)
                     ):
                         rows.append(row)

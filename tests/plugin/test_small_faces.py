@@ -1,5 +1,6 @@
-"""--small-faces: a face about 60 px wide in a 1080p frame (a wide shot) is found and tracked only
-when the missed-face search also runs on small tiles."""
+"""Small faces: a face about 60 px wide in a 1080p frame (a wide shot) is found and tracked by
+default, from the first frame, because the missed-face search also runs on small tiles; with
+--large-faces-only (tiles of the whole shorter side) it is not."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import numpy as np
 import pytest
 
 from plugin.analyze import run_analysis
-from plugin.cli import SMALL_FACE_TILES, _add_analysis_options, _analysis_config
+from plugin.cli import LARGE_FACE_TILES, SMALL_FACE_INTERVAL_S, _add_analysis_options, _analysis_config
+from tracking.recovery import RecoveryConfig, tile_sides
 
 from .media import write_clip
 
@@ -27,13 +29,24 @@ def _options(*argv: str) -> argparse.Namespace:
     return p.parse_args(list(argv))
 
 
-def test_the_option_adds_small_tiles_to_the_search() -> None:
-    assert _analysis_config(_options()).landmarker.recovery.tile_scales == (1.0,)
-    small = _analysis_config(_options("--small-faces")).landmarker
-    assert small.recovery.tile_scales == SMALL_FACE_TILES and min(SMALL_FACE_TILES) <= 0.25
+def test_the_options_set_the_search() -> None:
+    default = _analysis_config(_options()).landmarker
+    assert min(default.recovery.tile_scales) <= 0.25 and default.small_tile_interval_s is None
+    assert _analysis_config(_options("--small-faces")).landmarker.small_tile_interval_s == SMALL_FACE_INTERVAL_S
+    assert _analysis_config(_options("--large-faces-only")).landmarker.recovery.tile_scales == LARGE_FACE_TILES
+    with pytest.raises(SystemExit):
+        _options("--small-faces", "--large-faces-only")
 
 
-def test_a_small_face_in_a_wide_frame_is_tracked_only_with_small_faces(tmp_path) -> None:
+def test_tile_sides_are_distinct_and_never_below_the_minimum() -> None:
+    cfg = RecoveryConfig(tile_scales=(1.0, 0.5, 0.25), min_tile_px=192)
+    assert tile_sides(1080, 1920, cfg) == [1080, 540, 270]
+    assert tile_sides(720, 1280, cfg) == [720, 360, 192]
+    assert tile_sides(224, 224, cfg) == [224, 192]  # 0.5 and 0.25 both become 192
+    assert tile_sides(100, 300, cfg) == [100]  # a frame smaller than the minimum: one size
+
+
+def test_a_small_face_in_a_wide_frame_is_tracked_unless_large_faces_only(tmp_path) -> None:
     still = FIXTURES / "skimage_astronaut.png"
     if not still.exists():
         pytest.skip(f"fixture missing: {still}")
@@ -48,9 +61,9 @@ def test_a_small_face_in_a_wide_frame_is_tracked_only_with_small_faces(tmp_path)
         canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
         images.append(np.ascontiguousarray(canvas))
     clip = write_clip(tmp_path / "wide.mp4", num_frames=FRAMES, width=1920, height=1080, images=images)
-    default = run_analysis(clip, cache_dir=tmp_path / "c1").analysis
-    found = run_analysis(clip, _analysis_config(_options("--small-faces")), cache_dir=tmp_path / "c2").analysis
-    assert not [t for t in default.tracks if len(t.frame_indices)]
+    large_only = run_analysis(clip, _analysis_config(_options("--large-faces-only")), cache_dir=tmp_path / "c1").analysis
+    found = run_analysis(clip, _analysis_config(_options()), cache_dir=tmp_path / "c2").analysis
+    assert not [t for t in large_only.tracks if len(t.frame_indices)]
     tracks = [t for t in found.tracks if len(t.frame_indices)]
     assert len(tracks) == 1 and len(tracks[0].frame_indices) == FRAMES
     box = tracks[0].landmarks[0, :, :2]
