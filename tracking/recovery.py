@@ -172,6 +172,12 @@ def tile_origins(height: int, width: int, side: int, overlap: float) -> list[tup
     return [(x, y) for y in starts(height) for x in starts(width)]
 
 
+#: A detector tile whose sampled pixels (every eighth row and column) span at most this many
+#: levels in every channel is flat and skipped (a bar of a vertical clip pillarboxed in 16:9 holds
+#: two thirds of the small tiles).
+FLAT_TILE_LEVELS = 6
+
+
 def tile_sides(height: int, width: int, config: RecoveryConfig) -> list[int]:
     """The distinct tile sides (pixels, largest first) of ``config.tile_scales`` on a frame:
     each scale times the shorter side, at least ``config.min_tile_px``, at most the shorter side."""
@@ -195,6 +201,7 @@ class TiledFaceDetector:
         from mediapipe.tasks.python import BaseOptions, vision
 
         self.config = config
+        self.tiles_run = 0
         options = vision.FaceDetectorOptions(
             base_options=BaseOptions(model_asset_buffer=bundle.read_member(FACE_DETECTOR_MEMBER)),
             running_mode=vision.RunningMode.IMAGE,
@@ -228,6 +235,10 @@ class TiledFaceDetector:
             image: ``(H, W, 3)`` uint8 RGB frame.
             sides: the tile sides (pixels) to run, a subset of :func:`tile_sides` (default: all).
 
+        A tile that is flat (every eighth pixel within ``FLAT_TILE_LEVELS`` levels in each
+        channel: a letterbox or pillarbox bar, a blank wall) cannot hold a face and is skipped;
+        ``tiles_run`` counts the tiles the detector did see.
+
         A detection scoring below ``min_detection_confidence`` is kept only when it touches the
         frame's edge, scores at least ``border_detection_confidence`` (a face cut by the border)
         and comes from the largest tiles: on smaller ones, clutter at the edge (a guitar, a glass
@@ -247,7 +258,11 @@ class TiledFaceDetector:
         for side in tile_sides(height, width, self.config) if sides is None else sides:
             border_floor = self.config.border_detection_confidence if side == largest else np.inf
             for x, y in tile_origins(height, width, side, self.config.tile_overlap):
-                tile = np.ascontiguousarray(image[y : y + side, x : x + side])
+                view = image[y : y + side, x : x + side]
+                if int(np.ptp(view[::8, ::8].reshape(-1, 3), axis=0).max()) <= FLAT_TILE_LEVELS:
+                    continue
+                self.tiles_run += 1
+                tile = np.ascontiguousarray(view)
                 result = self._detector.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=tile))
                 for det in result.detections:
                     bb = det.bounding_box

@@ -25,12 +25,14 @@ from tracking.observation import FaceObservation, Source
 from tracking.pose import rotation_angle, transform_from_landmarks
 from tracking.recovery import (
     RecoveryConfig,
+    TiledFaceDetector,
     box_covered,
     box_iou,
     crop_image,
     crop_transform,
     map_points_to_frame,
     tile_origins,
+    tile_sides,
 )
 
 FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
@@ -148,6 +150,26 @@ def test_tiles_cover_the_frame(h: int, w: int, side: int) -> None:
         assert 0 <= x <= w - side and 0 <= y <= h - side
         covered[y : y + side, x : x + side] = True
     assert covered.all()
+
+
+def test_flat_tiles_are_skipped_and_the_pillarboxed_face_still_found() -> None:
+    # A portrait clip pillarboxed in a 1080p frame: the bars' tiles are flat and never reach the
+    # detector; the face between them is found.
+    from tracking.bundle import load_bundle
+
+    face = cv2.imread(str(PACKAGED_ASTRONAUT))[:, :, ::-1]
+    frame = np.zeros((1080, 1920, 3), np.uint8)
+    frame[:, 656:1264] = cv2.resize(face, (608, 608))[np.r_[0:608, 607:135:-1][:1080] % 608]
+    cfg = RecoveryConfig()
+    total = sum(len(tile_origins(1080, 1920, side, cfg.tile_overlap)) for side in tile_sides(1080, 1920, cfg))
+    with TiledFaceDetector(load_bundle(), cfg) as detector:
+        found = detector.detect(frame)
+        seen = detector.tiles_run
+        detector.detect(np.zeros((1080, 1920, 3), np.uint8))
+        assert detector.tiles_run == seen  # an all-black frame runs no tile
+    assert len(found) >= 1 and 656 < (found[0, 0] + found[0, 2]) / 2 < 1264
+    assert seen > 0.4 * total, (seen, total)  # the picture between the bars is searched
+    assert seen < 0.6 * total, (seen, total)
 
 
 def test_blendshape_names() -> None:
