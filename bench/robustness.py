@@ -3,7 +3,7 @@
 Clips are derived from the real fixtures (``../shared/fixtures``) with PyAV, each a kind of
 material a user brings: stage light (coloured key, low key, strobe, hard gradient), small and very
 large faces, faces cut by the frame border, hard cuts between people (and back), several faces
-(the ghost split screen, a 2x2 mosaic of four clips), profiles (PC-AVS, the AFLW2000 still,
+(the ghost split screen, a 2x2 mosaic of four clips, a 3x2 mosaic of six people), profiles (PC-AVS, the AFLW2000 still,
 a mirrored clip), vertical 9:16 and odd frame sizes, heavy noise and a low bitrate. Where each
 face is, and whose it is, is known by construction: the source fixture's own track (or the
 AFLW2000 ground-truth landmarks) carried through the same resize and shift as the pixels.
@@ -111,7 +111,7 @@ class Sources:
             self.frames[key] = _decode(name, n)
             npz = work / f"src_{key}.npz"
             r = subprocess.run([PYTHON, "-m", "plugin", "track", str(FIXTURES / name), "-o", str(npz),
-                                "--cache-dir", str(cache), "--quiet"], cwd=ROOT, capture_output=True, text=True, check=False)
+                                "--cache-dir", str(cache), "--quiet", "--overwrite"], cwd=ROOT, capture_output=True, text=True, check=False)
             if r.returncode:
                 raise SystemExit(f"tracking fixture {name} failed: {r.stderr.strip()[-300:]}")
             tracks = load_analysis(npz).tracks
@@ -281,6 +281,28 @@ def case_mosaic_2x2(s: Sources, n: int) -> Clip:
         frames.append(canvas)
         faces.append(d)
     return Clip(frames, faces, "rt", _spec(n))
+
+
+def case_mosaic_3x2(s: Sources, n: int) -> Clip:
+    """Six people at once in 1080p (more than the four a landmarker stage once stopped at): the
+    four fixture clips (both halves of the split screen as cells of their own) and the AFLW2000
+    profile still."""
+    frames, faces = [], []
+    cells = [(0, 0), (640, 0), (1280, 0), (0, 540), (640, 540), (1280, 540)]
+    for i in range(n):
+        canvas = np.zeros((1080, 1920, 3), np.uint8)
+        d: dict[str, Box] = {}
+        for (x, y), key in zip(cells, ["lp", "rt", "pc", "gh", "gh", "af"], strict=True):
+            img, fb = s.frames[key][i % len(s.frames[key])], s.boxes[key][i % len(s.boxes[key])]
+            if key == "gh":                                 # one half of the split screen per cell
+                left = x == 0
+                img = np.ascontiguousarray(img[:, :640] if left else img[:, 640:])
+                fb = {k: v - np.array([0 if left else 640, 0, 0 if left else 640, 0])
+                      for k, v in fb.items() if ((v[0] + v[2]) / 2 < 640) == left}
+            _fit(canvas, img, fb, d, x, y, 640, 540)
+        frames.append(canvas)
+        faces.append(d)
+    return Clip(frames, faces, "pc", _spec(n))
 
 
 def case_profile_pcavs(s: Sources, n: int) -> Clip:
@@ -526,7 +548,7 @@ def run_case(name: str, clip: Clip, work: Path, restore: bool) -> dict[str, Any]
                codec_options={"crf": str(clip.crf), "preset": "veryfast"})
     cache = work / "cache"
     npz = work / f"{name}.npz"
-    args = ["track", str(src), "-o", str(npz), "--no-cache", "--cache-dir", str(cache), "--json", "--quiet"]
+    args = ["track", str(src), "-o", str(npz), "--no-cache", "--cache-dir", str(cache), "--json", "--quiet", "--overwrite"]
     rc, out, err, _ = cli(args)
     row["track"] = outcome(rc, err, args)
     if rc != 0:

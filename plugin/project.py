@@ -13,7 +13,7 @@ A project file (``version = 1``)::
     keyframe_seconds = 2.0             # h264: closed GOPs of this length (plugin.smartrender)
 
     [tracking]
-    num_faces = 4
+    num_faces = 8
     bundle = "models/face_landmarker.task"   # optional; like input: relative inside, or absolute
     [tracking.smoothing]               # optional: any field of tracking.smoothing.SmoothingConfig
     landmarks = { evidence_low = 2.0 }

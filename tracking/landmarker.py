@@ -85,6 +85,8 @@ class LandmarkerConfig:
 
     Attributes:
         num_faces: most faces returned per frame (MediaPipe's ``num_faces``; recovery stops there).
+            The cost follows the faces present, not this bound (1 or 2 faces: the same ms a frame
+            with 4 or 8), so it is set for a group or a stage: 8.
         min_detection_confidence: MediaPipe's face detector threshold.
         min_presence_confidence: MediaPipe's face presence threshold for the landmark model.
         min_tracking_confidence: MediaPipe's threshold for keeping a face tracked between video
@@ -113,7 +115,7 @@ class LandmarkerConfig:
             seconds instead (faster discovery of small faces entering mid-shot, at more cost).
     """
 
-    num_faces: int = 4
+    num_faces: int = 8
     min_detection_confidence: float = 0.5
     min_presence_confidence: float = 0.5
     min_tracking_confidence: float = 0.5
