@@ -2,7 +2,7 @@
 
 Clips are derived from the real fixtures (``../shared/fixtures``) with PyAV, each a kind of
 material a user brings: stage light (coloured key, low key, strobe, hard gradient), small and very
-large faces, faces cut by the frame border, hard cuts between people (and back), several faces
+large faces, faces cut by the frame border, hard cuts between people (and back), a cross-dissolve, several faces
 (the ghost split screen, a 2x2 mosaic of four clips, a 3x2 mosaic of six people), profiles (PC-AVS, the AFLW2000 still,
 a mirrored clip), vertical 9:16 and odd frame sizes, heavy noise and a low bitrate. Where each
 face is, and whose it is, is known by construction: the source fixture's own track (or the
@@ -265,6 +265,26 @@ def case_hard_cuts(s: Sources, n: int) -> Clip:
 def case_ghost_2person(s: Sources, n: int) -> Clip:
     return Clip([f.copy() for f in s.frames["gh"][:n]], [dict(b) for b in s.boxes["gh"][:n]],
                 min(s.boxes["gh"][0]), _spec(n))
+
+
+def case_dissolve(s: Sources, n: int) -> Clip:
+    """Two shots joined by a 12-frame cross-dissolve (no hard cut): one person fades into another
+    at about the same place, both faces half visible in the middle of it."""
+    fade = 12
+    half = (n - fade) // 2
+    frames, faces = [], []
+    for i in range(n):
+        a = np.zeros((720, 1280, 3), np.uint8)
+        b = np.zeros((720, 1280, 3), np.uint8)
+        da: dict[str, Box] = {}
+        db: dict[str, Box] = {}
+        _fit(a, s.frames["lp"][i % len(s.frames["lp"])], s.boxes["lp"][i % len(s.boxes["lp"])], da)
+        _fit(b, s.frames["rt"][i % len(s.frames["rt"])], s.boxes["rt"][i % len(s.boxes["rt"])], db)
+        w = float(np.clip((i - half + 1) / (fade + 1), 0.0, 1.0))  # weight of the second shot
+        frames.append(np.round((1.0 - w) * a + w * b).astype(np.uint8))
+        faces.append(da if w < 0.5 else db)  # the face that dominates the picture
+    # The smile runs through the dissolve: it must stay on the first person's face (their track).
+    return Clip(frames, faces, "lp", [f"smile=0.6@3-{n - 4}", f"blink_left=1@{half - 10}-{half - 4}"])
 
 
 def case_mosaic_2x2(s: Sources, n: int) -> Clip:
