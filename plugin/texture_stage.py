@@ -20,6 +20,7 @@ the edited face) and ``compositing.texture`` (colour match and feathered composi
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -67,7 +68,8 @@ class TextureConfig:
             warp alone shows the full edit).
         cache_frames: decoded exemplar frames kept in memory.
         full_weight_need: a region's texture is composited at full weight from this need on
-            (:attr:`synthesis.exemplars.Choice.need`), at ``need / full_weight_need`` below it.
+            (:attr:`synthesis.exemplars.Choice.need`), at ``need / full_weight_need`` below it
+            (times the choice's fade, :meth:`synthesis.exemplars.Choice.weight`).
             Half-weight blends of a borrowed state over the warped one show both (a faint iris
             over a closed lid, teeth through closed lips), so the weight rises faster than the need.
     """
@@ -159,6 +161,7 @@ def reference_index(refs: Sequence[Reference], open_gap: dict[str, float]) -> Ex
                        frame_size=np.array([r.image.shape[:2] for r in refs]) if n else None)
 
 
+@functools.lru_cache(maxsize=16)
 def _clamp_weights(region: Region, rings: int = 4) -> NDArray[np.float64]:
     """``(478,)``: 1 on the region's core (and iris), falling linearly to 0 over ``rings`` rings."""
     w = np.zeros(478)
@@ -172,6 +175,7 @@ def _clamp_weights(region: Region, rings: int = 4) -> NDArray[np.float64]:
         w[473:478] = 1.0
     elif region.name == "eye_right":
         w[468:473] = 1.0
+    w.flags.writeable = False
     return w
 
 
@@ -249,14 +253,17 @@ class TextureCompositor:
         out = image
         for job in self.jobs.get(plan.track_id, []):
             ch = job.choice
-            need = float(ch.need[row])
-            if need <= 0 or ch.first[row] < 0:
+            weight = float(ch.weight(self.config.full_weight_need)[row])
+            if weight <= 0:
                 continue
             layers = [(*self._exemplar(track, ch.candidates[ch.first[row]]), 1.0 - float(ch.mix[row]))]
             if ch.second[row] >= 0:
                 layers.append((*self._exemplar(track, ch.candidates[ch.second[row]]), float(ch.mix[row])))
-            weight = min(need / self.config.full_weight_need, 1.0)
-            res = transfer_region(out, plan.after[row], layers, job.region, self.config.blend, weight=weight,
+            target = plan.after[row]
+            if ch.extend is not None and ch.extend[row] > 1:  # a faded-in exemplar, at its own state
+                near = _clamp_weights(job.region)[:, None]
+                target = plan.before[row] + (plan.after[row] - plan.before[row]) * (1.0 + (ch.extend[row] - 1.0) * near)
+            res = transfer_region(out, target, layers, job.region, self.config.blend, weight=weight,
                                   in_place=owned)
             owned = owned or res is not out
             out = res

@@ -54,6 +54,8 @@ OPEN_GAP_PERCENTILE = 90.0
 #: change of exemplar costs nothing: while an eye closes or a mouth opens, the exemplar follows the
 #: state (a half-closed lid from a half-closed frame) instead of being held from a closed frame.
 FREE_SWITCH_MOTION = 0.5
+#: Most a faded-in exemplar's geometry scales the edit's change (:attr:`Choice.extend`).
+MAX_EXTEND = 5.0
 
 
 def iod_2d(landmarks: NDArray[np.floating]) -> NDArray[np.float64]:
@@ -216,6 +218,11 @@ class ChoiceConfig:
         crossfade: frames over which a change of exemplar is cross-faded (>= 1).
         max_pose_deg: candidates farther than this in any angle are never used.
         min_quality: candidates below this quality are never used.
+        bridge_reach: where a run of an exemplar begins or ends beside frames that need texture
+            but have no exemplar in their (in-between) state, the exemplar is faded into those
+            frames whose target state is within this many feature units of its own (and on the
+            way to it from the frame's state before the edit): full weight at 1 unit (where it
+            is a candidate anyway), none at ``bridge_reach`` (:func:`bridge_runs`). 1: off.
     """
 
     pose_scale_deg: float = 6.0
@@ -225,10 +232,13 @@ class ChoiceConfig:
     crossfade: int = 4
     max_pose_deg: float = 20.0
     min_quality: float = 0.2
+    bridge_reach: float = 3.0
 
     def __post_init__(self) -> None:
         if self.crossfade < 1 or self.pose_scale_deg <= 0 or self.blendshape_scale <= 0 or self.switch_cost < 0:
             raise ConfigError("ChoiceConfig: crossfade >= 1, scales > 0 and switch_cost >= 0 are required")
+        if self.bridge_reach < 1:
+            raise ConfigError(f"ChoiceConfig.bridge_reach must be >= 1 (feature units), got {self.bridge_reach}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -241,6 +251,12 @@ class Choice:
         mix: ``(M,)`` weight of ``second`` (cross-fade; 0 where ``second`` is -1).
         unsupported: ``(M,)`` bool: texture needed but no candidate in the target state.
         candidates: ``(C, 2)`` int64 (source id, row in that index) of each candidate.
+        fade: ``(M,)`` in [0, 1]: scale of the texture's weight (below 1 where an exemplar is
+            faded into frames no exemplar's state bridges, :func:`bridge_runs`); None: all 1.
+        extend: ``(M,)`` >= 1: on those faded rows, the scale of the edit's change around the
+            region at which the exemplar is laid on (its own state, further along than the
+            row's: a closed lid laid on a half-closed geometry would stretch its lash line into
+            a dark band); None: all 1.
     """
 
     need: NDArray[np.float64]
@@ -249,6 +265,21 @@ class Choice:
     mix: NDArray[np.float64]
     unsupported: NDArray[np.bool_]
     candidates: NDArray[np.int64]
+    fade: NDArray[np.float64] | None = None
+    extend: NDArray[np.float64] | None = None
+
+    def weight(self, full_weight_need: float) -> NDArray[np.float64]:
+        """``(M,)`` in [0, 1]: the weight the borrowed texture is composited at: ``need /
+        full_weight_need`` up to 1, times :attr:`fade`; 0 where no exemplar is chosen.
+
+        Args:
+            full_weight_need: the need from which a matched exemplar goes in at full weight
+                (``plugin.texture_stage.TextureConfig.full_weight_need``), in (0, 1].
+        """
+        w = np.minimum(self.need / full_weight_need, 1.0)
+        if self.fade is not None:
+            w = w * self.fade
+        return np.where((self.first >= 0) & (self.need > 0), w, 0.0)
 
 
 def gaze_weight(closure: NDArray[np.floating]) -> NDArray[np.float64]:
@@ -348,6 +379,7 @@ def choose(
     bsi = [_BS[n] for n in r.blendshapes]
     big = 1e9
     cost = np.full((m, c + 1), big)  # last column: no exemplar
+    bridge = np.full((m, c), np.inf)  # state distances a candidate may be faded in at (bridge_runs)
     if c:
         cs, ca = np.concatenate(cand_state), np.concatenate(cand_angles)
         cb, cq = np.concatenate(cand_bs)[:, bsi], np.concatenate(cand_q)
@@ -355,7 +387,12 @@ def choose(
         if region.startswith("eye_"):
             d[..., 1:] *= gaze_weight(after[:, None, :1])
         dpose = np.abs(np.asarray(angles, np.float64)[:, None, :] - ca[None])
-        feasible = (d.max(axis=2) <= 1.0) & (dpose.max(axis=2) <= config.max_pose_deg)
+        pose_ok = dpose.max(axis=2) <= config.max_pose_deg
+        feasible = (d.max(axis=2) <= 1.0) & pose_ok
+        # beyond one unit a candidate only counts in a feature where it lies past the target, on
+        # the way from the state before the edit (a closed lid for a closing eye, never an open one)
+        onward = (d <= 1.0) | ((cs[None] - after[:, None, :]) * (after - before)[:, None, :] > 0)
+        bridge = np.where(pose_ok & onward.all(axis=2), d.max(axis=2), np.inf)
         if r.turn:
             ang = np.asarray(angles, np.float64)
             own = np.linalg.norm(ang[:, :2] - np.asarray(angles if angles_before is None else angles_before,
@@ -377,10 +414,71 @@ def choose(
     usable = cost[:, :c] < big
     first, second, mix = _crossfade(first, np.asarray(segments), config.crossfade, usable, motion < FREE_SWITCH_MOTION)
     unsupported = needed & ~has
+    fade = None
+    extend = None
     if r.fade:
         first, need = _fade_runs(first, need, np.asarray(segments), config.crossfade)
         unsupported &= first < 0
-    return Choice(need, first, second, mix, unsupported, cands)
+    elif c and config.bridge_reach > 1:
+        first, fade = bridge_runs(first, needed, np.asarray(segments), bridge, config.bridge_reach)
+        unsupported &= first < 0
+        rows = np.flatnonzero(fade < 1)
+        if rows.size:  # a faded-in exemplar is laid on at its own state, not stretched to the row's
+            extend = np.ones(m)
+            k = np.argmax(d[rows, first[rows]], axis=1)
+            change = (after - before)[rows, k]
+            toward = cs[first[rows], k] - before[rows, k]
+            moved = np.abs(change) > 1e-9
+            extend[rows] = np.clip(np.where(moved, toward / np.where(moved, change, 1.0), 1.0), 1.0, MAX_EXTEND)
+    return Choice(need, first, second, mix, unsupported, cands, fade, extend)
+
+
+def bridge_runs(first: NDArray[np.int64], needed: NDArray[np.bool_], segments: NDArray[np.integer],
+                distance: NDArray[np.float64], reach: float) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Fade a run's exemplar into the neighbouring rows that need texture but have none.
+
+    While an eye closes, each frame takes an exemplar in its own in-between state. When the
+    exemplars hold no such state (only a closed reference still), the rows before the closed
+    run have none, and the closed texture would switch on at full weight in one frame. Here the
+    exemplar at each end of a run extends outward over consecutive rows without one (in the
+    segment, needing texture, within ``reach`` feature units of it), at the fraction of the way
+    each row's target state has come from the row beyond the gap (or from ``reach`` where there
+    is none) to the exemplar's: ``(d0 - d) / d0``, never rising outward; the warp's own state is
+    then already near the exemplar's where the weight is high, so what shows through is little.
+    A row reached from both sides keeps the larger weight.
+
+    Args:
+        first: ``(M,)`` chosen candidate per row (-1: none).
+        needed: ``(M,)`` bool: the row needs texture.
+        segments: ``(M,)`` consecutive rows with equal ids are consecutive frames.
+        distance: ``(M, C)`` state distance (feature units) of each candidate from each row's
+            target, ``inf`` where it may not be faded in (pose too far, or a state on the wrong
+            side of the target: an open eye for a closing one).
+        reach: the farthest distance a candidate is faded in at (> 1).
+
+    Returns:
+        ``first`` with the faded rows' exemplar, and ``(M,)`` weights (1 on rows not faded).
+    """
+    m = first.shape[0]
+    out, fade, best = first.copy(), np.ones(m), np.zeros(m)
+    for a, b in _on_runs(first >= 0, segments):
+        for start, step in ((a, -1), (b - 1, 1)):
+            c, gap = first[start], []
+            row = start + step
+            while (0 <= row < m and first[row] < 0 and needed[row] and segments[row] == segments[start]
+                   and distance[row, c] <= reach):
+                gap.append(row)
+                row += step
+            if not gap:
+                continue
+            beyond = 0 <= row < m and segments[row] == segments[start] and np.isfinite(distance[row, c])
+            d0 = float(distance[row, c]) if beyond else reach
+            w = 1.0
+            for r in gap:
+                w = min(w, max(d0 - float(distance[r, c]), 0.0) / d0)
+                if w > best[r]:
+                    best[r], out[r], fade[r] = w, c, w
+    return out, fade
 
 
 def _smooth_in_segments(values: NDArray[np.float64], segments: NDArray[np.integer], width: int) -> NDArray[np.float64]:

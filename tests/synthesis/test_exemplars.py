@@ -153,3 +153,55 @@ def test_state_motion_is_zero_for_a_held_state_and_grows_with_the_step() -> None
     motion = ex.state_motion("eye_left", after)
     scale = ex.REGIONS["eye_left"].feature_scale[0]
     assert np.allclose(motion, [0.0, 0.0, 0.5 / scale, 0.5 / scale, 0.0])
+
+
+#: The compositor's default need for full weight (``plugin.texture_stage.TextureConfig``).
+FULL_WEIGHT_NEED = 0.5
+#: Largest rise or fall of the texture's weight between consecutive frames of a 4-frame blink
+#: ramp whose only closed exemplar is a reference still (one in-between frame: about 0.6 there;
+#: without the fade-in it jumps from 0 to 1).
+MAX_WEIGHT_STEP = 0.65
+#: Closure from which a frame may show no open-eye exemplar at all.
+CLOSED_TARGET = 0.5
+
+
+def test_a_closed_reference_alone_is_faded_in_over_the_ramp() -> None:
+    clip = _index(_face(4), np.zeros(4))  # open eyes only
+    gap = clip.open_gap["eye_left"]
+    closed = _close_eye(_face(1), "left")
+    ref = ex.build_index(np.arange(1), closed, np.zeros((1, 3)), np.zeros((1, 52)), source="reference",
+                         open_gap=clip.open_gap)
+    closure = np.array([0.0, 0.15, 0.5, 0.85, 1.0, 1.0, 1.0, 1.0, 0.85, 0.5, 0.15, 0.0])  # eased over 4 frames
+    before, after, angles, bs, seg = _targets(closure.size, 0.0)
+    after[:, 0] = closure
+    ch = ex.choose("eye_left", before, after, angles, bs, seg, [clip, ref], gap)
+    weight = ch.weight(FULL_WEIGHT_NEED)
+    assert np.all(weight[closure == 1.0] == 1.0)
+    assert np.abs(np.diff(weight)).max() <= MAX_WEIGHT_STEP
+    # the frames at CLOSED_TARGET or beyond show the closed reference and nothing else
+    shown = np.flatnonzero((closure >= CLOSED_TARGET) & (weight > 0))
+    assert shown.size == np.count_nonzero(closure >= CLOSED_TARGET)
+    assert np.all(ch.candidates[ch.first[shown], 0] == 1) and np.all(ch.second[shown] == -1)
+    # a faded-in row lays the closed lid on at its own state, not stretched open to the row's
+    faded = np.flatnonzero(ch.fade < 1)
+    assert faded.size and np.all(closure[faded] == CLOSED_TARGET)
+    ref_closure = float(ex.state(ex.raw_features(closed, "eye_left"), "eye_left", gap)[0, 0])
+    assert np.allclose(closure[faded] * ch.extend[faded], ref_closure)
+    assert not ch.unsupported.any()
+
+
+def test_in_between_exemplars_are_not_faded() -> None:
+    faces = _face(3)
+    faces[1] = _close_eye(faces[1], "left", 0.5)
+    faces[2] = _close_eye(faces[2], "left", 1.0)
+    index = _index(faces, np.zeros(3))
+    gap = index.open_gap["eye_left"]
+    half = float(ex.state(ex.raw_features(faces[1], "eye_left"), "eye_left", gap)[0])
+    closure = np.array([0.0, half, 1.0, 1.0, 1.0, half, 0.0])
+    before, after, angles, bs, seg = _targets(closure.size, 0.0)
+    after[:, 0] = closure
+    ch = ex.choose("eye_left", before, after, angles, bs, seg, [index], gap)
+    assert ch.fade is None or np.all(ch.fade == 1.0)
+    assert ch.extend is None
+    need = ch.need > 0
+    assert np.array_equal(ch.weight(FULL_WEIGHT_NEED)[need], np.minimum(ch.need[need] / FULL_WEIGHT_NEED, 1.0))
