@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 
 from synthesis import regions as rg
-from synthesis.exemplars import (
-    TURN_GAIN_DEG, ChoiceConfig, _fade_runs, _smooth_in_segments, build_index, choose, need_of, raw_features,
-)
+from synthesis.exemplar_runs import fade_runs, smooth_in_segments
+from synthesis.exemplars import TURN_GAIN_DEG, ChoiceConfig, build_index, choose, need_of, raw_features
 from synthesis.texregions import REGIONS
 from tracking.pose import matrix_from_euler, turned_angles
 
@@ -98,7 +97,7 @@ def test_fade_fills_short_gaps_and_ramps_run_ends() -> None:
     first = np.array([-1, 4, 4, 4, 4, -1, -1, 4, 4, 4, 4, 4, -1, -1, -1, -1, -1, -1, -1, 5, 5, 5], np.int64)
     need = np.ones(first.shape[0])
     segments = np.zeros(first.shape[0], np.int32)
-    out_first, out_need = _fade_runs(first, need, segments, width)
+    out_first, out_need = fade_runs(first, need, segments, width)
     assert (out_first[5:7] == 4).all()  # a 2-row gap keeps the exemplar before it
     assert (out_first[12:19] == -1).all()  # a 7-row gap (> 2 * width) does not
     on = out_first >= 0
@@ -109,14 +108,14 @@ def test_fade_fills_short_gaps_and_ramps_run_ends() -> None:
     assert out_need[~on].min() == 1.0  # rows without an exemplar keep their need (reported)
     # Segments are not crossed: a cut between two runs leaves two runs, each ramped.
     seg = np.array([0] * 6 + [1] * 6, np.int32)
-    _, n2 = _fade_runs(np.full(12, 7, np.int64), np.ones(12), seg, width)
+    _, n2 = fade_runs(np.full(12, 7, np.int64), np.ones(12), seg, width)
     assert np.allclose(n2[:6], [0.25, 0.5, 0.75, 0.75, 0.5, 0.25]) and np.array_equal(n2[:6], n2[6:])
 
 
 def test_smoothing_stays_inside_segments() -> None:
     values = np.array([0.0, 0.0, 1.0, 1.0, 5.0, 5.0])
     seg = np.array([0, 0, 0, 0, 1, 1])
-    out = _smooth_in_segments(values, seg, 1)
+    out = smooth_in_segments(values, seg, 1)
     assert np.allclose(out[4:], 5.0)  # the second segment never sees the first
     assert np.allclose(out[:4], [0.0, 1 / 3, 2 / 3, 1.0])
 
