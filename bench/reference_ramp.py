@@ -49,6 +49,7 @@ from synthesis.exemplars import raw_features, state  # noqa: E402
 from synthesis.plan import FacePlan  # noqa: E402
 from synthesis.schedule import EditEntry, EditSchedule, StrengthCurve  # noqa: E402
 from synthesis.texregions import REGIONS  # noqa: E402
+from texture_quality import frames_of, log  # noqa: E402  (bench/ is on sys.path as the script's folder)
 
 REGION = "eye_left"
 #: Full-strength frames and ramp of the blink on the demo clip.
@@ -60,15 +61,6 @@ ZOOM = 4
 FIXTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures"
 #: liveportrait_d0's frame with both eyes closed (the tests' and texture_quality's reference).
 LP_CLOSED_FRAME = 66
-
-
-def log(*a: Any) -> None:
-    print(*a, file=sys.stderr, flush=True)
-
-
-def frames_of(path: Path) -> list[np.ndarray]:
-    with VideoReader(path) as r:
-        return [f.image for f in r]
 
 
 def still_clip(image: np.ndarray, path: Path, frames: int = STILL_FRAMES) -> Path:

@@ -104,14 +104,20 @@ def test_no_exemplar_is_unsupported_and_clamp_factor_limits_change() -> None:
     assert np.all(ex.clamp_factor("eye_left", before, before) == 1.0)
 
 
-def test_a_closing_eye_borrows_from_frames_in_its_intermediate_state() -> None:
-    # the clip holds an open, a half-closed and a closed frame of equal pose
+def _open_half_closed() -> tuple[ex.ExemplarIndex, float, float]:
+    """An index of an open, a half-closed and a closed left eye (equal pose), the eye's open gap,
+    and the half-closed frame's closure."""
     faces = _face(3)
     faces[1] = _close_eye(faces[1], "left", 0.5)
     faces[2] = _close_eye(faces[2], "left", 1.0)
     index = _index(faces, np.zeros(3))
     gap = index.open_gap["eye_left"]
-    half = float(ex.state(ex.raw_features(faces[1], "eye_left"), "eye_left", gap)[0])
+    return index, gap, float(ex.state(ex.raw_features(faces[1], "eye_left"), "eye_left", gap)[0])
+
+
+def test_a_closing_eye_borrows_from_frames_in_its_intermediate_state() -> None:
+    # the clip holds an open, a half-closed and a closed frame of equal pose
+    index, gap, half = _open_half_closed()
     # a blink ramp: open, half, closed for a while, half, open
     closure = np.array([0.0, half, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, half, 0.0])
     before, after, angles, bs, seg = _targets(closure.size, 0.0)
@@ -191,12 +197,7 @@ def test_a_closed_reference_alone_is_faded_in_over_the_ramp() -> None:
 
 
 def test_in_between_exemplars_are_not_faded() -> None:
-    faces = _face(3)
-    faces[1] = _close_eye(faces[1], "left", 0.5)
-    faces[2] = _close_eye(faces[2], "left", 1.0)
-    index = _index(faces, np.zeros(3))
-    gap = index.open_gap["eye_left"]
-    half = float(ex.state(ex.raw_features(faces[1], "eye_left"), "eye_left", gap)[0])
+    index, gap, half = _open_half_closed()
     closure = np.array([0.0, half, 1.0, 1.0, 1.0, half, 0.0])
     before, after, angles, bs, seg = _targets(closure.size, 0.0)
     after[:, 0] = closure
