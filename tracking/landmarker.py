@@ -439,19 +439,24 @@ class Landmarker:
         faces = distinct_faces(_convert(result, frame.width, frame.height, frame.index, self.bundle))
         direct = len(faces)
         if self.config.recover_missing and len(faces) < self.config.num_faces:
-            if self._followed:
-                faces.extend(self._follow(image, frame.index, faces))
             sides = self._due_sides(frame, direct)
+            # Border spots (weak detections at the edge) come from the largest tiles only: when
+            # those run now, they look at the spots again themselves.
+            largest_due = bool(sides) and sides[0] == tile_sides(frame.height, frame.width, self.config.recovery)[0]
+            follow = self._followed + ([] if largest_due else self._pending)
+            if follow:
+                faces.extend(self._follow(image, frame.index, faces, follow))
             if sides and len(faces) < self.config.num_faces:
                 faces.extend(self._recover(image, frame.index, faces, sides))
         self._last_direct = direct
-        self._followed = [f.box for f in faces if f.source == Source.RECOVERED] + self._pending
+        self._followed = [f.box for f in faces if f.source == Source.RECOVERED]
         return faces
 
-    def _follow(self, image: NDArray[np.uint8], frame_index: int, found: list[FaceObservation]) -> list[FaceObservation]:
-        """Faces recovered in the previous frame, looked for again around their boxes (the crop
-        re-run alone: the tiled detector costs as much again and finds the same face)."""
-        return self._landmark_boxes(image, frame_index, found, self._followed, self.config.recovery.region_margin)
+    def _follow(self, image: NDArray[np.uint8], frame_index: int, found: list[FaceObservation],
+                boxes: list[NDArray[np.float32]]) -> list[FaceObservation]:
+        """Faces recovered in the previous frame (and border spots), looked for again around their
+        boxes (the crop re-run alone: the tiled detector costs as much again and finds the same face)."""
+        return self._landmark_boxes(image, frame_index, found, boxes, self.config.recovery.region_margin)
 
     def _due_sides(self, frame: Frame, direct: int) -> list[int]:
         """The tile sides the tiled detector runs on this video frame (see
