@@ -5,7 +5,8 @@ Nothing past this module sees a MediaPipe type. Per face the landmarker gives 47
 4x4 facial transformation matrix; :class:`Landmarker` turns them into
 :class:`tracking.observation.FaceObservation` records in frame pixels and, when the landmarker
 returns fewer faces than it may, recovers missed faces with a tiled detector and a re-run of
-the landmarker on an upscaled crop (:mod:`tracking.recovery`).
+the landmarker on an upscaled crop (:mod:`tracking.recovery`; when to search and what to follow
+from frame to frame: :mod:`tracking.search`).
 
 Pixel convention: MediaPipe's normalized x spans the image from its left *edge* (0) to its
 right edge (1), so the pixel-centre coordinate STYLE.md uses is ``x * W - 0.5`` (likewise
@@ -30,17 +31,14 @@ from tracking.geometry import CanonicalMesh, mesh_of_bundle
 from tracking.pose import euler_from_matrix, transform_from_landmarks
 from tracking.recovery import (
     RecoveryConfig,
-    TiledFaceDetector,
     box_covered,
-    box_iou,
     crop_image,
     crop_leaves_frame,
     crop_transform,
     inside_fraction,
     map_points_to_frame,
-    tile_sides,
-    touches_border,
 )
+from tracking.search import MissedFaceSearch, is_duplicate
 
 #: Blendshape names in the order of ``FaceObservation.blendshapes`` (MediaPipe's order).
 BLENDSHAPE_NAMES: tuple[str, ...] = (
@@ -70,14 +68,6 @@ UNRELIABLE_YAW_DEG = 75.0
 MIN_MEASURED_CONFIDENCE = 0.1
 
 RUNNING_MODES = ("video", "image")
-#: A weak border detection followed since one recovery run and still without a face at the next
-#: is clutter at the picture's edge (a guitar, a textured wall): that spot (boxes overlapping it
-#: by BORDER_SPOT_IOU) is not tried again for this many runs (about 3 s at the default
-#: interval). Without it, a textured left edge cost bench/perf.py's 1080p analysis a third of its
-#: speed (63 crop re-runs in 150 frames).
-BORDER_BACKOFF_RUNS = 15
-BORDER_SPOT_IOU = 0.3
-
 
 @dataclass(frozen=True)
 class LandmarkerConfig:
@@ -241,19 +231,6 @@ def _convert(result: Any, width: int, height: int, frame_index: int, bundle: Lan
     return faces
 
 
-def _is_duplicate(box: NDArray[np.floating], others: Iterable[NDArray[np.floating]]) -> bool:
-    """Whether ``box`` is the same face as one of ``others``: IoU of at least 0.5, or 80% of it
-    inside one of them."""
-    return any(box_iou(box, k) >= 0.5 or box_covered(box, k) >= 0.8 for k in others)
-
-
-def _grown(box: NDArray[np.floating], factor: float) -> NDArray[np.float32]:
-    """``box`` scaled by ``factor`` about its centre."""
-    c = 0.5 * (box[:2] + box[2:])
-    half = 0.5 * (box[2:] - box[:2]) * factor
-    return np.concatenate([c - half, c + half]).astype(np.float32)
-
-
 def pull_inside(box: NDArray[np.floating], height: int, width: int) -> NDArray[np.float32]:
     """``box`` shifted back towards the frame until at least half its width and height are inside.
 
@@ -271,7 +248,7 @@ def pull_inside(box: NDArray[np.floating], height: int, width: int) -> NDArray[n
 
 
 def distinct_faces(faces: list[FaceObservation]) -> list[FaceObservation]:
-    """``faces`` without those that duplicate an earlier one (see :func:`_is_duplicate`).
+    """``faces`` without those that duplicate an earlier one (see :func:`tracking.search.is_duplicate`).
 
     In VIDEO mode MediaPipe sometimes returns one face twice, the face it tracks from the previous
     frame and a fresh detection of it with a slightly different mesh (on ghost_2person, box tops
@@ -279,7 +256,7 @@ def distinct_faces(faces: list[FaceObservation]) -> list[FaceObservation]:
     """
     out: list[FaceObservation] = []
     for face in faces:
-        if not _is_duplicate(face.box, (f.box for f in out)):
+        if not is_duplicate(face.box, (f.box for f in out)):
             out.append(face)
     return out
 
@@ -312,16 +289,8 @@ class Landmarker:
         self._video: Any = None
         self._image: Any = None
         self._border: Any = None  # IMAGE mode, low detection threshold, for crops past the border
-        self._detector: TiledFaceDetector | None = None
+        self._search = MissedFaceSearch(self.config, self.bundle, self.landmark_boxes)
         self._last_ts = -1
-        self._last_search: dict[int, float] = {}  # tile side (px) -> clip time it last ran
-        self._last_direct = 0
-        self._followed: list[NDArray[np.float32]] = []  # boxes of the faces recovered last frame
-        # regions of border detections the last recovery could not confirm (a face coming in)
-        self._pending: list[NDArray[np.float32]] = []
-        # border spots tried and not confirmed: (box, recovery run), skipped for BORDER_BACKOFF_RUNS
-        self._rejected: list[tuple[NDArray[np.float32], int]] = []
-        self._recovery_runs = 0
         self.timestamps_adjusted = 0
         self.faces_recovered = 0
         if self.config.running_mode == "video":
@@ -337,22 +306,19 @@ class Landmarker:
 
     def close(self) -> None:
         """Release every MediaPipe task (idempotent); the landmarker can be used again after."""
-        for name in ("_video", "_image", "_border", "_detector"):
+        for name in ("_video", "_image", "_border"):
             task = getattr(self, name)
             setattr(self, name, None)
             if task is not None:
                 task.close()
+        self._search.close()
 
     def reset(self) -> None:
         """Forget VIDEO-mode tracking (e.g. at a shot cut); timestamps keep increasing."""
         if self._video is not None:
             self._video.close()
             self._video = None
-        self._last_search = {}  # look for every face again, with every tile size, in the new shot
-        self._last_direct = 0
-        self._followed = []
-        self._pending = []
-        self._rejected = []
+        self._search.reset()  # look for every face again, with every tile size, in the new shot
 
     # --- MediaPipe tasks -------------------------------------------------------------------
 
@@ -437,43 +403,9 @@ class Landmarker:
         mp_image = mp.Image(image_format=mp.ImageFormat.SRGB, data=image)
         result = self._video.detect_for_video(mp_image, ts)
         faces = distinct_faces(_convert(result, frame.width, frame.height, frame.index, self.bundle))
-        direct = len(faces)
-        if self.config.recover_missing and len(faces) < self.config.num_faces:
-            sides = self._due_sides(frame, direct)
-            # Border spots (weak detections at the edge) come from the largest tiles only: when
-            # those run now, they look at the spots again themselves.
-            largest_due = bool(sides) and sides[0] == tile_sides(frame.height, frame.width, self.config.recovery)[0]
-            follow = self._followed + ([] if largest_due else self._pending)
-            if follow:
-                faces.extend(self._follow(image, frame.index, faces, follow))
-            if sides and len(faces) < self.config.num_faces:
-                faces.extend(self._recover(image, frame.index, faces, sides))
-        self._last_direct = direct
-        self._followed = [f.box for f in faces if f.source == Source.RECOVERED]
+        if self.config.recover_missing:
+            faces.extend(self._search.video_frame(frame, image, faces))
         return faces
-
-    def _follow(self, image: NDArray[np.uint8], frame_index: int, found: list[FaceObservation],
-                boxes: list[NDArray[np.float32]]) -> list[FaceObservation]:
-        """Faces recovered in the previous frame (and border spots), looked for again around their
-        boxes (the crop re-run alone: the tiled detector costs as much again and finds the same face)."""
-        return self._landmark_boxes(image, frame_index, found, boxes, self.config.recovery.region_margin)
-
-    def _due_sides(self, frame: Frame, direct: int) -> list[int]:
-        """The tile sides the tiled detector runs on this video frame (see
-        ``LandmarkerConfig.recovery_interval_s``), marked as run now."""
-        now = frame.time if frame.pts is not None else float(frame.index)
-        sides = tile_sides(frame.height, frame.width, self.config.recovery)
-        due = []
-        for side in sides:
-            last = self._last_search.get(side)
-            interval = self.config.recovery_interval_s * (sides[0] / side) ** 2
-            if side != sides[0] and self.config.small_tile_interval_s is not None:
-                interval = self.config.small_tile_interval_s
-            lost = side == sides[0] and direct < self._last_direct  # a full-frame face just lost
-            if last is None or lost or not now - last < interval or now < last:
-                due.append(side)
-                self._last_search[side] = now
-        return due
 
     def detect_image(self, image: NDArray[np.uint8], frame_index: int = 0) -> list[FaceObservation]:
         """Find the faces in a still image (IMAGE mode: no tracking, no timestamps).
@@ -489,8 +421,8 @@ class Landmarker:
             raise ValueError(f"image must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
         image = np.ascontiguousarray(image)
         faces = distinct_faces(self._run_image(image, frame_index))
-        if self.config.recover_missing and len(faces) < self.config.num_faces:
-            faces.extend(self._recover(image, frame_index, faces))
+        if self.config.recover_missing:
+            faces.extend(self._search.still(image, frame_index, faces))
         return faces
 
     def detect_in_regions(self, frame: Frame, boxes: NDArray[np.floating]) -> list[FaceObservation | None]:
@@ -520,53 +452,15 @@ class Landmarker:
     def _mesh(self) -> CanonicalMesh:
         return mesh_of_bundle(self.bundle)
 
-    # --- recovery --------------------------------------------------------------------------
+    # --- crop re-runs ---------------------------------------------------------------------
 
-    def _recover(
-        self, image: NDArray[np.uint8], frame_index: int, found: list[FaceObservation],
-        sides: list[int] | None = None,
-    ) -> list[FaceObservation]:
-        """Faces the tiled detector finds (tiles of ``sides`` pixels, default all) that ``found``
-        does not hold, landmarked on crops around the detections."""
-        cfg = self.config.recovery
-        if self._detector is None:
-            self._detector = TiledFaceDetector(self.bundle, cfg)
-        height, width = image.shape[:2]
-        self._recovery_runs += 1
-        run = self._recovery_runs
-        self._rejected = [(b, r) for b, r in self._rejected if run - r <= BORDER_BACKOFF_RUNS]
-        detections = self._detector.detect(image, sides)
-        # A weak border detection at a spot tried lately without a face there is clutter at the
-        # edge (a guitar, a textured wall): not tried again for a while.
-        detections = [det for det in detections if det[4] >= cfg.min_detection_confidence
-                      or not any(box_iou(det[:4], b) >= BORDER_SPOT_IOU for b, _ in self._rejected)]
-        more = self._landmark_boxes(image, frame_index, found, (det[:4] for det in detections), cfg.detection_margin)
-        # A face coming in across the border is found by the detector, at a low score, before the
-        # landmarker can place it: look around it again on the next frames (until the next run).
-        # One that was already there, unconfirmed, at the previous run is not followed again (a
-        # guitar at the edge of ghost_2person scores 0.15-0.21 all along): the runs still retry it.
-        known = [f.box for f in [*found, *more]]
-
-        def faceless(box: NDArray[np.floating]) -> bool:  # no face found there
-            return not _is_duplicate(box, known) and not any(box_covered(box, k) >= cfg.covered_fraction for k in known)
-
-        grow = cfg.detection_margin / cfg.region_margin
-        previous = self._pending
-        weak = [det for det in detections
-                if det[4] < cfg.min_detection_confidence and touches_border(det[:4], height, width)]
-        self._pending = [box for box in (_grown(det[:4], grow) for det in weak)
-                         if faceless(box) and not any(box_iou(box, p) >= 0.5 for p in previous)]
-        # Spots followed since the last run and still without a face are rejected for a while.
-        self._rejected.extend((box, run) for box in previous if faceless(box))
-        return more
-
-    def _landmark_boxes(
+    def landmark_boxes(
         self, image: NDArray[np.uint8], frame_index: int, found: list[FaceObservation],
         boxes: Iterable[NDArray[np.floating]], margin: float,
     ) -> list[FaceObservation]:
         """Faces the landmarker finds on crops around ``boxes`` (``margin`` times their side), in
         order, skipping boxes ``found`` faces already cover and faces that duplicate one, up to
-        ``num_faces`` in all."""
+        ``num_faces`` in all (the :class:`tracking.search.MissedFaceSearch` callable)."""
         known = [face.box for face in found]
         more: list[FaceObservation] = []
         for box in boxes:
@@ -575,7 +469,7 @@ class Landmarker:
             if any(box_covered(box, k) >= self.config.recovery.covered_fraction for k in known):
                 continue
             obs = self._landmark_crop(image, box, margin, frame_index)
-            if obs is None or _is_duplicate(obs.box, known):
+            if obs is None or is_duplicate(obs.box, known):
                 continue
             more.append(obs)
             known.append(obs.box)
