@@ -11,7 +11,8 @@ tracked frame), per region (:data:`REGIONS`):
 
 - eyes (subject's left/right): closure ``1 - lid gap / open gap`` (the open gap is the track's
   90th percentile), and gaze: the iris centre relative to the eye corners, x along the corner line
-  and y across it, in eye widths (only weighed while the eye is open);
+  and y across it, in eye widths (weighed while the iris shows: a slit still shows it, and an
+  exemplar's slit with the iris on the other side shows white where the iris should be);
 - mouth: inner-lip gap and mouth-corner width, in inter-ocular distances (IOD; 2-D, outer eye
   corners 33-263);
 - cheeks (subject's left/right): how far the cheek is turned from the camera, the median angle
@@ -47,8 +48,12 @@ MAX_CANDIDATES = 256
 #: How much nearer the target pose (yaw and pitch, degrees) a candidate for a region that a turn
 #: reveals (:attr:`synthesis.texregions.Region.turn`) must be than the edited frame itself.
 TURN_GAIN_DEG = 2.0
-#: Eye closure from which the gaze no longer shows (see :func:`gaze_weight`).
-GAZE_HIDDEN_CLOSURE = 0.6
+#: Eye closure up to which the gaze counts fully: the lid gap still shows the iris, and where in
+#: the slit it lies (a lid half over the eye, liveportrait_d0 frame 64 at 0.61, shows it plainly).
+GAZE_FULL_CLOSURE = 0.6
+#: Eye closure from which the gaze no longer shows (the lashes meet: frame 67 at 0.84 shows no
+#: iris); the gaze's weight falls linearly between the two (see :func:`gaze_weight`).
+GAZE_HIDDEN_CLOSURE = 0.85
 #: Fraction of the eye's open gap used as its track-wide reference (percentile).
 OPEN_GAP_PERCENTILE = 90.0
 #: Target-state motion between consecutive frames (feature units, :func:`state_motion`) at which a
@@ -284,9 +289,15 @@ class Choice:
 
 
 def gaze_weight(closure: NDArray[np.floating]) -> NDArray[np.float64]:
-    """How much gaze counts for an eye of this closure: 1 when open, falling linearly to 0 at
-    :data:`GAZE_HIDDEN_CLOSURE` (a mostly closed lid hides the iris)."""
-    return np.clip(1.0 - np.asarray(closure, np.float64) / GAZE_HIDDEN_CLOSURE, 0.0, 1.0)
+    """How much gaze counts for an eye of this closure: 1 while the lid gap shows the iris (up to
+    :data:`GAZE_FULL_CLOSURE`, a slit included), falling linearly to 0 at
+    :data:`GAZE_HIDDEN_CLOSURE` (the lashes meet and hide it).
+
+    Between a target and an exemplar it is taken at the larger of their closures: the borrowed
+    eye shows as much iris as the narrower of its own opening and the target's.
+    """
+    c = np.asarray(closure, np.float64)
+    return np.clip((GAZE_HIDDEN_CLOSURE - c) / (GAZE_HIDDEN_CLOSURE - GAZE_FULL_CLOSURE), 0.0, 1.0)
 
 
 def need_of(region: str, before: NDArray[np.floating], after: NDArray[np.floating]) -> NDArray[np.float64]:
@@ -364,8 +375,8 @@ def choose(
         cs_all = np.concatenate(cand_state)
         targets = after[need > 0] if (need > 0).any() else after[:1]
         lo, hi = targets.min(axis=0) - scale, targets.max(axis=0) + scale
-        if region.startswith("eye_"):  # gaze does not matter for a target that closes the eye
-            w = float(gaze_weight(targets[:, 0]).min())
+        if region.startswith("eye_"):  # gaze does not matter where the target or candidate hides the iris
+            w = float(gaze_weight(hi[0]))
             centre = (lo[1:] + hi[1:]) / 2
             half = (hi[1:] - lo[1:]) / 2 + scale[1:] * (1.0 / max(w, 1e-6) - 1.0)
             lo[1:], hi[1:] = centre - half, centre + half
@@ -385,8 +396,8 @@ def choose(
         cs, ca = np.concatenate(cand_state), np.concatenate(cand_angles)
         cb, cq = np.concatenate(cand_bs)[:, bsi], np.concatenate(cand_q)
         d = np.abs(after[:, None, :] - cs[None]) / scale  # (M, C, k)
-        if region.startswith("eye_"):
-            d[..., 1:] *= gaze_weight(after[:, None, :1])
+        if region.startswith("eye_"):  # the gaze counts as far as the iris shows in both
+            d[..., 1:] *= gaze_weight(np.maximum(after[:, None, :1], cs[None, :, :1]))
         dpose = np.abs(np.asarray(angles, np.float64)[:, None, :] - ca[None])
         pose_ok = dpose.max(axis=2) <= config.max_pose_deg
         feasible = (d.max(axis=2) <= 1.0) & pose_ok

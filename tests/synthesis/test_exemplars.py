@@ -206,3 +206,72 @@ def test_in_between_exemplars_are_not_faded() -> None:
     assert ch.extend is None
     need = ch.need > 0
     assert np.array_equal(ch.weight(FULL_WEIGHT_NEED)[need], np.minimum(ch.need[need] / FULL_WEIGHT_NEED, 1.0))
+
+
+#: Closure of a slit whose lid gap still shows the iris (liveportrait_d0 frame 64 at 0.61 shows it
+#: plainly), and how far its gaze may lie from the edited frame's: one feature unit (eye widths).
+SLIT_CLOSURE = 0.6
+GAZE_X_TOL = ex.REGIONS["eye_left"].feature_scale[1]
+#: Iris offset (eye widths along the corner line) of a frame looking to one side: liveportrait_d0
+#: looks from -0.2 to +0.28.
+SIDE_GAZE = 0.15
+
+
+def _look(face: np.ndarray, side: str, amount: float) -> np.ndarray:
+    """The face with its iris moved ``amount`` eye widths along the eye's corner line."""
+    out = face.copy()
+    upper, _, iris = rg.EYES[side]
+    axis = face[..., upper[-1], :2] - face[..., upper[0], :2]
+    out[..., list(iris), :2] += amount * axis[..., None, :]
+    return out
+
+
+def _sideways_blink(slit_gazes: tuple[float, ...]) -> tuple[ex.ExemplarIndex, float, np.ndarray, np.ndarray]:
+    """An index of open eyes (looking ahead and to the side), one slit per gaze in ``slit_gazes``
+    and a closed eye, all of equal pose; the open gap; and a blink ramp's target states on a frame
+    looking to the side: (closure, gaze) before and after."""
+    faces = [_face(1)[0], _look(_face(1), "left", SIDE_GAZE)[0]]
+    faces += [_close_eye(_look(_face(1), "left", g), "left", SLIT_CLOSURE)[0] for g in slit_gazes]
+    faces.append(_close_eye(_face(1), "left")[0])
+    index = _index(np.stack(faces), np.zeros(len(faces)))
+    gap = index.open_gap["eye_left"]
+    own = ex.state(index.features["eye_left"][1], "eye_left", gap)
+    closure = np.array([0.0, SLIT_CLOSURE, 1.0, 1.0, 1.0, 1.0, SLIT_CLOSURE, 0.0])
+    before = np.repeat(own[None], closure.size, axis=0)
+    after = before.copy()
+    after[:, 0] = closure
+    return index, gap, before, after
+
+
+def _choose_blink(index: ex.ExemplarIndex, gap: float, before: np.ndarray, after: np.ndarray) -> ex.Choice:
+    m = before.shape[0]
+    return ex.choose("eye_left", before, after, np.zeros((m, 3)), np.zeros((m, 52)), np.zeros(m, np.int32),
+                     [index], gap)
+
+
+def test_a_slit_never_borrows_a_slit_whose_iris_lies_elsewhere() -> None:
+    # the only slit in the clip looks the other way: its lid gap would show white where the
+    # edited frame's iris is
+    index, gap, before, after = _sideways_blink((-SIDE_GAZE,))
+    ch = _choose_blink(index, gap, before, after)
+    states = ex.state(index.features["eye_left"], "eye_left", gap)
+    shown = ch.weight(FULL_WEIGHT_NEED) > 0
+    for r in np.flatnonzero(shown):
+        for c in (ch.first[r], ch.second[r]):
+            if c < 0:
+                continue
+            s = states[ch.candidates[c, 1]]
+            if s[0] <= SLIT_CLOSURE:  # its iris shows
+                assert abs(s[1] - after[r, 1]) <= GAZE_X_TOL
+    # the closed rows still take the closed eye, whatever its gaze
+    closed = np.flatnonzero(after[:, 0] == 1.0)
+    assert np.all(ch.candidates[ch.first[closed], 1] == len(states) - 1)
+
+
+def test_a_slit_borrows_the_slit_whose_iris_lies_where_its_own_does() -> None:
+    index, gap, before, after = _sideways_blink((-SIDE_GAZE, SIDE_GAZE))
+    ch = _choose_blink(index, gap, before, after)
+    slit = np.flatnonzero(after[:, 0] == SLIT_CLOSURE)
+    # frame 3 is the slit looking the frame's way (frame 2 looks the other way)
+    assert np.all(ch.candidates[ch.first[slit], 1] == 3) and np.all(ch.second[slit] == -1)
+    assert np.all(ch.weight(FULL_WEIGHT_NEED)[slit] == 1.0)
