@@ -18,6 +18,14 @@ On the ramp frames (strength strictly between 0 and full, a borrowed exemplar at
   that at it (:func:`iris_contrast`): the warp keeps the iris there (about +60), a borrowed lash
   line shows none (about 0), white where the iris should be is negative; ``frames_white_at_iris``
   counts ramp frames below :data:`WHITE_FRAME`;
+- ``dark_band``: the fraction of the lid opening of the edited geometry darker than the frame's
+  own lash/iris threshold (:func:`dark_fraction`), texture output minus warp-only output: a
+  closed exemplar's lash line laid on a wider opening stretches into a dark band across the eye
+  (positive), a borrowed lid or sclera where the warp shows the iris reads negative;
+  ``dark_band_worst`` lists the ramp frames with the largest, ``frames_dark_band`` counts those
+  above :data:`BAND_FRAME`; ``slit_dark_band_max`` is the largest on slits (target closure below
+  ``GAZE_FULL_CLOSURE``, the iris showing), where a lash line has no place (on a nearly closed
+  target the opening is mostly lashes anyway);
 - ``flicker``: mean absolute frame-to-frame change (0..255) in the eye's box over the edited frames.
 
 4x zoom crops of the eye over each ramp (rows: input, warp, texture; tiles labelled with the
@@ -44,7 +52,7 @@ from plugin.edit_job import prepare_edit  # noqa: E402
 from plugin.texture_stage import TextureConfig  # noqa: E402
 from plugin.video import VideoReader  # noqa: E402
 from synthesis import regions as rg  # noqa: E402
-from synthesis.exemplars import raw_features, state  # noqa: E402
+from synthesis.exemplars import GAZE_FULL_CLOSURE, raw_features, state  # noqa: E402
 from synthesis.schedule import EditEntry, EditSchedule, StrengthCurve  # noqa: E402
 from synthesis.texregions import REGIONS  # noqa: E402
 from texture_quality import log  # noqa: E402  (bench/ is on sys.path as the script's folder)
@@ -62,6 +70,13 @@ BRIGHT_AT = 0.6
 IRIS_HALF = 0.1
 #: A ramp frame shows white where its iris should be when its :func:`iris_contrast` is below this.
 WHITE_FRAME = -10.0
+#: Dark (lash or iris) pixels: luminance below this fraction of the way from the 5th to the 95th
+#: percentile of the input frame's own lid opening (its tracked geometry).
+DARK_AT = 0.35
+#: A ramp frame shows a dark band when its ``dark_band`` is above this.
+BAND_FRAME = 0.15
+#: How many of the worst ``dark_band`` frames are listed.
+BAND_WORST = 4
 
 
 def eye_frame(lm: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray, float]:
@@ -112,6 +127,31 @@ def iris_contrast(image: np.ndarray, lm: np.ndarray, side: str, gaze_x: float) -
     return float(y[~band].mean() - y[band].mean())
 
 
+def _opening(image: np.ndarray, lm: np.ndarray, side: str) -> np.ndarray:
+    """Luminance (0..255) of the pixels inside the lid opening of ``lm``."""
+    upper, lower, _ = rg.EYES[side]
+    poly = np.concatenate([lm[list(upper), :2], lm[list(lower)[::-1], :2]])
+    mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(poly * 16).astype(np.int32)], 1, shift=4)
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[mask > 0].astype(float)
+
+
+def dark_threshold(image: np.ndarray, lm: np.ndarray, side: str) -> float:
+    """The frame's own lash/iris luminance threshold: :data:`DARK_AT` of the way from the 5th to the
+    95th percentile of its lid opening (``image`` the input frame, ``lm`` its tracked geometry)."""
+    y = _opening(image, lm, side)
+    if y.size < 4:
+        return float("nan")
+    lo, hi = np.percentile(y, 5), np.percentile(y, 95)
+    return float(lo + DARK_AT * (hi - lo))
+
+
+def dark_fraction(image: np.ndarray, lm: np.ndarray, side: str, threshold: float) -> float:
+    """Fraction of the pixels inside the lid opening of ``lm`` darker than ``threshold``."""
+    y = _opening(image, lm, side)
+    return float(np.mean(y < threshold)) if y.size else float("nan")
+
+
 def eye_box(lms: np.ndarray, side: str, pad: float = 0.35) -> tuple[int, int, int, int]:
     pts = lms[:, list(REGIONS[f"eye_{side}"].core), :2].reshape(-1, 2)
     (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
@@ -153,7 +193,7 @@ def run(side: str, work: Path, out_dir: Path, tag: str) -> dict[str, Any]:
     for p in prep.values():
         p.close()
     scale = REGIONS[region].feature_scale
-    rows_out, errs, derr, serr, white = [], [], [], [], []
+    rows_out, errs, derr, serr, white, bands = [], [], [], [], [], []
     for r, f in enumerate(frames):
         ramp = 0.0 < strength[r] < 1.0 - 1e-9
         if not ramp:
@@ -174,7 +214,12 @@ def run(side: str, work: Path, out_dir: Path, tag: str) -> dict[str, Any]:
         row["opening_px"] = m["texture"][2]
         row["iris_contrast"] = {v: round(iris_contrast(images[v][f], plan.after[r], side, float(after[r, 1])), 3)
                                 for v in ("warp", "texture")}
+        thr = dark_threshold(images["input"][f], plan.before[r], side)
+        row["dark_fraction"] = {v: round(dark_fraction(images[v][f], plan.after[r], side, thr), 3)
+                                for v in ("warp", "texture")}
+        row["dark_band"] = round(row["dark_fraction"]["texture"] - row["dark_fraction"]["warp"], 3)
         if weight[r] > 0:
+            bands.append((row["dark_band"], f, bool(after[r, 0] < GAZE_FULL_CLOSURE)))
             derr.append(abs(m["texture"][0] - m["warp"][0]))
             serr.append(abs(m["texture"][1] - m["warp"][1]))
             white.append([row["iris_contrast"]["warp"], row["iris_contrast"]["texture"]])
@@ -198,7 +243,8 @@ def run(side: str, work: Path, out_dir: Path, tag: str) -> dict[str, Any]:
                     lab = f"{v[:3]} {f} c{after[r, 0]:.2f} g{after[r, 1]:+.2f}"
                     if v == "texture" and weight[r] > 0 and ch.first[r] >= 0:
                         k = int(cand_rows[ch.first[r]])
-                        lab = f"ex{int(track.frame_indices[k])} g{state(cand_feat[k:k + 1], region, gap)[0, 1]:+.2f} w{weight[r]:.1f}"
+                        es = state(cand_feat[k:k + 1], region, gap)[0]
+                        lab = f"ex{int(track.frame_indices[k])} c{es[0]:.2f} g{es[1]:+.2f} w{weight[r]:.1f}"
                     tiles.append(zoom(images[v][f], box, lab))
                 lines.append(np.concatenate(tiles, axis=1))
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -213,6 +259,10 @@ def run(side: str, work: Path, out_dir: Path, tag: str) -> dict[str, Any]:
             "iris_contrast_mean": dict(zip(("warp", "texture"), np.round(np.mean(white, axis=0), 2).tolist())) if white else None,
             "iris_contrast_min": dict(zip(("warp", "texture"), np.round(np.min(white, axis=0), 2).tolist())) if white else None,
             "frames_white_at_iris": int(np.sum(np.asarray(white)[:, 1] < WHITE_FRAME)) if white else 0,
+            "dark_band_mean": round(float(np.mean([b for b, _, _ in bands])), 3) if bands else None,
+            "dark_band_worst": [[f, b] for b, f, _ in sorted(bands, reverse=True)[:BAND_WORST]],
+            "frames_dark_band": int(sum(b > BAND_FRAME for b, _, _ in bands)),
+            "slit_dark_band_max": max((b for b, _, slit in bands if slit), default=None),
             "flicker": {v: flick(v) for v in ("input", "warp", "texture")}}
 
 

@@ -54,6 +54,12 @@ GAZE_FULL_CLOSURE = 0.6
 #: Eye closure from which the gaze no longer shows (the lashes meet: frame 67 at 0.84 shows no
 #: iris); the gaze's weight falls linearly between the two (see :func:`gaze_weight`).
 GAZE_HIDDEN_CLOSURE = 0.85
+#: Most an eye exemplar's closure may exceed that of a target slit showing its iris (one feature
+#: unit on that side, in place of the closure's ``feature_scale``; see :func:`closer_tolerance`):
+#: its lid opening is stretched to the target's, and a closed lid's lash line (liveportrait_d0
+#: frame 67 at 0.81 on a slit at 0.57) becomes a dark band across the eye. A more closed one is
+#: only faded in, laid on at its own state (:func:`bridge_runs`, :attr:`Choice.extend`).
+CLOSER_CLOSURE = 0.15
 #: Fraction of the eye's open gap used as its track-wide reference (percentile).
 OPEN_GAP_PERCENTILE = 90.0
 #: Target-state motion between consecutive frames (feature units, :func:`state_motion`) at which a
@@ -300,6 +306,16 @@ def gaze_weight(closure: NDArray[np.floating]) -> NDArray[np.float64]:
     return np.clip((GAZE_HIDDEN_CLOSURE - c) / (GAZE_HIDDEN_CLOSURE - GAZE_FULL_CLOSURE), 0.0, 1.0)
 
 
+def closer_tolerance(region: str, closure: NDArray[np.floating], moving: NDArray[np.floating]) -> NDArray[np.float64]:
+    """How much more closed than a target eye an exemplar may be (one unit): :data:`CLOSER_CLOSURE`
+    on an in-between target (``moving``: 1 where its state moves by :data:`FREE_SWITCH_MOTION` or
+    more from or to a neighbouring row, a blink's ramp, whose rows the exemplars beside them are
+    faded into) whose slit shows the iris, rising to the closure's ``feature_scale`` as the lashes
+    meet (:func:`gaze_weight`) and on held targets (the edit's end state: nothing to fade from)."""
+    w = gaze_weight(closure) * np.asarray(moving, np.float64)
+    return CLOSER_CLOSURE * w + REGIONS[region].feature_scale[0] * (1.0 - w)
+
+
 def need_of(region: str, before: NDArray[np.floating], after: NDArray[np.floating]) -> NDArray[np.float64]:
     """``(M,)`` in [0, 1]: how much the change from ``before`` to ``after`` state needs texture.
 
@@ -396,11 +412,17 @@ def choose(
         cs, ca = np.concatenate(cand_state), np.concatenate(cand_angles)
         cb, cq = np.concatenate(cand_bs)[:, bsi], np.concatenate(cand_q)
         d = np.abs(after[:, None, :] - cs[None]) / scale  # (M, C, k)
+        fit = d  # distance as laid on the target's geometry (the bridge fades in at its own state)
         if region.startswith("eye_"):  # the gaze counts as far as the iris shows in both
             d[..., 1:] *= gaze_weight(np.maximum(after[:, None, :1], cs[None, :, :1]))
+            step = state_motion(region, after)
+            moving = np.clip(np.maximum(step, np.append(step[1:], 0.0)) / FREE_SWITCH_MOTION, 0.0, 1.0)
+            fit = d.copy()  # a more closed lid's lash line is stretched over the wider opening
+            fit[..., 0] *= np.where(cs[None, :, 0] > after[:, None, 0],
+                                    scale[0] / closer_tolerance(region, after[:, None, 0], moving[:, None]), 1.0)
         dpose = np.abs(np.asarray(angles, np.float64)[:, None, :] - ca[None])
         pose_ok = dpose.max(axis=2) <= config.max_pose_deg
-        feasible = (d.max(axis=2) <= 1.0) & pose_ok
+        feasible = (fit.max(axis=2) <= 1.0) & pose_ok
         # beyond one unit a candidate only counts in a feature where it lies past the target, on
         # the way from the state before the edit (a closed lid for a closing eye, never an open one)
         onward = (d <= 1.0) | ((cs[None] - after[:, None, :]) * (after - before)[:, None, :] > 0)
@@ -411,7 +433,7 @@ def choose(
                                                            np.float64)[:, :2], axis=1)
             feasible &= np.linalg.norm(dpose[..., :2], axis=2) <= (own - TURN_GAIN_DEG)[:, None]
         dbs = np.linalg.norm(np.asarray(blendshapes, np.float64)[:, bsi][:, None, :] - cb[None], axis=2)
-        total = ((d ** 2).sum(2) + ((dpose / config.pose_scale_deg) ** 2).sum(2)
+        total = ((fit ** 2).sum(2) + ((dpose / config.pose_scale_deg) ** 2).sum(2)
                  + (dbs / config.blendshape_scale) ** 2 + config.quality_weight * (1.0 - cq)[None])
         cost[:, :c] = np.where(feasible, total, big)
     has = (cost[:, :c] < big).any(axis=1) if c else np.zeros(m, bool)

@@ -275,3 +275,54 @@ def test_a_slit_borrows_the_slit_whose_iris_lies_where_its_own_does() -> None:
     # frame 3 is the slit looking the frame's way (frame 2 looks the other way)
     assert np.all(ch.candidates[ch.first[slit], 1] == 3) and np.all(ch.second[slit] == -1)
     assert np.all(ch.weight(FULL_WEIGHT_NEED)[slit] == 1.0)
+
+
+#: How far toward the lower lid the upper one of a nearly shut eye is moved (its closure is
+#: about 0.78 here, like liveportrait_d0 frame 67 at 0.81): within one closure unit (0.25) of
+#: :data:`SLIT_CLOSURE`, but laid on the slit's wider opening its lash line would be stretched
+#: into a dark band across the eye.
+LASH_CLOSURE = 0.82
+#: Agreement of a faded-in exemplar's laid-on closure with its own (closure is linear in the lid
+#: gap of these synthetic faces).
+CLOSURE_ATOL = 1e-6
+
+
+def _slit_and_lash(closure: np.ndarray) -> tuple[ex.Choice, np.ndarray, float]:
+    """Choice for a left eye going through ``closure`` (from open) on a clip holding an open eye,
+    one nearly shut at :data:`LASH_CLOSURE` and a closed one (equal pose and gaze); and the
+    candidates' closures and the open gap."""
+    faces = _face(3)
+    faces[1] = _close_eye(faces[1], "left", LASH_CLOSURE)
+    faces[2] = _close_eye(faces[2], "left", 1.0)
+    index = _index(faces, np.zeros(3))
+    gap = index.open_gap["eye_left"]
+    before, after, angles, bs, seg = _targets(closure.size, 0.0)
+    after[:, 0] = closure
+    ch = ex.choose("eye_left", before, after, angles, bs, seg, [index], gap)
+    return ch, ex.state(index.features["eye_left"], "eye_left", gap)[:, 0], gap
+
+
+def test_a_ramp_slit_never_stretches_a_nearly_shut_lid_over_its_opening() -> None:
+    closure = np.array([0.0, SLIT_CLOSURE, 1.0, 1.0, 1.0, 1.0, SLIT_CLOSURE, 0.0])
+    ch, cand_closure, _ = _slit_and_lash(closure)
+    weight = ch.weight(FULL_WEIGHT_NEED)
+    slit = np.flatnonzero(closure == SLIT_CLOSURE)
+    for r in slit[weight[slit] > 0]:
+        own = cand_closure[ch.candidates[ch.first[r], 1]]
+        laid_on = closure[r] * (1.0 if ch.extend is None else ch.extend[r])
+        # a more closed exemplar is laid on near its own state, or faded in at its own state
+        if own - laid_on > ex.CLOSER_CLOSURE:
+            raise AssertionError(f"row {r}: closure {own:.2f} laid on a slit at {laid_on:.2f}")
+        if own - closure[r] > ex.CLOSER_CLOSURE:
+            assert ch.fade is not None and ch.fade[r] < 1.0
+            assert abs(laid_on - own) <= CLOSURE_ATOL
+    assert not ch.unsupported.any()
+
+
+def test_a_held_slit_still_borrows_a_nearly_shut_lid() -> None:
+    # the edit's end state itself (no ramp to fade from): the nearly shut lid is taken, not clamped
+    closure = np.full(6, SLIT_CLOSURE)
+    ch, cand_closure, _ = _slit_and_lash(closure)
+    assert np.all(ch.first >= 0) and np.all(ch.candidates[ch.first, 1] == 1)
+    assert cand_closure[1] - SLIT_CLOSURE > ex.CLOSER_CLOSURE  # more closed than a ramp slit may take
+    assert np.all(ch.weight(FULL_WEIGHT_NEED) == 1.0) and not ch.unsupported.any()
