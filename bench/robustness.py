@@ -382,7 +382,7 @@ def case_noisy_lowbitrate(s: Sources, n: int) -> Clip:
 CASES: dict[str, Callable[[Sources, int], Clip]] = {
     k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 QUICK = ["stage_magenta", "small_face_1080p", "border_in_out", "hard_cuts", "mosaic_2x2", "odd_721x405"]
-RESTORE = {"stage_strobe", "border_in_out", "hard_cuts", "ghost_2person"}
+RESTORE = {"stage_strobe", "border_in_out", "hard_cuts", "ghost_2person", "profile_pcavs", "mosaic_3x2"}
 QUICK_RESTORE = {"border_in_out"}
 
 
