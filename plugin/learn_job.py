@@ -8,7 +8,7 @@ may be photos of anyone or CGI renders.
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +45,9 @@ def read_image(path: Path) -> NDArray[np.uint8]:
     return np.ascontiguousarray(bgr[:, :, ::-1])
 
 
-def _one_face(quick: Landmarker, landmarker: Landmarker, path: Path) -> FaceObservation:
-    """The largest face in the example: the whole-image landmarker's, or where it finds none,
-    the tiled search's (about 120 detector calls on a 1080p image, so only when needed)."""
-    image = read_image(path)
-    faces = quick.detect_image(image) or landmarker.detect_image(image)
+def _one_face(landmarker: Landmarker, path: Path) -> FaceObservation:
+    """The largest face in the example (the tiled search only where the whole-image pass finds none)."""
+    faces = landmarker.detect_image(read_image(path), search_only_if_none=True)
     if not faces:
         raise InputError(f"{path}: no face found (the example must show one face)")
     if len(faces) > 1:
@@ -79,9 +77,8 @@ def learn_from_images(
     if output.suffix != ".delta":
         raise ConfigError(f"{output}: a delta file must end in .delta")
     with AtomicOutput(output, overwrite=overwrite, inputs=[p for pair in pairs for p in pair]) as tmp:
-        config = LandmarkerConfig(running_mode="image", num_faces=2, bundle_path=bundle_path)
-        with Landmarker(replace(config, recover_missing=False)) as quick, Landmarker(config) as lm:
-            observed = [(_one_face(quick, lm, b), _one_face(quick, lm, a)) for b, a in pairs]
+        with Landmarker(LandmarkerConfig(running_mode="image", num_faces=2, bundle_path=bundle_path)) as lm:
+            observed = [(_one_face(lm, b), _one_face(lm, a)) for b, a in pairs]
         source = "; ".join(f"{b.name} -> {a.name}" for b, a in pairs)
         delta, report = learn_delta(
             [(b.landmarks, a.landmarks) for b, a in observed], name,

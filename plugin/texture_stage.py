@@ -112,8 +112,8 @@ def load_references(paths: Sequence[Path]) -> list[Reference]:
     """Read reference stills (images, or frames sampled from a video) and find the face in each
     (the largest face; stills without one are skipped, a file with none at all is an error).
 
-    The whole-image landmarker runs first; the tiled search for faces it misses (every tile
-    size, about 120 detector calls on a 1080p still) only on a still where it finds none.
+    The tiled search for faces the whole-image landmarker misses runs only on a still where it
+    finds none (``search_only_if_none``).
 
     Raises:
         InputError: a file cannot be read or holds no face.
@@ -123,8 +123,7 @@ def load_references(paths: Sequence[Path]) -> list[Reference]:
     out: list[Reference] = []
     if not paths:
         return out
-    with Landmarker(LandmarkerConfig(running_mode="image", recover_missing=False)) as quick, \
-            Landmarker(LandmarkerConfig(running_mode="image")) as lm:
+    with Landmarker(LandmarkerConfig(running_mode="image")) as lm:
         for path in paths:
             path = Path(path)
             stills: list[tuple[str, NDArray[np.uint8]]] = []
@@ -143,7 +142,7 @@ def load_references(paths: Sequence[Path]) -> list[Reference]:
                         stills.append((f"{path}#{int(i)}", reader.frame_at(int(i)).image))
             found = 0
             for name, image in stills:
-                faces = quick.detect_image(image) or lm.detect_image(image)
+                faces = lm.detect_image(image, search_only_if_none=True)
                 if not faces:
                     continue
                 f = max(faces, key=lambda o: float(np.ptp(o.landmarks[:, 0])))

@@ -407,12 +407,16 @@ class Landmarker:
             faces.extend(self._search.video_frame(frame, image, faces))
         return faces
 
-    def detect_image(self, image: NDArray[np.uint8], frame_index: int = 0) -> list[FaceObservation]:
+    def detect_image(self, image: NDArray[np.uint8], frame_index: int = 0, *,
+                     search_only_if_none: bool = False) -> list[FaceObservation]:
         """Find the faces in a still image (IMAGE mode: no tracking, no timestamps).
 
         Args:
             image: ``(H, W, 3)`` uint8 RGB.
             frame_index: index written into the observations.
+            search_only_if_none: run the tiled search for missed faces (about 120 detector calls
+                on a 1080p image) only when the whole-image pass finds no face: for callers that
+                want one face (reference stills, learn-delta examples), not every face.
 
         Returns:
             Observations in image pixels, landmarker faces first, then recovered ones.
@@ -421,7 +425,7 @@ class Landmarker:
             raise ValueError(f"image must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
         image = np.ascontiguousarray(image)
         faces = distinct_faces(self._run_image(image, frame_index))
-        if self.config.recover_missing:
+        if self.config.recover_missing and not (faces and search_only_if_none):
             faces.extend(self._search.still(image, frame_index, faces))
         return faces
 

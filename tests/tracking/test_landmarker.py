@@ -52,6 +52,9 @@ AFLW_POSE_BOUND_DEG = 20.0
 #: A re-run on a crop around a face must agree with the full-image landmarks within this.
 REGION_LANDMARK_TOL_PX = 1.5
 REGION_ROTATION_TOL_DEG = 3.0
+#: Side of a small copy of the astronaut still (her face about 45 px wide: only the tiled
+#: search finds it).
+SMALL_COPY_PX = 160
 #: Median landmark motion between consecutive frames of a calm talking head (25 fps).
 VIDEO_MOTION_TOL_PX = 3.0
 
@@ -170,6 +173,25 @@ def test_flat_tiles_are_skipped_and_the_pillarboxed_face_still_found() -> None:
     assert len(found) >= 1 and 656 < (found[0, 0] + found[0, 2]) / 2 < 1264
     assert seen > 0.4 * total, (seen, total)  # the picture between the bars is searched
     assert seen < 0.6 * total, (seen, total)
+
+
+def test_the_search_runs_only_if_no_face_was_found_when_asked() -> None:
+    # The astronaut still (the whole-image pass finds her) with a small copy of itself in a
+    # corner, her face about 45 px wide (only the tiled search finds it); and that small copy
+    # alone on a plain canvas.
+    face = cv2.imread(str(PACKAGED_ASTRONAUT))[:, :, ::-1]
+    small = cv2.resize(face, (SMALL_COPY_PX, SMALL_COPY_PX))
+    both = np.ascontiguousarray(face.copy())
+    both[-SMALL_COPY_PX:, -SMALL_COPY_PX:] = small
+    alone = np.full_like(both, 90)
+    alone[-SMALL_COPY_PX:, -SMALL_COPY_PX:] = small
+    with Landmarker(LandmarkerConfig(running_mode="image")) as lm:
+        every = lm.detect_image(both)
+        first = lm.detect_image(both, search_only_if_none=True)
+        searched = lm.detect_image(alone, search_only_if_none=True)
+    assert [f.source for f in every] == [Source.LANDMARKER, Source.RECOVERED]
+    assert [f.source for f in first] == [Source.LANDMARKER]
+    assert [f.source for f in searched] == [Source.RECOVERED]
 
 
 def test_blendshape_names() -> None:
