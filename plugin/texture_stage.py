@@ -195,6 +195,7 @@ def clamp_plan(plan: FacePlan, region: Region, factors: NDArray[np.floating]) ->
 class _RegionJob:
     region: Region
     choice: Choice
+    weights: NDArray[np.float64]  # (M,) the choice's composite weight per plan row (Choice.weight)
 
 
 class TextureCompositor:
@@ -256,7 +257,7 @@ class TextureCompositor:
         out = image
         for job in self.jobs.get(plan.track_id, []):
             ch = job.choice
-            weight = float(ch.weight(self.config.full_weight_need)[row])
+            weight = float(job.weights[row])
             if weight <= 0:
                 continue
             layers = [(*self._exemplar(track, ch.candidates[ch.first[row]]), 1.0 - float(ch.mix[row]))]
@@ -468,7 +469,7 @@ def prepare_texture(
                                 angles_before=tracked)
             used = (ch.first >= 0) & (ch.need > 0)
             if used.any():
-                jobs.setdefault(plan.track_id, []).append(_RegionJob(region, ch))
+                jobs.setdefault(plan.track_id, []).append(_RegionJob(region, ch, ch.weight(config.full_weight_need)))
                 for a, b in merge_ranges((int(f), int(f)) for f in plan.frame_indices[used]):
                     sel = used & (plan.frame_indices >= a) & (plan.frame_indices <= b)
                     def label(c: int) -> str:
