@@ -288,7 +288,8 @@ class Landmarker:
         self.bundle = load_bundle(self.config.bundle_path)
         self._video: Any = None
         self._image: Any = None
-        self._border: Any = None  # IMAGE mode, low detection threshold, for crops past the border
+        self._crop: Any = None  # IMAGE mode, few faces, for crops around one face
+        self._border: Any = None  # the same, at a low detection threshold, for crops past the border
         self._search = MissedFaceSearch(self.config, self.bundle, self.landmark_boxes)
         self._last_ts = -1
         self.timestamps_adjusted = 0
@@ -306,7 +307,7 @@ class Landmarker:
 
     def close(self) -> None:
         """Release every MediaPipe task (idempotent); the landmarker can be used again after."""
-        for name in ("_video", "_image", "_border"):
+        for name in ("_video", "_image", "_crop", "_border"):
             task = getattr(self, name)
             setattr(self, name, None)
             if task is not None:
@@ -322,14 +323,14 @@ class Landmarker:
 
     # --- MediaPipe tasks -------------------------------------------------------------------
 
-    def _create(self, video: bool, detection_confidence: float | None = None) -> Any:
+    def _create(self, video: bool, detection_confidence: float | None = None, num_faces: int | None = None) -> Any:
         from mediapipe.tasks.python import BaseOptions, vision
 
         cfg = self.config
         options = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_buffer=self.bundle.data),
             running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
-            num_faces=cfg.num_faces,
+            num_faces=cfg.num_faces if num_faces is None else num_faces,
             min_face_detection_confidence=(
                 cfg.min_detection_confidence if detection_confidence is None else detection_confidence
             ),
@@ -349,11 +350,18 @@ class Landmarker:
             self._image = self._create(video=False)
         return self._image
 
+    def _crop_task(self) -> Any:
+        """IMAGE-mode landmarker for crops around one face (``RecoveryConfig.crop_num_faces``)."""
+        if self._crop is None:
+            self._crop = self._create(video=False, num_faces=self.config.recovery.crop_num_faces)
+        return self._crop
+
     def _border_task(self) -> Any:
         """IMAGE-mode landmarker for crops past the frame's edge (low detection threshold)."""
         if self._border is None:
             self._border = self._create(
-                video=False, detection_confidence=self.config.recovery.border_crop_detection_confidence
+                video=False, detection_confidence=self.config.recovery.border_crop_detection_confidence,
+                num_faces=self.config.recovery.crop_num_faces,
             )
         return self._border
 
@@ -493,7 +501,7 @@ class Landmarker:
         # misses most of those, its landmark model does not (a lower detection threshold there,
         # see RecoveryConfig.border_crop_detection_confidence).
         past_edge = crop_leaves_frame(crop_trans_frame, size, height, width)
-        best = self._best_in_crop(self._border_task() if past_edge else self._image_task(), crop, target, frame_index)
+        best = self._best_in_crop(self._border_task() if past_edge else self._crop_task(), crop, target, frame_index)
         if best is None:
             return None
         landmarks = map_points_to_frame(best.landmarks, crop_trans_frame)

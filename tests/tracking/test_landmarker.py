@@ -113,6 +113,8 @@ def test_config_is_validated() -> None:
         LandmarkerConfig(running_mode="live")
     with pytest.raises(ConfigError):
         RecoveryConfig(crop_size=16)
+    with pytest.raises(ConfigError):
+        RecoveryConfig(crop_num_faces=0)
     assert LandmarkerConfig(bundle_path=Path("/x.task")).bundle_path == "/x.task"
 
 
