@@ -2,7 +2,10 @@
 
 Per frame: the landmarker (with its detector-and-crop recovery) finds faces; where a live track
 is expected but nothing was found, the landmarker is re-run on a crop around the track's predicted
-box; the cut detector marks shot changes. At the end the per-frame observations become finished,
+box; the cut detector marks shot changes. The whole-frame landmarker and the cut detector run
+a few frames ahead on their own thread, beside the tiled search and the crop re-runs on the
+caller's (MediaPipe releases the GIL, so the pass uses both cores; the result is that of running
+them in turn). At the end the per-frame observations become finished,
 smoothed tracks (``tracking.analysis.build_tracks``). Only per-frame codes are kept, never frames,
 so memory stays flat in clip length. The result is cached in a small file keyed by the input's
 content hash and every setting that changes it, so re-renders skip this pass.
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -107,6 +110,29 @@ def _dedupe(found: list[FaceObservation], extra: Iterable[FaceObservation | None
     return out
 
 
+def _whole_frames(
+    frames: Iterable[Frame], landmarker: Landmarker, cut_detector: CutDetector, video: bool
+) -> Iterator[tuple[Frame, list[FaceObservation], list[int], bool]]:
+    """The analysis pass's first half, run a few frames ahead on its own thread: per frame, the
+    whole-frame landmarker's faces (``Landmarker.detect_whole``; every face in ``"image"``
+    mode), the cuts the cut detector decided on it, and whether a new shot starts after it (the
+    whole-frame landmarker's tracking is then reset here, before the next frame).
+
+    MediaPipe releases the GIL, so this half and the other (the tiled search and crop re-runs,
+    on the caller's thread) use both cores. Each half keeps its own state and sees the frames in
+    order, so the result is that of running them one after the other.
+    """
+    cuts: list[int] = []
+    for frame in frames:
+        faces = landmarker.detect_whole(frame) if video else landmarker.detect(frame)
+        new_cuts = [d.frame_index for d in cut_detector.push(frame) if d.is_cut]
+        cuts.extend(new_cuts)
+        new_shot = bool(cuts) and cuts[-1] == frame.index - 1
+        if new_shot:
+            landmarker.reset_whole()  # new shot: MediaPipe's tracking starts over
+        yield frame, faces, new_cuts, new_shot
+
+
 def analyze_frames(
     frames: Iterable[Frame],
     config: AnalysisConfig,
@@ -137,27 +163,28 @@ def analyze_frames(
     cuts: list[int] = []
     recovered = 0
     cut_detector = CutDetector(config.cuts)
+    video = config.landmarker.running_mode == "video"
     # Follows faces during the pass only to predict where a lost face should be; the finished
     # tracks are built afterwards from all observations (build_tracks).
     follower = Associator(config.tracking.association)
-    with Landmarker(config.landmarker) as landmarker:
-        for frame in frames:
+    with Landmarker(config.landmarker) as landmarker, \
+            Prefetch(_whole_frames(frames, landmarker, cut_detector, video), name="deltaface-landmarker") as ahead:
+        for frame, found, new_cuts, new_shot in ahead:
             t = frame.time if frame.pts is not None else frame.index / 25.0
             if times and t <= times[-1]:
                 t = np.nextafter(times[-1], np.inf)
-            found = landmarker.detect(frame)
+            if video:
+                found = found + landmarker.search_missed(frame, found)
             if config.recover_tracks:
                 _, boxes = follower.boxes_to_recover(t, found)
                 if len(boxes):
                     more = _dedupe(found, landmarker.detect_in_regions(frame, boxes))
                     recovered += len(more) - len(found)
                     found = more
-            for decision in cut_detector.push(frame):
-                if decision.is_cut:
-                    cuts.append(decision.frame_index)
-            if cuts and cuts[-1] == frame.index - 1:
+            cuts.extend(new_cuts)
+            if new_shot:  # the whole-frame landmarker was reset on its thread at the same point
                 follower.reset()
-                landmarker.reset()  # new shot: MediaPipe's tracking and the recovery timer start over
+                landmarker.reset_search()
             follower.push(FrameFaces(frame.index, t, tuple(found)))
             observations.append(found)
             times.append(t)

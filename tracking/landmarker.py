@@ -316,10 +316,18 @@ class Landmarker:
 
     def reset(self) -> None:
         """Forget VIDEO-mode tracking (e.g. at a shot cut); timestamps keep increasing."""
+        self.reset_whole()
+        self.reset_search()
+
+    def reset_whole(self) -> None:
+        """Forget the whole-frame landmarker's tracking (:meth:`detect_whole`'s state)."""
         if self._video is not None:
             self._video.close()
             self._video = None
-        self._search.reset()  # look for every face again, with every tile size, in the new shot
+
+    def reset_search(self) -> None:
+        """Look for every face again, with every tile size (:meth:`search_missed`'s state)."""
+        self._search.reset()
 
     # --- MediaPipe tasks -------------------------------------------------------------------
 
@@ -395,6 +403,17 @@ class Landmarker:
         """
         if self.config.running_mode == "image":
             return self.detect_image(frame.image, frame.index)
+        faces = self.detect_whole(frame)
+        return faces + self.search_missed(frame, faces)
+
+    def detect_whole(self, frame: Frame) -> list[FaceObservation]:
+        """The first half of :meth:`detect` in ``"video"`` mode: MediaPipe's landmarker on the
+        whole frame, with its tracking from the previous call (frames in presentation order).
+
+        The halves keep separate state, so a caller may run this one on frame ``i + 1`` while
+        :meth:`search_missed` works on frame ``i`` on another thread (``plugin.analyze`` does):
+        the results are those of :meth:`detect`.
+        """
         import mediapipe as mp
 
         if self._video is None:
@@ -410,10 +429,15 @@ class Landmarker:
         image = np.ascontiguousarray(frame.image)
         mp_image = mp.Image(image_format=mp.ImageFormat.SRGB, data=image)
         result = self._video.detect_for_video(mp_image, ts)
-        faces = distinct_faces(_convert(result, frame.width, frame.height, frame.index, self.bundle))
-        if self.config.recover_missing:
-            faces.extend(self._search.video_frame(frame, image, faces))
-        return faces
+        return distinct_faces(_convert(result, frame.width, frame.height, frame.index, self.bundle))
+
+    def search_missed(self, frame: Frame, faces: list[FaceObservation]) -> list[FaceObservation]:
+        """The second half of :meth:`detect`: the faces the tiled search and crop re-runs add to
+        ``faces`` (what :meth:`detect_whole` found on this frame); none when
+        ``config.recover_missing`` is off. Frames in presentation order."""
+        if not self.config.recover_missing:
+            return []
+        return self._search.video_frame(frame, np.ascontiguousarray(frame.image), faces)
 
     def detect_image(self, image: NDArray[np.uint8], frame_index: int = 0, *,
                      search_only_if_none: bool = False) -> list[FaceObservation]:

@@ -70,3 +70,49 @@ def test_two_people_get_two_stable_ids_on_real_footage() -> None:
         assert np.all(centre_x < width / 2) or np.all(centre_x > width / 2)
         sides.append(bool(centre_x[0] > width / 2))
     assert sorted(sides) == [False, True]
+
+
+@pytest.mark.skipif(not (FIXTURES / "ghost_2person.mp4").exists(), reason="shared fixtures not present")
+def test_the_pass_on_two_threads_gives_what_detect_gives_in_order() -> None:
+    """The whole-frame landmarker runs a few frames ahead of the tiled search on its own thread
+    (``plugin.analyze._whole_frames``); both keep their state, so the faces are those of
+    ``Landmarker.detect`` frame by frame, reset one frame after each cut (the cut detector's
+    latency). Two shots: the split screen, then the LivePortrait face on black; a small
+    astronaut, which only the tiled search finds, in both."""
+    import cv2
+
+    from plugin.video import VideoReader
+    from tracking.landmarker import Landmarker
+    from tracking.observation import Source
+
+    small = cv2.resize(cv2.cvtColor(cv2.imread(str(FIXTURES / "skimage_astronaut.png")), cv2.COLOR_BGR2RGB), (150, 150))
+    images = []
+    with VideoReader(FIXTURES / "ghost_2person.mp4") as reader:
+        for frame in reader.frames(0, 8):
+            images.append(frame.image.copy())
+    with VideoReader(FIXTURES / "liveportrait_d0.mp4") as reader:
+        for frame in reader.frames(0, 6):
+            canvas = np.zeros((720, 1280, 3), np.uint8)
+            canvas[104:616, 384:896] = frame.image
+            images.append(canvas)
+    for k, image in enumerate(images):
+        image[560:710, 1100 - 4 * k:1250 - 4 * k] = small
+    frames = [Frame(i, i, Fraction(1, 25), image) for i, image in enumerate(images)]
+    config = AnalysisConfig(recover_tracks=False)
+    analysis, _ = analyze_frames(frames, config)
+    assert analysis.cut_frames.tolist() == [8]
+
+    with Landmarker(config.landmarker) as lm:
+        expected = []
+        for frame in frames:
+            expected.append(lm.detect(frame))
+            if frame.index - 1 in analysis.cut_frames:
+                lm.reset()
+    assert any(f.source is Source.RECOVERED for faces in expected for f in faces)
+    assert [len(faces) for faces in expected] == [3] * 8 + [2] * 6
+    for frame, faces in zip(frames, expected, strict=True):
+        got = [t.raw_landmarks[np.searchsorted(t.frame_indices, frame.index)]
+               for t in analysis.tracks if frame.index in t.frame_indices]
+        assert len(got) == len(faces)
+        for face in faces:
+            assert any(np.array_equal(face.landmarks, g) for g in got)
