@@ -113,10 +113,10 @@ class MissedFaceSearch:
         direct = len(faces)
         more: list[FaceObservation] = []
         if len(faces) < self.config.num_faces:
-            sides = self._due_sides(frame, direct)
+            sides, largest = self._due_sides(frame, direct)
             # Border spots (weak detections at the edge) come from the largest tiles only: when
             # those run now, they look at the spots again themselves.
-            largest_due = bool(sides) and sides[0] == tile_sides(frame.height, frame.width, self.config.recovery)[0]
+            largest_due = bool(sides) and sides[0] == largest
             follow = self._followed + ([] if largest_due else self._pending)
             if follow:
                 more = self._landmark_boxes(image, frame.index, faces, follow, self.config.recovery.region_margin)
@@ -132,9 +132,9 @@ class MissedFaceSearch:
             return []
         return self._recover(image, frame_index, faces)
 
-    def _due_sides(self, frame: Frame, direct: int) -> list[int]:
+    def _due_sides(self, frame: Frame, direct: int) -> tuple[list[int], int]:
         """The tile sides the tiled detector runs on this video frame (see
-        ``LandmarkerConfig.recovery_interval_s``), marked as run now."""
+        ``LandmarkerConfig.recovery_interval_s``), marked as run now, and the largest side."""
         now = frame.time if frame.pts is not None else float(frame.index)
         sides = tile_sides(frame.height, frame.width, self.config.recovery)
         due = []
@@ -147,7 +147,7 @@ class MissedFaceSearch:
             if last is None or lost or not now - last < interval or now < last:
                 due.append(side)
                 self._last_search[side] = now
-        return due
+        return due, sides[0]
 
     def _recover(
         self, image: NDArray[np.uint8], frame_index: int, found: list[FaceObservation],
