@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from plugin.analyze import run_analysis
-from plugin.cli import LARGE_FACE_TILES, SMALL_FACE_INTERVAL_S, _add_analysis_options, _analysis_config
+from plugin.cli import LARGE_FACE_TILES, SMALL_FACE_INTERVAL_S, _add_analysis_options
+from plugin.commands import _analysis_config
 from tracking.recovery import RecoveryConfig, tile_sides
 
 from .media import write_clip

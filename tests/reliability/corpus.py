@@ -434,6 +434,7 @@ def _driver() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import plugin.__main__  # noqa: F401 - warm: what every child would import
     import plugin.cli  # noqa: F401
+    import plugin.commands  # noqa: F401
     import plugin.pipeline  # noqa: F401
 
     results = []
