@@ -35,15 +35,9 @@ from compositing.support import below_jaw_support, head_polygons, picture_area, 
 from compositing.warp import sample_frame_through_field, support_box
 from synthesis.plan import FacePlan
 from synthesis.regions import LEFT_EYE, LIPS, RIGHT_EYE
-from synthesis.warpfield import (
-    WarpConfig,
-    WarpField,
-    border_anchors,
-    build_field,
-    flipped_triangles,
-    triangulate,
-)
-from synthesis.warpfield import opening_mask as _opening_mask
+from synthesis.piecewise import border_anchors, flipped_triangles, triangulate
+from synthesis.piecewise import opening_mask as _opening_mask
+from synthesis.warpfield import WarpConfig, WarpField, build_field
 from tracking.errors import ConfigError
 from tracking.frame import Frame
 from tracking.observation import NUM_MESH_LANDMARKS
@@ -386,7 +380,7 @@ def _field(src: NDArray[np.float64], dst: NDArray[np.float64], size: int, config
 def opening_mask(src: NDArray[np.float64], dst: NDArray[np.float64], size: int, config: WarpConfig) -> NDArray[np.bool_]:
     """``(S-1, S-1)`` crop pixels where an edit opens something that was closed (a closed mouth or
     eye being opened: the field's Jacobian is 0 there by construction, and ``build_field``'s fold
-    guard leaves it alone). See ``synthesis.warpfield.opening_triangles``."""
+    guard leaves it alone). See ``synthesis.piecewise.opening_triangles``."""
     return _opening_mask(src, dst, size, config.anchors_per_side)
 
 

@@ -228,7 +228,8 @@ TPS_FLOAT32_TOL_PX = 0.003
 
 
 def test_tps_grid_evaluation_matches_float64() -> None:
-    from synthesis.warpfield import border_anchors, tps_displacement
+    from synthesis.piecewise import border_anchors
+    from synthesis.warpfield import tps_displacement
 
     pts, idx = face_points()
     dst = smooth_mouth_edit(pts, idx)
@@ -269,7 +270,7 @@ def field_at_grid(coarse: torch.Tensor, points: np.ndarray) -> np.ndarray:
 def test_cached_delaunay_neighbours_match_the_edge_matching() -> None:
     """The neighbours qhull reports with a cached triangulation are the ones the edge matching
     finds (the piecewise-affine pass takes qhull's when it can)."""
-    from synthesis.warpfield import _NEIGHBOURS, _edge_neighbours, triangulate
+    from synthesis.piecewise import _NEIGHBOURS, _edge_neighbours, triangulate
 
     pts, _ = face_points()
     _, tris, layer = triangulate(pts, SIZE, 8)

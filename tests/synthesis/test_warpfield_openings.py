@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from synthesis.piecewise import opening_mask
 from synthesis.warpfield import (
     WarpConfig,
     build_field,
     field_at,
     jacobian_det,
-    opening_mask,
 )
 
 SIZE = 128
