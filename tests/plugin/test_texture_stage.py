@@ -9,8 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
+from plugin import texture_stage
 from plugin.analyze import run_analysis
-from plugin.texture_stage import TextureConfig, prepare_texture, rebuild_face
+from plugin.texture_stage import TextureConfig, load_references, prepare_texture, rebuild_face
 from synthesis.controls import named_controls
 from synthesis.exemplars import raw_features, state
 from synthesis.texregions import FACE, REGIONS
@@ -26,6 +27,10 @@ BLINK_FRAMES = range(64, 69)
 SELF_REBUILD_TOL = 2.0
 #: Closure change left after a clamp, beyond the region's warp limit.
 CLAMP_TOL = 0.05
+#: liveportrait_d0's frame with both eyes closed (inside its natural blink).
+CLOSED_FRAME = 66
+#: The subject's left eye's upper and lower lid midpoints (``plugin.editing._EYES``).
+LEFT_LIDS = (386, 374)
 
 
 def test_rebuild_from_itself_changes_little(astronaut_face) -> None:
@@ -71,6 +76,25 @@ def lp_track(tmp_path_factory):
     return max(analysis.tracks, key=lambda t: len(t.frame_indices))
 
 
+@pytest.fixture(scope="module")
+def closed_still(tmp_path_factory):
+    """liveportrait_d0's closed-eye frame 66 as a reference still, found by the real landmarker."""
+    from plugin.video import VideoReader
+
+    if not CLIP.exists():
+        pytest.skip(f"fixture clip missing: {CLIP}")
+    path = tmp_path_factory.mktemp("refs") / "closed.png"
+    with VideoReader(CLIP) as reader:
+        cv2.imwrite(str(path), reader.frame_at(CLOSED_FRAME).image[:, :, ::-1])
+    return load_references([path])
+
+
+def _before_blink(track):
+    """The track cut before its natural blink (frames 64-68): no closed eye of its own."""
+    keep = track.frame_indices < 50
+    return dataclasses.replace(track, **{n: getattr(track, n)[keep] for n in TRACK_ARRAYS})
+
+
 def _blink_plan(track, frames=(10, 20)):
     sched = EditSchedule((EditEntry(track.track_id, "blink_left", StrengthCurve.over_range(1.0, frames[0], frames[1], 2)),))
     return plan_track(track.track_id, track.frame_indices, track.times, track.segment_ids, track.landmarks,
@@ -107,8 +131,7 @@ def test_blink_borrows_the_clips_own_closed_eye(lp_track) -> None:
 
 
 def test_without_an_exemplar_the_blink_is_clamped_and_recorded(lp_track) -> None:
-    keep = lp_track.frame_indices < 50  # no blink before frame 64
-    short = dataclasses.replace(lp_track, **{n: getattr(lp_track, n)[keep] for n in TRACK_ARRAYS})
+    short = _before_blink(lp_track)
     plan = _blink_plan(short)
     plans, comp, events = prepare_texture([plan], {short.track_id: short}, CLIP)
     comp.close()
@@ -120,6 +143,67 @@ def test_without_an_exemplar_the_blink_is_clamped_and_recorded(lp_track) -> None
     requested = state(raw_features(plan.after, "eye_left"), "eye_left", gap)[:, 0]
     assert (requested - before).max() > REGIONS["eye_left"].warp_limit[0] + CLAMP_TOL
     assert (after - before).max() <= REGIONS["eye_left"].warp_limit[0] + CLAMP_TOL
+
+
+def _lid_gap(lm) -> float:
+    """Pixels between the left eye's upper and lower lid midpoints."""
+    return float(np.linalg.norm(lm[LEFT_LIDS[0], :2] - lm[LEFT_LIDS[1], :2]))
+
+
+def test_a_faded_in_reference_is_laid_on_at_its_own_closure(lp_track, closed_still, monkeypatch) -> None:
+    """The ramp frames of a blink whose only closed eye is a reference still get that still faded
+    in (``Choice.fade`` < 1), laid on at its own, more closed state (``Choice.extend`` > 1): the
+    geometry given to ``transfer_region`` closes the lid further than the frame's planned one
+    (a closed lid on the half-open geometry would stretch its lash line into a dark band), and
+    stays the plan's away from the eye. Rows not faded in are laid on at the planned geometry."""
+    from plugin.video import VideoReader
+
+    short = _before_blink(lp_track)
+    plans, comp, _ = prepare_texture([_blink_plan(short)], {short.track_id: short}, CLIP, closed_still)
+    plan = plans[0]
+    (job,) = comp.jobs[short.track_id]
+    ch = job.choice
+    assert job.region.name == "eye_left" and ch.extend is not None and ch.fade is not None
+    extended = np.flatnonzero(ch.extend > 1).tolist()
+    assert extended  # the ramp frames have no exemplar of their own: the still is faded in
+    assert (ch.fade[extended] < 1).all() and (ch.extend[ch.fade == 1] == 1).all()
+    assert all(ch.candidates[ch.first[r], 0] == 1 for r in extended)  # source 1: the reference
+
+    calls = []  # the geometry each transfer_region call lays the exemplar on
+    original = texture_stage.transfer_region
+
+    def recording(frame, target_landmarks, *args, **kwargs):
+        calls.append(np.array(target_landmarks))
+        return original(frame, target_landmarks, *args, **kwargs)
+
+    monkeypatch.setattr(texture_stage, "transfer_region", recording)
+    targets = {}
+    try:
+        with VideoReader(CLIP) as reader:
+            for row in np.flatnonzero(job.weights > 0).tolist():
+                f = int(plan.frame_indices[row])
+                comp(reader.frame_at(f).image, f, plan, row)
+                (targets[row],) = calls  # one region borrows: one call per row
+                calls.clear()
+    finally:
+        comp.close()
+    assert set(extended) <= set(targets)
+
+    near = texture_stage._clamp_weights(job.region)  # 1 on the eye, falling to 0 around it
+    for row in extended:
+        before, after, target = plan.before[row], plan.after[row], targets[row]
+        assert _lid_gap(before) > _lid_gap(after) > _lid_gap(target)  # closed further than planned
+        lids = before[LEFT_LIDS[1], :2] - before[LEFT_LIDS[0], :2]  # upper lid to lower lid
+        assert np.dot(target[LEFT_LIDS[1], :2] - target[LEFT_LIDS[0], :2], lids) > 0  # not past shut
+        np.testing.assert_allclose(target[near == 0], after[near == 0], atol=1e-4)
+        # the extension fades out toward the region's edge, where the exemplar joins the frame
+        change = np.linalg.norm(after - before, axis=1)
+        extra = np.linalg.norm(target - after, axis=1) / np.maximum(change, 1e-9)
+        moved = change > 0.01
+        assert (moved & (near < 1)).any()
+        assert extra[moved & (near < 1)].max() < extra[moved & (near == 1)].min()
+    for row in set(targets) - set(extended):
+        assert np.array_equal(targets[row], plan.after[row])
 
 
 @pytest.mark.slow
