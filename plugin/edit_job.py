@@ -7,6 +7,7 @@ exists, so nothing is written when the edit list is wrong.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +19,15 @@ from plugin.output import check_output_path
 from plugin.pipeline import RenderJob, RenderSummary, run_render
 from plugin.provenance import merge_ranges
 from plugin.texture_stage import TextureCompositor, TextureConfig, load_references, prepare_texture
+from plugin.probe import VideoInfo
 from plugin.video import probe
 from synthesis.controls import named_controls
 from synthesis.deltas import Delta, load_delta
 from synthesis.plan import FacePlan, PlanConfig, plan_track
 from synthesis.schedule import EditSchedule
 from tracking.errors import ConfigError
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,16 @@ class PreparedEdit:
         return [e.as_dict() for p in self.plans for e in p.events]
 
 
+def warn_if_interlaced(info: VideoInfo) -> None:
+    """Say once that an interlaced clip is edited as woven frames (both fields warped together):
+    fine for a still or slow face, while on fast motion the warp bends the combing between the
+    fields. The output keeps the source's field order (``plugin.writer``)."""
+    if info.interlaced:
+        order = "top" if info.top_field_first else "bottom"
+        _log.warning("%s is interlaced (%s field first): faces are edited in whole frames, both fields "
+                     "together; on fast motion check the edited frames for bent combing", info.path, order)
+
+
 def prepare_edit(
     input_path: Path,
     schedule: EditSchedule,
@@ -164,6 +178,7 @@ def prepare_edit(
         plans.append(plan_track(face_id, t.frame_indices, t.times, t.segment_ids, t.landmarks, t.blendshapes,
                                 t.confidence, schedule, deltas, plan or PlanConfig()))
     info = probe(input_path)
+    warn_if_interlaced(info)
     compositor, events = None, []
     if texture is not None:
         plans, compositor, events = prepare_texture(plans, tracks, input_path, load_references(references), texture)

@@ -70,6 +70,10 @@ class StreamInfo:
     description: str
 
 
+#: ``AVFieldOrder`` codes of interlaced streams: TT, BB, TB, BT.
+INTERLACED_FIELD_ORDERS = (2, 3, 4, 5)
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """What :func:`probe` learns about a clip (a container's main video stream or an image folder).
@@ -106,6 +110,9 @@ class VideoInfo:
         complete: False when indexing found the stream cut short or damaged; frames past
             ``num_frames`` are then lost, and reading reports it (see :class:`VideoReader`).
         declared_frames: frame count the container header declares, when it declares one.
+        field_order: FFmpeg ``AVFieldOrder`` code of the stream (0 unknown, 1 progressive, 2 top
+            field first, 3 bottom first, 4 and 5 the mixed orders). Interlaced frames are read
+            woven (both fields in one frame, as decoders give them).
     """
 
     path: Path
@@ -136,11 +143,22 @@ class VideoInfo:
     stems: tuple[str, ...] = ()
     complete: bool = True
     declared_frames: int | None = None
+    field_order: int = 0
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0 or self.num_frames < 0 or self.time_base <= 0:
             raise ValueError(f"{self.path}: invalid video info {self.width}x{self.height}, "
                              f"{self.num_frames} frames, time base {self.time_base}")
+
+    @property
+    def interlaced(self) -> bool:
+        """The stream is interlaced (its field order says so)."""
+        return self.field_order in INTERLACED_FIELD_ORDERS
+
+    @property
+    def top_field_first(self) -> bool:
+        """Of an interlaced stream: the top field is the earlier one."""
+        return self.field_order in (2, 4)
 
     @property
     def is_image_sequence(self) -> bool:
@@ -298,6 +316,7 @@ def _index_container(path: Path) -> _Index:
         scan = _scan_packets(c, v)
         rate = v.average_rate or v.guessed_rate
         sar = v.sample_aspect_ratio
+        field_order = int(v.codec_context.field_order or 0)
         codec_name = v.codec_context.name
         declared = v.frames or None
         index = v.index
@@ -329,6 +348,7 @@ def _index_container(path: Path) -> _Index:
         is_vfr=bool(deltas.size and int(deltas.max() - deltas.min()) > 1),
         has_audio=any(s.kind == "audio" for s in others), streams=others, stream_index=index,
         container_format=fmt_name, complete=not scan.damage, declared_frames=declared,
+        field_order=field_order,
     )
     return _Index(info, tuple(pts), tuple(scan.keys), scan.damage, ops)
 

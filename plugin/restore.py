@@ -38,7 +38,7 @@ from compositing.crop import FaceCrop
 from compositing.mask import face_oval
 from compositing.support import picture_area
 from plugin.analyze import AnalysisConfig, AnalysisResult, ProgressCallback, run_analysis
-from plugin.edit_job import resolve_deltas
+from plugin.edit_job import resolve_deltas, warn_if_interlaced
 from plugin.editing import EditStage, RenderConfig, field_support, render_face, to_crop
 from plugin.output import check_output_path
 from plugin.pipeline import RenderJob, RenderSummary, run_render
@@ -225,6 +225,7 @@ def plan_restore(job: RestoreJob, progress: ProgressCallback | None = None,
     bridges: dict[int, list[tuple[int, NDArray[np.float32], NDArray[np.float64]]]] = {}
     refinement: dict[int, dict[str, Any]] = {}
     info = probe(job.swapped)
+    warn_if_interlaced(info)
     refs = [*job.reference_stills, *(load_references(job.references) if job.references else [])] \
         if job.texture is not None else []
     for pair in pairs:

@@ -357,6 +357,22 @@ class VideoWriter:
         return matrix, full, {"colorspace": space, "color_range": 2 if full else 1,
                               "color_primaries": info.color_primaries, "color_trc": info.color_trc}
 
+    def _field_order(self, v: Any) -> bool:
+        """Give the output stream the source's field order; True when it is interlaced.
+
+        Frames are read woven (both fields in one frame) and written so; an interlaced source
+        stays interlaced (H.264 codes it as fields, every codec signals the order), unless it is
+        displayed rotated or mirrored, where its fields are no longer the frame's rows."""
+        info = self.info
+        if not info.interlaced:
+            return False
+        if info.rotation or info.mirrored:
+            _log.warning("%s is interlaced and displayed rotated or mirrored: %s is written progressive",
+                         info.path, self.path)
+            return False
+        v.codec_context.field_order = info.field_order
+        return True
+
     def _open_container(self, suffix: str) -> None:
         info, cfg = self.info, self.config
         options = {}
@@ -381,9 +397,12 @@ class VideoWriter:
         for key, value in tags.items():
             setattr(v.codec_context, key, value)
         self._tags = tags
+        interlaced = self._field_order(v)
         if cfg.codec == "h264":
-            v.options = {"crf": str(cfg.crf), "preset": cfg.preset,
-                         "x264-params": x264_gop_params(info.average_rate, cfg.keyframe_seconds)}
+            params = x264_gop_params(info.average_rate, cfg.keyframe_seconds)
+            if interlaced:  # coded as fields, in the source's order, as the source was
+                params += ":interlaced=1:" + ("tff=1" if info.top_field_first else "bff=1")
+            v.options = {"crf": str(cfg.crf), "preset": cfg.preset, "x264-params": params}
         elif cfg.codec == "prores":  # 422 HQ, or 4444 when a 4:4:4 format is asked for
             v.options = {"profile": "4" if "444" in v.pix_fmt else "3", "vendor": "apl0"}
         elif cfg.codec == "ffv1":

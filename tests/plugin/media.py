@@ -161,6 +161,13 @@ def ten_bit_clip(folder: Path, num_frames: int = 8) -> Path:
     return write_clip(folder / "tenbit.mp4", num_frames=num_frames, pix_fmt="yuv420p10le")
 
 
+def interlaced_clip(folder: Path, num_frames: int = 8, top_first: bool = True, rotation: int | None = None) -> Path:
+    """H.264 coded as fields (x264 ``interlaced``), top or bottom field first."""
+    order = "tff=1" if top_first else "bff=1"
+    return write_clip(folder / f"interlaced_{order[0]}.mp4", num_frames=num_frames, rotation=rotation,
+                      codec_options={"x264-params": f"interlaced=1:{order}"})
+
+
 def yuv444_clip(folder: Path, num_frames: int = 8) -> Path:
     """8-bit 4:4:4 H.264 (High 4:4:4)."""
     return write_clip(folder / "yuv444.mp4", num_frames=num_frames, pix_fmt="yuv444p")

@@ -271,6 +271,48 @@ def test_rotated_source_is_written_upright(tmp_path: Path) -> None:
                for a, b in zip(read_all(tmp_path / "o.mkv"), read_all(src), strict=True))
 
 
+@pytest.mark.parametrize("top_first", [True, False])
+def test_interlaced_source_stays_interlaced_in_its_field_order(tmp_path: Path, top_first: bool) -> None:
+    """Frames are read woven; the output keeps the field order (H.264 codes fields again), so a
+    1080i deliverable is not turned progressive behind the editor's back."""
+    src = media.interlaced_clip(tmp_path, top_first=top_first)
+    src_info = probe(src)
+    assert src_info.interlaced and src_info.top_field_first == top_first
+    for codec, name in [("h264", "o.mp4"), ("ffv1", "o.mkv"), ("prores", "o.mov")]:
+        copy_clip(src, tmp_path / name, OutputConfig(codec, preset="ultrafast"))
+        assert probe(tmp_path / name).field_order == src_info.field_order
+    with av.open(str(tmp_path / "o.mp4")) as c:
+        assert all(f.interlaced_frame for f in c.decode(video=0))
+    assert all(np.array_equal(a.image, b.image)
+               for a, b in zip(read_all(tmp_path / "o.mkv"), read_all(src), strict=True))
+    progressive = media.cfr_clip(tmp_path, num_frames=4)
+    copy_clip(progressive, tmp_path / "p.mp4")
+    assert not probe(progressive).interlaced and probe(tmp_path / "p.mp4").field_order in (0, 1)
+
+
+def test_editing_an_interlaced_clip_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from plugin.edit_job import warn_if_interlaced
+
+    with caplog.at_level(logging.WARNING, logger="plugin.edit_job"):
+        warn_if_interlaced(probe(media.interlaced_clip(tmp_path, top_first=False)))
+        warn_if_interlaced(probe(media.cfr_clip(tmp_path, num_frames=2)))
+    (record,) = caplog.records
+    assert "interlaced (bottom field first)" in record.getMessage()
+
+
+def test_rotated_interlaced_source_is_written_progressive(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    src = media.interlaced_clip(tmp_path, rotation=90)
+    assert probe(src).interlaced
+    with caplog.at_level(logging.WARNING, logger="plugin.writer"):
+        copy_clip(src, tmp_path / "o.mp4")
+    assert not probe(tmp_path / "o.mp4").interlaced
+    assert any("interlaced" in r.getMessage() and "progressive" in r.getMessage() for r in caplog.records)
+
+
 # -- provenance -------------------------------------------------------------------------------
 
 
