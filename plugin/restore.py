@@ -52,9 +52,9 @@ from synthesis.codespace import TrackCode, invert_track
 from synthesis.plan import FacePlan, plan_track
 from synthesis.regions import LEFT_BROW, LEFT_EYE, LIPS, RIGHT_BROW, RIGHT_EYE, inter_ocular
 from synthesis.restore import (
-    PairRestore, RestoreConfig, bridge_target, combine_plans, divergence, loop_correction, match_tracks,
-    restore_pair, smooth_correction,
+    PairRestore, RestoreConfig, bridge_target, combine_plans, divergence, match_tracks, restore_pair,
 )
+from synthesis.restore_loop import loop_correction, smooth_correction
 from synthesis.schedule import EditSchedule
 from tracking.analysis import SOURCE_CODES, ClipAnalysis, Track
 from tracking.errors import ConfigError, InputError
@@ -322,9 +322,9 @@ def refine_plan(swapped: Path, plan: FacePlan, config: RestoreConfig, render_con
     Each planned frame of the swap is rendered with the plan, the face is detected in the
     rendered frame and in the input frame (IMAGE mode, the same detector both times, so that its
     biases cancel), and the change it shows is compared with the planned change
-    (:func:`synthesis.restore.loop_correction`); the shortfall is added and the frame rendered
+    (:func:`synthesis.restore_loop.loop_correction`); the shortfall is added and the frame rendered
     again, ``config.refine_rounds`` times. The corrections are then smoothed over time and faded
-    with the restore weight (:func:`synthesis.restore.smooth_correction`). Frames where no face is
+    with the restore weight (:func:`synthesis.restore_loop.smooth_correction`). Frames where no face is
     detected keep the open-loop plan. Only the points the warp can move in full
     (:func:`reachable_points`) are compared and corrected; a frame with none keeps the open-loop
     plan too.

@@ -40,7 +40,7 @@ tracks of the same frames twice (the plate and the swap), this module
    plus the rendered change after, as :func:`synthesis.plan.plan_track` does), which the edit
    stage renders like any edit;
 6. closes the loop (the plugin renders the planned frames, re-detects the face in them and
-   calls :func:`loop_correction`): the warp under-achieves a planned landmark change (brows,
+   calls ``synthesis.restore_loop.loop_correction``): the warp under-achieves a planned landmark change (brows,
    lids and lip corners land short of the target by a third to a half, bench/restore.py), so the
    change the re-detected face shows is compared with the planned change, and the shortfall is
    added to the plan, a few rounds, capped and smoothed over time.
@@ -64,19 +64,16 @@ Pure maths: no I/O.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import sparse
-from scipy.ndimage import gaussian_filter1d
 from scipy.optimize import linear_sum_assignment
 
 from synthesis.codespace import Pose, TrackCode, invert_track, render_landmarks
 from synthesis.plan import FacePlan
-from synthesis.uvmap import triangles
+from synthesis.restore_loop import smooth_runs
 from tracking.analysis import SOURCE_CODES, Track
 from tracking.errors import ConfigError
 from tracking.observation import Source
@@ -352,18 +349,6 @@ class PairRestore:
     border_limited: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
-def _smooth(x: NDArray[np.float64], frames: NDArray[np.int64], sigma: float) -> NDArray[np.float64]:
-    """Gaussian over rows, separately on each run of consecutive frames."""
-    if sigma <= 0 or len(x) < 2:
-        return x
-    out = x.copy()
-    breaks = np.flatnonzero(np.diff(frames) != 1) + 1
-    for seg in np.split(np.arange(len(x)), breaks):
-        if len(seg) > 1:
-            out[seg] = gaussian_filter1d(x[seg], sigma, axis=0, mode="nearest")
-    return out
-
-
 def smooth_motion(x: NDArray[np.floating], frames: NDArray[np.integer], sigma: float,
                   trust: NDArray[np.floating] | None = None) -> NDArray[np.float64]:
     """A trajectory smoothed without lag: per row, a quadratic fitted with Gaussian weights of
@@ -464,7 +449,7 @@ def restore_pair(pair: FacePair, plate: Track, swap: Track, config: RestoreConfi
     plate_s = smooth_motion(pc.scales[pr, None], fr, config.smooth_sigma_frames, border)[:, 0] * s_ratio
     e_off = (np.median(sc.expressions[sr[agree]] - pc.expressions[pr[agree]] * ratio, axis=0) if agree.any()
              else np.zeros((478, 3)))
-    plate_expr = _smooth(pc.expressions[pr].reshape(len(pr), -1), fr, config.expression_sigma_frames).reshape(-1, 478, 3)
+    plate_expr = smooth_runs(pc.expressions[pr].reshape(len(pr), -1), fr, config.expression_sigma_frames).reshape(-1, 478, 3)
 
     rows = np.flatnonzero(weights > 0)
     before = swap.landmarks[sr[rows]].astype(np.float32)
@@ -561,96 +546,3 @@ def combine_plans(plans: Sequence[FacePlan]) -> list[FacePlan]:
         events = tuple(e for p in group for e in p.events)
         out.append(FacePlan(tid, frames.astype(np.int64), times, segs, before, before + change, strengths, events))
     return out
-
-
-@functools.lru_cache(maxsize=1)
-def _mesh_average() -> sparse.csr_matrix:
-    """``(478, 478)`` row-stochastic: each mesh point's mean with its mesh neighbours; each iris
-    point's mean over its iris (an iris moves as one)."""
-    n = 478
-    rows, cols = list(range(n)), list(range(n))
-    for a, b, c in triangles().tolist():
-        rows += [a, a, b, b, c, c]
-        cols += [b, c, a, c, a, b]
-    for iris in (range(468, 473), range(473, 478)):
-        for i in iris:
-            rows += list(iris)
-            cols += [i] * 5
-    m = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
-    m.data[:] = 1.0  # duplicates (an edge in two triangles) counted once
-    m.sum_duplicates()
-    m.data[:] = 1.0
-    return sparse.csr_matrix(m.multiply(1.0 / m.sum(axis=1)))
-
-
-def mesh_smooth(values: NDArray[np.floating], rounds: int) -> NDArray[np.float64]:
-    """``(478, D)`` values averaged over mesh neighbours ``rounds`` times (irises over each iris)."""
-    out = np.asarray(values, np.float64)
-    m = _mesh_average()
-    for _ in range(rounds):
-        out = m @ out
-    return out
-
-
-def loop_correction(planned_change: NDArray[np.floating], achieved_change: NDArray[np.floating],
-                    correction: NDArray[np.floating], iod: float, gain: float, max_iod: float,
-                    smooth_rounds: int = 0, valid: NDArray[np.bool_] | None = None) -> NDArray[np.float64]:
-    """One closed-loop round for one frame: the correction grown by the change still missing.
-
-    The shortfall is averaged over mesh neighbours ``smooth_rounds`` times first
-    (:func:`mesh_smooth`): the detector re-reads a face as a whole, so a single point's
-    shortfall is mostly its noise, and pushing it alone moves texture the detector does not
-    follow (on two real frames, an unsmoothed loop left the moved points' shortfall worse than
-    the open-loop plan's).
-
-    Args:
-        planned_change: ``(478, 3)`` pixels: the open-loop plan's ``after - before``.
-        achieved_change: ``(478, 3)`` pixels: the face detected in the rendered frame minus the
-            face detected (the same way) in the input frame.
-        correction: ``(478, 3)`` pixels already added to the plan's ``after`` (zeros at first).
-        iod: the face's inter-ocular distance, pixels.
-        gain: fraction of the shortfall added.
-        max_iod: the correction's largest length per landmark, in ``iod``.
-        smooth_rounds: see above.
-        valid: ``(478,)`` bool: the points whose shortfall the warp can close (None: all). Elsewhere
-            (a point outside the picture, or where the warp fades at its edge) the shortfall is
-            unreachable and the detector's reading of it made up: it counts as 0 before the
-            smoothing and the correction there does not grow (a loop that kept adding it dragged
-            the visible half of a face cut by the border along).
-
-    Returns:
-        ``(478, 3)`` float64 new correction: x and y only (z stays 0: the landmarker's depth is
-        not what the warp moves), each landmark's vector clamped to ``max_iod * iod``.
-    """
-    short = np.asarray(planned_change, np.float64) - np.asarray(achieved_change, np.float64)
-    if valid is not None:
-        short = short * np.asarray(valid, bool)[:, None]
-    short = mesh_smooth(short, smooth_rounds)
-    if valid is not None:
-        short = short * np.asarray(valid, bool)[:, None]
-    out = np.asarray(correction, np.float64).copy()
-    out[:, :2] += gain * short[:, :2]
-    out[:, 2] = 0.0
-    cap = max_iod * float(iod)
-    n = np.linalg.norm(out[:, :2], axis=1, keepdims=True)
-    out[:, :2] *= np.minimum(1.0, cap / np.maximum(n, 1e-12))
-    return out
-
-
-def smooth_correction(correction: NDArray[np.floating], frames: NDArray[np.integer], weights: NDArray[np.floating],
-                      sigma: float) -> NDArray[np.float64]:
-    """The loop's per-frame corrections, smoothed over time and faded with the restore weight.
-
-    Each frame's correction carries the detector's noise; a Gaussian of ``sigma`` frames over each
-    run of consecutive frames removes its flicker, and the weight (0 to 1, the ramps) fades it out
-    where the plan itself fades.
-
-    Args:
-        correction: ``(M, 478, 3)`` pixels per planned frame.
-        frames: ``(M,)`` increasing frame indices.
-        weights: ``(M,)`` the plan's restore weight.
-        sigma: Gaussian sigma in frames (0: no smoothing).
-    """
-    c = np.asarray(correction, np.float64)
-    flat = _smooth(c.reshape(len(c), -1), np.asarray(frames, np.int64), sigma).reshape(c.shape)
-    return flat * np.asarray(weights, np.float64)[:, None, None]

@@ -29,7 +29,8 @@ from plugin.editing import RenderConfig
 from plugin.restore import _track_code, reachable_points
 from plugin.video import VideoReader
 from synthesis.regions import inter_ocular
-from synthesis.restore import RestoreConfig, inside_fraction, loop_correction, match_tracks, restore_pair
+from synthesis.restore import RestoreConfig, inside_fraction, match_tracks, restore_pair
+from synthesis.restore_loop import loop_correction
 from tracking.analysis import SOURCE_CODES, Track
 from tracking.landmarker import Landmarker, LandmarkerConfig
 from tracking.observation import Source

@@ -10,9 +10,9 @@ import pytest
 from synthesis.codespace import Identity, Pose, invert_track
 from synthesis.regions import LIPS, canonical_points, inter_ocular, rigid_weights
 from synthesis.restore import (
-    RestoreConfig, bridge_target, combine_plans, divergence, flag_ranges, loop_correction, match_tracks,
-    range_weights, restore_pair, smooth_correction,
+    RestoreConfig, bridge_target, combine_plans, divergence, flag_ranges, match_tracks, range_weights, restore_pair,
 )
+from synthesis.restore_loop import loop_correction, smooth_correction
 from tracking.analysis import SOURCE_CODES, Track
 from tracking.errors import ConfigError
 from tracking.observation import NUM_BLENDSHAPES, Source
