@@ -16,7 +16,9 @@ right edge (1), so the pixel-centre coordinate STYLE.md uses is ``x * W - 0.5`` 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +68,9 @@ RELIABLE_YAW_DEG = 45.0
 UNRELIABLE_YAW_DEG = 75.0
 #: Lowest confidence a measured (not bridged) observation gets.
 MIN_MEASURED_CONFIDENCE = 0.1
+#: Threads the crop re-runs of one frame share (several faces found by the search are followed
+#: by one crop each): on bench/robustness.py's six-person mosaic, four such faces a frame.
+CROP_THREADS = 2
 
 RUNNING_MODES = ("video", "image")
 
@@ -265,8 +270,9 @@ class Landmarker:
     """MediaPipe's face landmarker behind deltaface's records.
 
     Use as a context manager (``with Landmarker(config) as lm:``): it owns MediaPipe tasks
-    (a VIDEO-mode landmarker for :meth:`detect`, an IMAGE-mode one for stills and crops, and the
-    tiled detector for recovery), created on first use and released by :meth:`close`.
+    (a VIDEO-mode landmarker for :meth:`detect`, an IMAGE-mode one for stills, IMAGE-mode ones for
+    crop re-runs on each of :data:`CROP_THREADS` threads, and the tiled detector for recovery),
+    created on first use and released by :meth:`close`.
 
     Attributes:
         config: the settings.
@@ -288,8 +294,12 @@ class Landmarker:
         self.bundle = load_bundle(self.config.bundle_path)
         self._video: Any = None
         self._image: Any = None
-        self._crop: Any = None  # IMAGE mode, few faces, for crops around one face
-        self._border: Any = None  # the same, at a low detection threshold, for crops past the border
+        # Crop re-runs run on a small pool, each worker with its own IMAGE-mode tasks (few faces;
+        # and the same at a low detection threshold for crops past the border).
+        self._pool: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._crop_tasks: list[Any] = []
+        self._crop_tasks_lock = threading.Lock()
         self._search = MissedFaceSearch(self.config, self.bundle, self.landmark_boxes)
         self._last_ts = -1
         self.timestamps_adjusted = 0
@@ -307,7 +317,15 @@ class Landmarker:
 
     def close(self) -> None:
         """Release every MediaPipe task (idempotent); the landmarker can be used again after."""
-        for name in ("_video", "_image", "_crop", "_border"):
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        with self._crop_tasks_lock:
+            crop_tasks, self._crop_tasks = self._crop_tasks, []
+        self._local = threading.local()
+        for task in crop_tasks:
+            task.close()
+        for name in ("_video", "_image"):
             task = getattr(self, name)
             setattr(self, name, None)
             if task is not None:
@@ -358,20 +376,33 @@ class Landmarker:
             self._image = self._create(video=False)
         return self._image
 
-    def _crop_task(self) -> Any:
-        """IMAGE-mode landmarker for crops around one face (``RecoveryConfig.crop_num_faces``)."""
-        if self._crop is None:
-            self._crop = self._create(video=False, num_faces=self.config.recovery.crop_num_faces)
-        return self._crop
+    def _crop_task(self, past_edge: bool) -> Any:
+        """This thread's IMAGE-mode landmarker for crops around one face
+        (``RecoveryConfig.crop_num_faces``), at the low detection threshold for crops past the
+        frame's edge."""
+        name = "border" if past_edge else "crop"
+        task = getattr(self._local, name, None)
+        if task is None:
+            rec = self.config.recovery
+            task = self._create(video=False, num_faces=rec.crop_num_faces,
+                                detection_confidence=rec.border_crop_detection_confidence if past_edge else None)
+            setattr(self._local, name, task)
+            with self._crop_tasks_lock:
+                self._crop_tasks.append(task)
+        return task
 
-    def _border_task(self) -> Any:
-        """IMAGE-mode landmarker for crops past the frame's edge (low detection threshold)."""
-        if self._border is None:
-            self._border = self._create(
-                video=False, detection_confidence=self.config.recovery.border_crop_detection_confidence,
-                num_faces=self.config.recovery.crop_num_faces,
-            )
-        return self._border
+    def _landmark_crops(
+        self, image: NDArray[np.uint8], boxes: list[NDArray[np.floating]], margin: float, frame_index: int
+    ) -> list[FaceObservation | None]:
+        """:meth:`_landmark_crop` of every box, at once on :data:`CROP_THREADS` threads
+        (MediaPipe releases the GIL; each thread has its own tasks, and a crop's result does not
+        depend on which one ran it)."""
+        if not boxes:
+            return []
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=CROP_THREADS, thread_name_prefix="deltaface-crops")
+        runs = [self._pool.submit(self._landmark_crop, image, box, margin, frame_index) for box in boxes]
+        return [run.result() for run in runs]
 
     def _run_image(self, image: NDArray[np.uint8], frame_index: int) -> list[FaceObservation]:
         import mediapipe as mp
@@ -478,12 +509,11 @@ class Landmarker:
             no face was found there. Results are not de-duplicated against each other.
         """
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-        image = np.ascontiguousarray(frame.image)
-        return [
-            self._landmark_crop(image, pull_inside(box, frame.height, frame.width), self.config.recovery.region_margin,
-                                frame.index)
-            for box in boxes
-        ]
+        inside = [pull_inside(box, frame.height, frame.width) for box in boxes]
+        found = self._landmark_crops(np.ascontiguousarray(frame.image), inside, self.config.recovery.region_margin,
+                                     frame.index)
+        self.faces_recovered += sum(obs is not None for obs in found)
+        return found
 
     def _mesh(self) -> CanonicalMesh:
         return mesh_of_bundle(self.bundle)
@@ -498,17 +528,25 @@ class Landmarker:
         order, skipping boxes ``found`` faces already cover and faces that duplicate one, up to
         ``num_faces`` in all (the :class:`tracking.search.MissedFaceSearch` callable)."""
         known = [face.box for face in found]
+        cover = self.config.recovery.covered_fraction
+        boxes = list(boxes)
+        # Every crop no found face covers runs at once; which results are kept is then decided in
+        # order, as running them one after another would (a crop that a face kept before it
+        # covers was run for nothing).
+        todo = [i for i, box in enumerate(boxes) if not any(box_covered(box, k) >= cover for k in known)]
+        runs = dict(zip(todo, self._landmark_crops(image, [boxes[i] for i in todo], margin, frame_index), strict=True))
         more: list[FaceObservation] = []
-        for box in boxes:
+        for i, box in enumerate(boxes):
             if len(found) + len(more) >= self.config.num_faces:
                 break
-            if any(box_covered(box, k) >= self.config.recovery.covered_fraction for k in known):
+            if any(box_covered(box, k) >= cover for k in known):
                 continue
-            obs = self._landmark_crop(image, box, margin, frame_index)
+            obs = runs[i]
             if obs is None or is_duplicate(obs.box, known):
                 continue
             more.append(obs)
             known.append(obs.box)
+        self.faces_recovered += len(more)
         return more
 
     def _landmark_crop(
@@ -525,7 +563,7 @@ class Landmarker:
         # misses most of those, its landmark model does not (a lower detection threshold there,
         # see RecoveryConfig.border_crop_detection_confidence).
         past_edge = crop_leaves_frame(crop_trans_frame, size, height, width)
-        best = self._best_in_crop(self._border_task() if past_edge else self._crop_task(), crop, target, frame_index)
+        best = self._best_in_crop(self._crop_task(past_edge), crop, target, frame_index)
         if best is None:
             return None
         landmarks = map_points_to_frame(best.landmarks, crop_trans_frame)
@@ -544,7 +582,6 @@ class Landmarker:
             [landmarks[:, 0].min(), landmarks[:, 1].min(), landmarks[:, 0].max(), landmarks[:, 1].max()],
             dtype=np.float32,
         )
-        self.faces_recovered += 1
         return FaceObservation(
             frame_index=frame_index,
             landmarks=landmarks,
