@@ -19,7 +19,6 @@ outside the mask's support keep their exact bytes.
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -393,19 +392,20 @@ class EditStage:
         config: render settings.
         texture: optional region-texture hook (``plugin.texture_stage.TextureCompositor``), called
             as ``texture(image, frame_index, plan, row, owned=...) -> image`` after each face is
-            warped (``owned``: the image is this stage's own copy, which the hook may write into).
+            warped (``owned``: the image is this stage's own copy, which the hook may write into),
+            from several threads at once: it must be thread-safe (the compositor locks its frame
+            reader).
     """
 
     latency = 0
     #: Stateless per frame: the render pass may push several frames at once from different
-    #: threads (the texture hook, which reads exemplar frames, is serialized by a lock).
+    #: threads (the texture hook is thread-safe).
     parallel_safe = True
 
     def __init__(self, plans: Sequence[FacePlan], frame_size: tuple[int, int], config: RenderConfig | None = None,
                  texture: Callable[[NDArray[np.uint8], int, FacePlan, int], NDArray[np.uint8]] | None = None):
         self.config = config or RenderConfig()
         self.texture = texture  # texture hook (plugin/texture_stage.py)
-        self._texture_lock = threading.Lock()
         self.device = resolve_device(self.config.device)  # a missing GPU is refused before any frame
         self.info: list[FaceRenderInfo] = []
         self._by_frame: dict[int, list[tuple[FacePlan, int, FaceCrop]]] = {}
@@ -441,8 +441,8 @@ class EditStage:
             image, (jac, repairs, disp) = render_face(image, plan.before[row], plan.after[row], crop, self.config,
                                                       self.device, picture)
             if self.texture is not None:  # texture hook: regions borrowed from exemplar frames
-                with self._texture_lock:  # a copy made by the warp may be written into; the frame's own image not
-                    image = self.texture(image, frame.index, plan, row, owned=image is not frame.image)
+                # a copy made by the warp may be written into; the frame's own image not
+                image = self.texture(image, frame.index, plan, row, owned=image is not frame.image)
             self.info.append(FaceRenderInfo(plan.track_id, frame.index, jac, repairs, disp))
         if image is frame.image:
             return [frame]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -216,6 +217,9 @@ class TextureCompositor:
         self._reader: VideoReader | None = None
         self._cache: OrderedDict[int, NDArray[np.uint8]] = OrderedDict()
         self.frames_textured = 0
+        # The edit stage composites two frames at once: the reader, its cache and the count are
+        # shared, the compositing itself (most of the time) is not.
+        self._lock = threading.Lock()
 
     def _clip_frame(self, index: int) -> NDArray[np.uint8]:
         img = self._cache.get(index)
@@ -260,9 +264,10 @@ class TextureCompositor:
             weight = float(job.weights[row])
             if weight <= 0:
                 continue
-            layers = [(*self._exemplar(track, ch.candidates[ch.first[row]]), 1.0 - float(ch.mix[row]))]
-            if ch.second[row] >= 0:
-                layers.append((*self._exemplar(track, ch.candidates[ch.second[row]]), float(ch.mix[row])))
+            with self._lock:
+                layers = [(*self._exemplar(track, ch.candidates[ch.first[row]]), 1.0 - float(ch.mix[row]))]
+                if ch.second[row] >= 0:
+                    layers.append((*self._exemplar(track, ch.candidates[ch.second[row]]), float(ch.mix[row])))
             target = plan.after[row]
             if ch.extend is not None and ch.extend[row] > 1:  # a faded-in exemplar, at its own state
                 near = _clamp_weights(job.region)[:, None]
@@ -271,7 +276,8 @@ class TextureCompositor:
                                   in_place=owned)
             owned = owned or res is not out
             out = res
-            self.frames_textured += 1
+            with self._lock:
+                self.frames_textured += 1
         return out
 
     def close(self) -> None:
