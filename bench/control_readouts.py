@@ -29,7 +29,8 @@ from plugin.video import VideoReader  # noqa: E402
 from synthesis.codespace import invert_single, render_code  # noqa: E402
 from synthesis.controls import named_controls  # noqa: E402
 from synthesis.deltas import apply_deltas  # noqa: E402
-from tracking.landmarker import BLENDSHAPE_NAMES, Landmarker, LandmarkerConfig  # noqa: E402
+from tracking.landmarker import Landmarker, LandmarkerConfig  # noqa: E402
+from tracking.mediapipe_results import BLENDSHAPE_NAMES  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures"
 

@@ -75,7 +75,7 @@ from synthesis.deltas import identity_change  # noqa: E402
 from synthesis.plan import PlanConfig  # noqa: E402
 from synthesis.regions import rigid_weights  # noqa: E402
 from synthesis.schedule import EditEntry, EditSchedule, StrengthCurve  # noqa: E402
-from tracking.landmarker import BLENDSHAPE_NAMES  # noqa: E402
+from tracking.mediapipe_results import BLENDSHAPE_NAMES  # noqa: E402
 from tracking.pose import euler_from_matrix, similarity_fit  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures"

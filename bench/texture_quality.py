@@ -47,7 +47,7 @@ from synthesis import regions as rg  # noqa: E402
 from synthesis.texregions import REGIONS  # noqa: E402
 from synthesis.plan import PlanConfig  # noqa: E402
 from synthesis.schedule import EditEntry, EditSchedule, StrengthCurve  # noqa: E402
-from tracking.landmarker import BLENDSHAPE_NAMES  # noqa: E402
+from tracking.mediapipe_results import BLENDSHAPE_NAMES  # noqa: E402
 
 from quality import cut_clip  # noqa: E402  (bench/ is on sys.path as the script's folder)
 

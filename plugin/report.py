@@ -34,7 +34,7 @@ from synthesis.deltas import Delta
 from synthesis.plan import FacePlan
 from tracking.analysis import Track
 from tracking.errors import ConfigError, OutputError
-from tracking.landmarker import BLENDSHAPE_NAMES
+from tracking.mediapipe_results import BLENDSHAPE_NAMES
 
 if TYPE_CHECKING:
     from plugin.analyze import AnalysisConfig

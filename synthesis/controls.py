@@ -28,7 +28,7 @@ from scipy.sparse.linalg import spsolve
 
 from synthesis import regions as rg
 from synthesis.deltas import PIVOT_LANDMARKS, Delta
-from tracking.landmarker import BLENDSHAPE_NAMES
+from tracking.mediapipe_results import BLENDSHAPE_NAMES
 from tracking.observation import NUM_BLENDSHAPES, NUM_LANDMARKS
 
 #: Gaze: iris shift per unit strength (inter-ocular units; about 18 degrees of eye rotation).

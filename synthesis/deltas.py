@@ -89,7 +89,7 @@ from synthesis.regions import (
 )
 from tracking.atomicfile import write_atomically
 from tracking.errors import InputError
-from tracking.landmarker import BLENDSHAPE_NAMES
+from tracking.mediapipe_results import BLENDSHAPE_NAMES
 from tracking.observation import NUM_BLENDSHAPES, NUM_LANDMARKS
 from tracking.pose import euler_from_matrix, matrix_from_euler, similarity_fit
 

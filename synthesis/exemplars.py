@@ -37,7 +37,7 @@ from synthesis.exemplar_runs import bridge_runs, crossfade, fade_runs, smooth_in
 from synthesis.texregions import REGIONS
 from synthesis.uvmap import triangle_facing
 from tracking.errors import ConfigError
-from tracking.landmarker import BLENDSHAPE_NAMES
+from tracking.mediapipe_results import BLENDSHAPE_NAMES
 
 _BS = {n: i for i, n in enumerate(BLENDSHAPE_NAMES)}
 

@@ -6,11 +6,8 @@ Nothing past this module sees a MediaPipe type. Per face the landmarker gives 47
 :class:`tracking.observation.FaceObservation` records in frame pixels and, when the landmarker
 returns fewer faces than it may, recovers missed faces with a tiled detector and a re-run of
 the landmarker on an upscaled crop (:mod:`tracking.recovery`; when to search and what to follow
-from frame to frame: :mod:`tracking.search`).
-
-Pixel convention: MediaPipe's normalized x spans the image from its left *edge* (0) to its
-right edge (1), so the pixel-centre coordinate STYLE.md uses is ``x * W - 0.5`` (likewise
-``y * H - 0.5``); ``z`` becomes ``z * W`` (MediaPipe scales z like x), smaller is closer.
+from frame to frame: :mod:`tracking.search`). The results' pixel convention and confidence:
+:mod:`tracking.mediapipe_results`.
 """
 
 from __future__ import annotations
@@ -25,11 +22,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from tracking.bundle import LandmarkerBundle, load_bundle
+from tracking.bundle import load_bundle
 from tracking.errors import ConfigError, ModelLoadError
 from tracking.frame import Frame
-from tracking.observation import NUM_BLENDSHAPES, NUM_LANDMARKS, NUM_MESH_LANDMARKS, FaceObservation, Source
+from tracking.observation import NUM_MESH_LANDMARKS, FaceObservation, Source
 from tracking.geometry import CanonicalMesh, mesh_of_bundle
+from tracking.mediapipe_results import observation_confidence, observations_from_result
 from tracking.pose import euler_from_matrix, transform_from_landmarks
 from tracking.recovery import (
     RecoveryConfig,
@@ -42,32 +40,6 @@ from tracking.recovery import (
 )
 from tracking.search import MissedFaceSearch, is_duplicate
 
-#: Blendshape names in the order of ``FaceObservation.blendshapes`` (MediaPipe's order).
-BLENDSHAPE_NAMES: tuple[str, ...] = (
-    "_neutral", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft",
-    "browOuterUpRight", "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "eyeBlinkLeft",
-    "eyeBlinkRight", "eyeLookDownLeft", "eyeLookDownRight", "eyeLookInLeft", "eyeLookInRight",
-    "eyeLookOutLeft", "eyeLookOutRight", "eyeLookUpLeft", "eyeLookUpRight", "eyeSquintLeft",
-    "eyeSquintRight", "eyeWideLeft", "eyeWideRight", "jawForward", "jawLeft", "jawOpen",
-    "jawRight", "mouthClose", "mouthDimpleLeft", "mouthDimpleRight", "mouthFrownLeft",
-    "mouthFrownRight", "mouthFunnel", "mouthLeft", "mouthLowerDownLeft", "mouthLowerDownRight",
-    "mouthPressLeft", "mouthPressRight", "mouthPucker", "mouthRight", "mouthRollLower",
-    "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper", "mouthSmileLeft", "mouthSmileRight",
-    "mouthStretchLeft", "mouthStretchRight", "mouthUpperUpLeft", "mouthUpperUpRight",
-    "noseSneerLeft", "noseSneerRight",
-)  # fmt: skip
-_BLENDSHAPE_INDEX = {name: i for i, name in enumerate(BLENDSHAPE_NAMES)}
-assert len(BLENDSHAPE_NAMES) == NUM_BLENDSHAPES
-
-#: Inter-ocular distance (pixels) from which landmarks are trusted fully; smaller faces get a
-#: proportionally lower confidence (MediaPipe's landmarks get coarse on faces this small).
-RELIABLE_INTER_OCULAR_PX = 20.0
-#: |yaw| (degrees) up to which landmarks are trusted fully, and from which confidence is at its
-#: floor: MediaPipe's landmarks degrade past about 55-60 degrees and a true profile reads 55-60.
-RELIABLE_YAW_DEG = 45.0
-UNRELIABLE_YAW_DEG = 75.0
-#: Lowest confidence a measured (not bridged) observation gets.
-MIN_MEASURED_CONFIDENCE = 0.1
 #: Threads the crop re-runs of one frame share (several faces found by the search are followed
 #: by one crop each): on bench/robustness.py's six-person mosaic, four such faces a frame.
 CROP_THREADS = 2
@@ -138,102 +110,6 @@ class LandmarkerConfig:
             object.__setattr__(self, "bundle_path", os.fspath(self.bundle_path))
         if not isinstance(self.recovery, RecoveryConfig):
             raise ConfigError(f"recovery must be a RecoveryConfig, got {type(self.recovery).__name__}")
-
-
-def observation_confidence(
-    landmarks: NDArray[np.float32], yaw: float, width: int | None = None, height: int | None = None
-) -> float:
-    """How much to trust a measured observation, in [``MIN_MEASURED_CONFIDENCE``, 1].
-
-    mediapipe's Tasks API does not expose the landmark model's face-presence score (every face it
-    returns has passed ``min_presence_confidence``), so confidence is a quality estimate instead:
-    the product of a size factor (inter-ocular distance over :data:`RELIABLE_INTER_OCULAR_PX`,
-    at most 1), a pose factor (1 up to :data:`RELIABLE_YAW_DEG` of |yaw|, falling linearly to
-    0.25 at :data:`UNRELIABLE_YAW_DEG`) and, when the frame's size is given, the fraction of the
-    468 mesh landmarks inside the frame (the rest of a face cut by the border is a guess),
-    floored at :data:`MIN_MEASURED_CONFIDENCE`.
-
-    Args:
-        landmarks: ``(478, 3)`` float32 frame pixels.
-        yaw: degrees.
-        width, height: the frame's size in pixels, or None to leave the border out.
-    """
-    right = (landmarks[33, :2] + landmarks[133, :2]) / 2.0
-    left = (landmarks[362, :2] + landmarks[263, :2]) / 2.0
-    iod = float(np.linalg.norm(left - right))
-    size_factor = min(1.0, iod / RELIABLE_INTER_OCULAR_PX)
-    t = (abs(yaw) - RELIABLE_YAW_DEG) / (UNRELIABLE_YAW_DEG - RELIABLE_YAW_DEG)
-    pose_factor = 1.0 - 0.75 * min(1.0, max(0.0, t))
-    inside = 1.0 if width is None or height is None else inside_fraction(landmarks[:NUM_MESH_LANDMARKS], height, width)
-    return max(MIN_MEASURED_CONFIDENCE, size_factor * pose_factor * inside)
-
-
-def observation_from_arrays(
-    normalized: NDArray[np.floating],
-    blendshapes: NDArray[np.floating],
-    transform: NDArray[np.floating],
-    width: int,
-    height: int,
-    frame_index: int,
-    source: Source = Source.LANDMARKER,
-) -> FaceObservation:
-    """Build an observation from MediaPipe's per-face arrays.
-
-    Args:
-        normalized: ``(478, 3)`` landmarks, x and y normalized to [0, 1] by the image's width and
-            height (edge to edge), z normalized like x.
-        blendshapes: ``(52,)`` scores in ``BLENDSHAPE_NAMES`` order.
-        transform: ``(4, 4)`` facial transformation matrix.
-        width, height: size in pixels of the image the landmarker saw.
-        frame_index: index of the frame.
-        source: how the observation was obtained.
-
-    Returns:
-        The observation with landmarks in pixels of that image (centre-of-pixel origin).
-    """
-    lm = np.empty((NUM_LANDMARKS, 3), dtype=np.float32)
-    lm[:, 0] = normalized[:, 0] * width - 0.5
-    lm[:, 1] = normalized[:, 1] * height - 0.5
-    lm[:, 2] = normalized[:, 2] * width
-    matrix = np.asarray(transform, dtype=np.float32).reshape(4, 4)
-    yaw, pitch, roll = euler_from_matrix(matrix)
-    box = np.array([lm[:, 0].min(), lm[:, 1].min(), lm[:, 0].max(), lm[:, 1].max()], dtype=np.float32)
-    return FaceObservation(
-        frame_index=frame_index,
-        landmarks=lm,
-        blendshapes=np.clip(np.asarray(blendshapes, dtype=np.float32), 0.0, 1.0),
-        transform=matrix,
-        yaw=yaw,
-        pitch=pitch,
-        roll=roll,
-        confidence=observation_confidence(lm, yaw, width, height),
-        box=box,
-        source=source,
-    )
-
-
-def _convert(result: Any, width: int, height: int, frame_index: int, bundle: LandmarkerBundle) -> list[FaceObservation]:
-    """MediaPipe ``FaceLandmarkerResult`` to observations (in pixels of the image it saw)."""
-    faces = []
-    for i, points in enumerate(result.face_landmarks):
-        if len(points) != NUM_LANDMARKS:
-            raise ModelLoadError(
-                f"landmarker bundle {bundle.path} gives {len(points)} landmarks per face, deltaface needs "
-                f"{NUM_LANDMARKS} (a bundle with iris points)"
-            )
-        normalized = np.array([(p.x, p.y, p.z) for p in points], dtype=np.float64)
-        scores = np.zeros(NUM_BLENDSHAPES, dtype=np.float32)
-        if i < len(result.face_blendshapes):
-            for k, cat in enumerate(result.face_blendshapes[i]):
-                idx = _BLENDSHAPE_INDEX.get(cat.category_name or "", k)
-                if idx < NUM_BLENDSHAPES:
-                    scores[idx] = cat.score
-        if i < len(result.facial_transformation_matrixes):
-            matrix = np.asarray(result.facial_transformation_matrixes[i], dtype=np.float32)
-        else:
-            matrix = np.eye(4, dtype=np.float32)
-        faces.append(observation_from_arrays(normalized, scores, matrix, width, height, frame_index))
-    return faces
 
 
 def pull_inside(box: NDArray[np.floating], height: int, width: int) -> NDArray[np.float32]:
@@ -409,7 +285,7 @@ class Landmarker:
 
         height, width = image.shape[:2]
         mp_image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
-        return _convert(self._image_task().detect(mp_image), width, height, frame_index, self.bundle)
+        return observations_from_result(self._image_task().detect(mp_image), width, height, frame_index, self.bundle)
 
     # --- public API ------------------------------------------------------------------------
 
@@ -460,7 +336,7 @@ class Landmarker:
         image = np.ascontiguousarray(frame.image)
         mp_image = mp.Image(image_format=mp.ImageFormat.SRGB, data=image)
         result = self._video.detect_for_video(mp_image, ts)
-        return distinct_faces(_convert(result, frame.width, frame.height, frame.index, self.bundle))
+        return distinct_faces(observations_from_result(result, frame.width, frame.height, frame.index, self.bundle))
 
     def search_missed(self, frame: Frame, faces: list[FaceObservation]) -> list[FaceObservation]:
         """The second half of :meth:`detect`: the faces the tiled search and crop re-runs add to
@@ -604,7 +480,7 @@ class Landmarker:
 
         size = crop.shape[0]
         result = task.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=crop))
-        candidates = _convert(result, size, size, frame_index, self.bundle)
+        candidates = observations_from_result(result, size, size, frame_index, self.bundle)
         if not candidates:
             return None
         best = max(candidates, key=lambda c: box_covered(target, c.box))

@@ -11,7 +11,8 @@ from plugin.editing import RenderConfig, render_face
 from synthesis.codespace import invert_single, render_code
 from synthesis.controls import named_controls
 from synthesis.deltas import apply_deltas
-from tracking.landmarker import BLENDSHAPE_NAMES, Landmarker, LandmarkerConfig
+from tracking.landmarker import Landmarker, LandmarkerConfig
+from tracking.mediapipe_results import BLENDSHAPE_NAMES
 
 #: The intended scores must move by at least this fraction of the shipped readout.
 READOUT_FRACTION = 0.5

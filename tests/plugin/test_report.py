@@ -26,7 +26,7 @@ from synthesis.plan import FacePlan
 from tests.plugin.media import pattern_image, write_clip
 from tracking.analysis import Track
 from tracking.errors import OutputError
-from tracking.landmarker import BLENDSHAPE_NAMES
+from tracking.mediapipe_results import BLENDSHAPE_NAMES
 
 CHROMIUM = Path("/usr/bin/chromium")
 #: Degrees / scores: the report rounds angles to 1e-3 and scores to 1e-4.

@@ -20,7 +20,8 @@ from synthesis.codespace import (
 )
 from synthesis.regions import LIPS, canonical_points, inter_ocular, rigid_weights
 from tracking.errors import InputError
-from tracking.landmarker import BLENDSHAPE_NAMES, Landmarker, LandmarkerConfig
+from tracking.landmarker import Landmarker, LandmarkerConfig
+from tracking.mediapipe_results import BLENDSHAPE_NAMES
 from tracking.pose import euler_from_matrix, matrix_from_euler, rotation_angle
 
 FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"

@@ -18,7 +18,8 @@ from synthesis.codespace import invert_single, render_code
 from synthesis.controls import control, listing, named_controls
 from synthesis.deltas import apply_delta
 from synthesis.warpfield import build_field
-from tracking.landmarker import BLENDSHAPE_NAMES, Landmarker, LandmarkerConfig
+from tracking.landmarker import Landmarker, LandmarkerConfig
+from tracking.mediapipe_results import BLENDSHAPE_NAMES
 
 FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
 PACKAGED_ASTRONAUT = Path(__file__).resolve().parents[2] / "plugin" / "data" / "astronaut.png"

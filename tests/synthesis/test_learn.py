@@ -13,7 +13,8 @@ from synthesis.codespace import FLIP, invert_single, render_code
 from synthesis.deltas import apply_delta, identity_change, load_delta, save_delta
 from synthesis.learn import learn_delta, pair_change
 from tracking.errors import InputError
-from tracking.landmarker import BLENDSHAPE_NAMES, Landmarker, LandmarkerConfig
+from tracking.landmarker import Landmarker, LandmarkerConfig
+from tracking.mediapipe_results import BLENDSHAPE_NAMES
 from tracking.pose import matrix_from_euler
 
 FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"

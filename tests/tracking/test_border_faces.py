@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from tracking.frame import Frame
-from tracking.landmarker import Landmarker, LandmarkerConfig, observation_confidence
+from tracking.landmarker import Landmarker, LandmarkerConfig
+from tracking.mediapipe_results import observation_confidence
 from tracking.observation import NUM_MESH_LANDMARKS, FaceObservation
 from tracking.tracks import Associator, FrameFaces
 

@@ -15,12 +15,8 @@ import pytest
 from tracking.bundle import LANDMARKS_MEMBER, packaged_bundle_path
 from tracking.errors import ConfigError, ModelLoadError
 from tracking.frame import Frame
-from tracking.landmarker import (
-    BLENDSHAPE_NAMES,
-    Landmarker,
-    LandmarkerConfig,
-    observation_from_arrays,
-)
+from tracking.landmarker import Landmarker, LandmarkerConfig
+from tracking.mediapipe_results import BLENDSHAPE_NAMES, observation_from_arrays
 from tracking.observation import FaceObservation, Source
 from tracking.pose import rotation_angle, transform_from_landmarks
 from tracking.recovery import (
