@@ -54,7 +54,7 @@ frame 66 stands in for what a DeepFaceLab user has in ``data_src/aligned``). The
 never close the right eye (its blink is inside the frozen range), so without a reference that
 blink is the warp's alone.
 
-Stats of the restore's closed loop (``plugin.restore.refine_plan``: shortfall of the change the
+Stats of the restore's closed loop (``plugin.restore_loop.refine_plan``: shortfall of the change the
 re-detected face shows against the planned change, before and after the loop) per clip under
 ``closed_loop``; where region textures were borrowed or an edit clamped under ``texture``.
 

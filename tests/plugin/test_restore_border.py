@@ -14,7 +14,7 @@ that diverges on chosen frames, so that the restore plans those frames and the r
   the part outside), one on a face partly outside is corrected less, and those frames are
   reported;
 - the closed loop leaves the points outside the picture, or where the warp fades at its edge,
-  alone (:func:`plugin.restore.reachable_points`).
+  alone (:func:`plugin.restore_loop.reachable_points`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ import pytest
 
 from compositing.crop import crop_for_landmarks
 from plugin.editing import RenderConfig
-from plugin.restore import _track_code, reachable_points
+from plugin.restore import _track_code
+from plugin.restore_loop import reachable_points
 from plugin.video import VideoReader
 from synthesis.regions import inter_ocular
 from synthesis.restore import RestoreConfig, inside_fraction, match_tracks, restore_pair

@@ -2,7 +2,7 @@
 
 Two frames of the LivePortrait fixture get a planned expression edit through the edit engine's
 planner (brows raised, a smile: the kind of change a restore plans, and one a warp lands short
-of); :func:`plugin.restore.refine_plan` must bring the change the re-detected face shows closer
+of); :func:`plugin.restore_loop.refine_plan` must bring the change the re-detected face shows closer
 to the planned change.
 """
 
@@ -17,7 +17,7 @@ import pytest
 from plugin.edit_job import resolve_deltas
 from plugin.editing import RenderConfig
 from plugin.editlist import schedule_from_specs
-from plugin.restore import refine_plan
+from plugin.restore_loop import refine_plan
 from plugin.video import VideoReader
 from plugin.writer import OutputConfig, VideoWriter
 from synthesis.plan import FacePlan, plan_track
