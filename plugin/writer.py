@@ -26,10 +26,9 @@ encoder priming): :attr:`VideoWriter.max_pts_error_s` measures what the containe
 
 from __future__ import annotations
 
-import io
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 import dataclasses
 from dataclasses import dataclass
 from fractions import Fraction
@@ -47,6 +46,7 @@ from plugin.provenance import (
     build_provenance,
     write_provenance_file,
 )
+from plugin.streamcopy import PacketCopier
 from plugin.video import VideoInfo, VideoReader
 from tracking.errors import ConfigError, OutputError
 from tracking.frame import Frame
@@ -143,72 +143,6 @@ class OutputConfig:
     @property
     def output_pix_fmt(self) -> str:
         return self.pix_fmt or _DEFAULT_PIX_FMT[self.codec]
-
-
-def _copy_refusal(stream: av.stream.Stream, format_name: str) -> str:
-    """Why ``stream`` cannot be copied into a ``format_name`` container ("" if it can).
-
-    Tried on a throwaway in-memory container: some streams (a QuickTime timecode track, say)
-    are accepted by ``add_stream_from_template`` but make the muxer fail at the header.
-    """
-    if stream.type not in ("audio", "subtitle", "data"):
-        return f"{stream.type} streams are not copied"
-    if stream.name is None:  # no codec FFmpeg knows, e.g. a QuickTime timecode track
-        timecode = "; MOV/MP4 re-create a timecode track from the video's" \
-            if "timecode" in stream.metadata else ""
-        return f"its codec is unknown to FFmpeg{timecode}"
-    try:
-        with av.open(io.BytesIO(), mode="w", format=format_name) as probe_out:
-            probe_out.add_stream_from_template(stream)
-            probe_out.start_encoding()
-    except (ValueError, av.error.FFmpegError) as exc:
-        return f"the {format_name} muxer refuses it ({exc})"
-    return ""
-
-
-class _PacketCopier:
-    """Copies the source's non-video streams packet for packet, in step with the video."""
-
-    def __init__(self, source: Path, video_index: int, out: av.container.OutputContainer) -> None:
-        self.src = av.open(str(source), mode="r")
-        self.map: dict[int, av.stream.Stream] = {}
-        self.skipped: list[str] = []
-        fmt = out.format.name
-        for s in self.src.streams:
-            if s.index == video_index:
-                continue
-            refusal = _copy_refusal(s, fmt)
-            if refusal:
-                self.skipped.append(f"stream {s.index} ({s.type}): {refusal}")
-                continue
-            o = out.add_stream_from_template(s)
-            o.metadata.update(s.metadata)
-            o.disposition = s.disposition
-            self.map[s.index] = o
-        wanted = [self.src.streams[i] for i in self.map]
-        self.packets: Iterator[av.Packet] = iter(self.src.demux(wanted)) if wanted else iter(())
-        self.pending: av.Packet | None = None
-        self.count = 0
-
-    def mux_until(self, out: av.container.OutputContainer, until: Fraction | None) -> None:
-        """Mux every source packet that starts at or before ``until`` seconds (None: all)."""
-        while True:
-            pkt = self.pending or next(self.packets, None)
-            self.pending = None
-            if pkt is None:
-                return
-            if pkt.dts is None and pkt.size == 0:
-                continue  # end-of-stream marker: nothing to copy
-            ts = pkt.dts if pkt.dts is not None else pkt.pts
-            if until is not None and ts is not None and ts * pkt.time_base > until:
-                self.pending = pkt
-                return
-            pkt.stream = self.map[pkt.stream_index]
-            out.mux(pkt)
-            self.count += 1
-
-    def close(self) -> None:
-        self.src.close()
 
 
 class PngFrameEncoder:
@@ -317,7 +251,7 @@ class VideoWriter:
         self._last_pts: int | None = None
         self._names: set[str] = set()
         self._sws = VideoReformatter()
-        self._copier: _PacketCopier | None = None
+        self._copier: PacketCopier | None = None
         self._container: av.container.OutputContainer | None = None
         self._closed = False
         self._atomic = AtomicOutput(final, overwrite=self.config.overwrite, inputs=[self.info.path],
@@ -409,7 +343,7 @@ class VideoWriter:
             v.options = {"level": "3", "g": "1", "slicecrc": "1"}
         self._video = v
         if not info.is_image_sequence and self._copy_streams:
-            self._copier = _PacketCopier(info.path, info.stream_index, c)
+            self._copier = PacketCopier(info.path, info.stream_index, c)
             self.skipped_streams = list(self._copier.skipped)
             with av.open(str(info.path), mode="r") as src:
                 for key, value in src.metadata.items():
