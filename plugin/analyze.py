@@ -128,8 +128,9 @@ def _whole_frames(
         new_cuts = [d.frame_index for d in cut_detector.push(frame) if d.is_cut]
         cuts.extend(new_cuts)
         new_shot = bool(cuts) and cuts[-1] == frame.index - 1
-        if new_shot:
-            landmarker.reset_whole()  # new shot: MediaPipe's tracking starts over
+        if new_shot:  # new shot: MediaPipe's tracking starts over (in "image" mode, whose search
+            # runs here too, the search's state as well)
+            landmarker.reset_whole() if video else landmarker.reset()
         yield frame, faces, new_cuts, new_shot
 
 
@@ -184,7 +185,8 @@ def analyze_frames(
             cuts.extend(new_cuts)
             if new_shot:  # the whole-frame landmarker was reset on its thread at the same point
                 follower.reset()
-                landmarker.reset_search()
+                if video:
+                    landmarker.reset_search()
             follower.push(FrameFaces(frame.index, t, tuple(found)))
             observations.append(found)
             times.append(t)

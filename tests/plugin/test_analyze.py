@@ -73,12 +73,14 @@ def test_two_people_get_two_stable_ids_on_real_footage() -> None:
 
 
 @pytest.mark.skipif(not (FIXTURES / "ghost_2person.mp4").exists(), reason="shared fixtures not present")
-def test_the_pass_on_two_threads_gives_what_detect_gives_in_order() -> None:
+@pytest.mark.parametrize("mode", ["video", "image"])
+def test_the_pass_on_two_threads_gives_what_detect_gives_in_order(mode: str) -> None:
     """The whole-frame landmarker runs a few frames ahead of the tiled search on its own thread
     (``plugin.analyze._whole_frames``); both keep their state, so the faces are those of
     ``Landmarker.detect`` frame by frame, reset one frame after each cut (the cut detector's
     latency). Two shots: the split screen, then the LivePortrait face on black; a small
-    astronaut, which only the tiled search finds, in both."""
+    astronaut, which only the tiled search finds, in both. In "image" mode the whole of
+    ``detect`` (search included) runs on that thread, and is reset there."""
     import cv2
 
     from plugin.video import VideoReader
@@ -98,7 +100,7 @@ def test_the_pass_on_two_threads_gives_what_detect_gives_in_order() -> None:
     for k, image in enumerate(images):
         image[560:710, 1100 - 4 * k:1250 - 4 * k] = small
     frames = [Frame(i, i, Fraction(1, 25), image) for i, image in enumerate(images)]
-    config = AnalysisConfig(recover_tracks=False)
+    config = AnalysisConfig(landmarker=LandmarkerConfig(running_mode=mode), recover_tracks=False)
     analysis, _ = analyze_frames(frames, config)
     assert analysis.cut_frames.tolist() == [8]
 
