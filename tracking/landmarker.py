@@ -27,8 +27,8 @@ from tracking.errors import ConfigError, ModelLoadError
 from tracking.frame import Frame
 from tracking.observation import NUM_MESH_LANDMARKS, FaceObservation, Source
 from tracking.geometry import CanonicalMesh, mesh_of_bundle
-from tracking.mediapipe_results import observation_confidence, observations_from_result
-from tracking.pose import euler_from_matrix, transform_from_landmarks
+from tracking.mediapipe_results import observation_from_pixels, observations_from_result
+from tracking.pose import transform_from_landmarks
 from tracking.recovery import (
     RecoveryConfig,
     box_covered,
@@ -453,23 +453,8 @@ class Landmarker:
                 return None
         # The crop's matrix is for the crop's virtual camera: recompute it for the frame's.
         matrix = transform_from_landmarks(landmarks, width, height, self._mesh())
-        yaw, pitch, roll = euler_from_matrix(matrix)
-        box_frame = np.array(
-            [landmarks[:, 0].min(), landmarks[:, 1].min(), landmarks[:, 0].max(), landmarks[:, 1].max()],
-            dtype=np.float32,
-        )
-        return FaceObservation(
-            frame_index=frame_index,
-            landmarks=landmarks,
-            blendshapes=best.blendshapes,
-            transform=matrix,
-            yaw=yaw,
-            pitch=pitch,
-            roll=roll,
-            confidence=observation_confidence(landmarks, yaw, width, height),
-            box=box_frame,
-            source=Source.RECOVERED,
-        )
+        return observation_from_pixels(landmarks, best.blendshapes, matrix, width, height, frame_index,
+                                       Source.RECOVERED)
 
     def _best_in_crop(
         self, task: Any, crop: NDArray[np.uint8], target: NDArray[np.float64], frame_index: int

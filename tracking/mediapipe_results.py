@@ -78,6 +78,44 @@ def observation_confidence(
     return max(MIN_MEASURED_CONFIDENCE, size_factor * pose_factor * inside)
 
 
+def observation_from_pixels(
+    landmarks: NDArray[np.floating],
+    blendshapes: NDArray[np.floating],
+    transform: NDArray[np.floating],
+    width: int,
+    height: int,
+    frame_index: int,
+    source: Source = Source.LANDMARKER,
+) -> FaceObservation:
+    """An observation from landmarks in pixels of a ``width`` x ``height`` image: its angles from
+    ``transform``, its box from the landmarks, its confidence (:func:`observation_confidence`).
+
+    Args:
+        landmarks: ``(478, 3)`` pixels (centre-of-pixel origin).
+        blendshapes: ``(52,)`` scores in ``BLENDSHAPE_NAMES`` order (clipped to [0, 1]).
+        transform: ``(4, 4)`` facial transformation matrix.
+        width, height: the image's size in pixels.
+        frame_index: index of the frame.
+        source: how the observation was obtained.
+    """
+    lm = np.asarray(landmarks, dtype=np.float32)
+    matrix = np.asarray(transform, dtype=np.float32).reshape(4, 4)
+    yaw, pitch, roll = euler_from_matrix(matrix)
+    box = np.array([lm[:, 0].min(), lm[:, 1].min(), lm[:, 0].max(), lm[:, 1].max()], dtype=np.float32)
+    return FaceObservation(
+        frame_index=frame_index,
+        landmarks=lm,
+        blendshapes=np.clip(np.asarray(blendshapes, dtype=np.float32), 0.0, 1.0),
+        transform=matrix,
+        yaw=yaw,
+        pitch=pitch,
+        roll=roll,
+        confidence=observation_confidence(lm, yaw, width, height),
+        box=box,
+        source=source,
+    )
+
+
 def observation_from_arrays(
     normalized: NDArray[np.floating],
     blendshapes: NDArray[np.floating],
@@ -105,21 +143,7 @@ def observation_from_arrays(
     lm[:, 0] = normalized[:, 0] * width - 0.5
     lm[:, 1] = normalized[:, 1] * height - 0.5
     lm[:, 2] = normalized[:, 2] * width
-    matrix = np.asarray(transform, dtype=np.float32).reshape(4, 4)
-    yaw, pitch, roll = euler_from_matrix(matrix)
-    box = np.array([lm[:, 0].min(), lm[:, 1].min(), lm[:, 0].max(), lm[:, 1].max()], dtype=np.float32)
-    return FaceObservation(
-        frame_index=frame_index,
-        landmarks=lm,
-        blendshapes=np.clip(np.asarray(blendshapes, dtype=np.float32), 0.0, 1.0),
-        transform=matrix,
-        yaw=yaw,
-        pitch=pitch,
-        roll=roll,
-        confidence=observation_confidence(lm, yaw, width, height),
-        box=box,
-        source=source,
-    )
+    return observation_from_pixels(lm, blendshapes, transform, width, height, frame_index, source)
 
 
 def observations_from_result(result: Any, width: int, height: int, frame_index: int, bundle: LandmarkerBundle) -> list[FaceObservation]:
