@@ -263,8 +263,9 @@ class TiledFaceDetector:
             raise RuntimeError("TiledFaceDetector is closed")
         height, width = image.shape[:2]
         rows: list[tuple[float, float, float, float, float]] = []
-        largest = tile_sides(height, width, self.config)[0]
-        for side in tile_sides(height, width, self.config) if sides is None else sides:
+        every = tile_sides(height, width, self.config)
+        largest = every[0]
+        for side in every if sides is None else sides:
             border_floor = self.config.border_detection_confidence if side == largest else np.inf
             for x, y in tile_origins(height, width, side, self.config.tile_overlap):
                 view = image[y : y + side, x : x + side]
