@@ -372,6 +372,7 @@ def choose(
     before, after = np.asarray(before, np.float64), np.asarray(after, np.float64)
     m = before.shape[0]
     need = need_of(region, before, after)
+    motion = state_motion(region, after)
     if r.fade:  # skin has no state to switch at: its need moves smoothly (no on-off at a threshold)
         need = smooth_in_segments(need, np.asarray(segments), config.crossfade)
     cand_ids, cand_state, cand_angles, cand_bs, cand_q = [], [], [], [], []
@@ -415,8 +416,7 @@ def choose(
         fit = d  # distance as laid on the target's geometry (the bridge fades in at its own state)
         if region.startswith("eye_"):  # the gaze counts as far as the iris shows in both
             d[..., 1:] *= gaze_weight(np.maximum(after[:, None, :1], cs[None, :, :1]))
-            step = state_motion(region, after)
-            moving = np.clip(np.maximum(step, np.append(step[1:], 0.0)) / FREE_SWITCH_MOTION, 0.0, 1.0)
+            moving = np.clip(np.maximum(motion, np.append(motion[1:], 0.0)) / FREE_SWITCH_MOTION, 0.0, 1.0)
             fit = d.copy()  # a more closed lid's lash line is stretched over the wider opening
             fit[..., 0] *= np.where(cs[None, :, 0] > after[:, None, 0],
                                     scale[0] / closer_tolerance(region, after[:, None, 0], moving[:, None]), 1.0)
@@ -440,7 +440,6 @@ def choose(
     needed = need > 0
     cost[:, c] = np.where(needed & has, big, 0.0)
     cost[~needed, :c] = np.minimum(cost[~needed, :c] + 1.0, big)
-    motion = state_motion(region, after)
     switch = config.switch_cost * np.clip(1.0 - motion / FREE_SWITCH_MOTION, 0.0, 1.0)
     path = viterbi(cost, np.asarray(segments), switch)
     first = np.where(path == c, -1, path).astype(np.int64)
