@@ -183,11 +183,17 @@ def _clamp_weights(region: Region, rings: int = 4) -> NDArray[np.float64]:
     return w
 
 
+def region_scale(region: Region, factors: NDArray[np.floating] | float) -> NDArray[np.float64]:
+    """How much of an edit's change each landmark keeps when the change around ``region`` is
+    scaled by ``factors``: ``(M, 478)`` for ``(M,)`` factors (one per frame), ``(478,)`` for one;
+    the factor on the region's core, 1 far from it (:func:`_clamp_weights`)."""
+    f = np.asarray(factors, np.float64)
+    return 1.0 + (f - 1.0)[..., None] * _clamp_weights(region)
+
+
 def clamp_plan(plan: FacePlan, region: Region, factors: NDArray[np.floating]) -> FacePlan:
     """The plan with its change scaled by ``factors`` (per frame) around ``region``."""
-    w = _clamp_weights(region)
-    f = np.asarray(factors, np.float64)
-    scale = 1.0 - (1.0 - f)[:, None] * w[None]  # (M, 478)
+    scale = region_scale(region, factors)  # (M, 478)
     after = plan.before + (plan.after - plan.before) * scale[..., None].astype(np.float32)
     return dataclasses.replace(plan, after=after.astype(np.float32))
 
@@ -270,8 +276,8 @@ class TextureCompositor:
                     layers.append((*self._exemplar(track, ch.candidates[ch.second[row]]), float(ch.mix[row])))
             target = plan.after[row]
             if ch.extend is not None and ch.extend[row] > 1:  # a faded-in exemplar, at its own state
-                near = _clamp_weights(job.region)[:, None]
-                target = plan.before[row] + (plan.after[row] - plan.before[row]) * (1.0 + (ch.extend[row] - 1.0) * near)
+                scale = region_scale(job.region, ch.extend[row])[:, None]
+                target = plan.before[row] + (plan.after[row] - plan.before[row]) * scale
             res = transfer_region(out, target, layers, job.region, self.config.blend, weight=weight,
                                   in_place=owned)
             owned = owned or res is not out
