@@ -128,9 +128,10 @@ def _whole_frames(
         new_cuts = [d.frame_index for d in cut_detector.push(frame) if d.is_cut]
         cuts.extend(new_cuts)
         new_shot = bool(cuts) and cuts[-1] == frame.index - 1
-        if new_shot:  # new shot: MediaPipe's tracking starts over (in "image" mode, whose search
-            # runs here too, the search's state as well)
-            landmarker.reset_whole() if video else landmarker.reset()
+        if new_shot and video:  # new shot: MediaPipe's tracking starts over
+            landmarker.reset_whole()
+        elif new_shot:  # "image" mode runs the search here too: its state starts over as well
+            landmarker.reset()
         yield frame, faces, new_cuts, new_shot
 
 

@@ -66,7 +66,8 @@ class MissedFaceSearch:
 
     Call :meth:`video_frame` once per frame in presentation order, :meth:`reset` at a shot cut,
     :meth:`close` at the end (it releases the detector); :meth:`still` searches one image with
-    every tile size and keeps no state.
+    every tile size. It follows nothing, but it does update the record of weak border spots found
+    empty (:meth:`_recover`), which the next search, of a still or of video, skips for a while.
     """
 
     def __init__(self, config: LandmarkerConfig, bundle: LandmarkerBundle, landmark_boxes: LandmarkBoxes) -> None:
