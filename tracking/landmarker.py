@@ -309,7 +309,7 @@ class Landmarker:
             (``Source.RECOVERED``); empty if no face. At most ``config.num_faces``.
         """
         if self.config.running_mode == "image":
-            return self.detect_image(frame.image, frame.index)
+            return self.detect_image(frame.image, frame.index, sequence=True)
         faces = self.detect_whole(frame)
         return faces + self.search_missed(frame, faces)
 
@@ -347,7 +347,7 @@ class Landmarker:
         return self._search.video_frame(frame, np.ascontiguousarray(frame.image), faces)
 
     def detect_image(self, image: NDArray[np.uint8], frame_index: int = 0, *,
-                     search_only_if_none: bool = False) -> list[FaceObservation]:
+                     search_only_if_none: bool = False, sequence: bool = False) -> list[FaceObservation]:
         """Find the faces in a still image (IMAGE mode: no tracking, no timestamps).
 
         Args:
@@ -356,6 +356,10 @@ class Landmarker:
             search_only_if_none: run the tiled search for missed faces (about 120 detector calls
                 on a 1080p image) only when the whole-image pass finds no face: for callers that
                 want one face (reference stills, learn-delta examples), not every face.
+            sequence: ``image`` is the next frame of a clip read in order (:meth:`detect` in
+                ``"image"`` running mode): the search shares what it learnt of clutter at the
+                picture's edge with the frames before and after it. Otherwise the faces found
+                depend on ``image`` alone.
 
         Returns:
             Observations in image pixels, landmarker faces first, then recovered ones.
@@ -365,7 +369,7 @@ class Landmarker:
         image = np.ascontiguousarray(image)
         faces = distinct_faces(self._run_image(image, frame_index))
         if self.config.recover_missing and not (faces and search_only_if_none):
-            faces.extend(self._search.still(image, frame_index, faces))
+            faces.extend(self._search.still(image, frame_index, faces, sequence=sequence))
         return faces
 
     def detect_in_regions(self, frame: Frame, boxes: NDArray[np.floating]) -> list[FaceObservation | None]:

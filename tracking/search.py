@@ -66,8 +66,8 @@ class MissedFaceSearch:
 
     Call :meth:`video_frame` once per frame in presentation order, :meth:`reset` at a shot cut,
     :meth:`close` at the end (it releases the detector); :meth:`still` searches one image with
-    every tile size. It follows nothing, but it does update the record of weak border spots found
-    empty (:meth:`_recover`), which the next search, of a still or of video, skips for a while.
+    every tile size. It follows nothing; only an image of a sequence shares the record of weak
+    border spots found empty (:meth:`_recover`) with the searches before and after it.
     """
 
     def __init__(self, config: LandmarkerConfig, bundle: LandmarkerBundle, landmark_boxes: LandmarkBoxes) -> None:
@@ -127,11 +127,19 @@ class MissedFaceSearch:
         self._followed = [f.box for f in [*faces, *more] if f.source == Source.RECOVERED]
         return more
 
-    def still(self, image: NDArray[np.uint8], frame_index: int, faces: list[FaceObservation]) -> list[FaceObservation]:
-        """The faces every tile size finds on a still image that ``faces`` do not hold."""
+    def still(self, image: NDArray[np.uint8], frame_index: int, faces: list[FaceObservation], *,
+              sequence: bool = False) -> list[FaceObservation]:
+        """The faces every tile size finds on a still image that ``faces`` do not hold.
+
+        Args:
+            sequence: the image is the next frame of a clip read in order (``"image"`` running
+                mode): like a video frame, it skips the weak border spots the frames before it
+                found empty, and adds its own. Any other image is searched on its own: what was
+                searched before cannot change its faces (a reference still, a re-read frame).
+        """
         if len(faces) >= self.config.num_faces:
             return []
-        return self._recover(image, frame_index, faces)
+        return self._recover(image, frame_index, faces, remember=sequence)
 
     def _due_sides(self, frame: Frame, direct: int) -> tuple[list[int], int]:
         """The tile sides the tiled detector runs on this video frame (see
@@ -152,28 +160,39 @@ class MissedFaceSearch:
 
     def _recover(
         self, image: NDArray[np.uint8], frame_index: int, found: list[FaceObservation],
-        sides: list[int] | None = None,
+        sides: list[int] | None = None, *, remember: bool = True,
     ) -> list[FaceObservation]:
         """Faces the tiled detector finds (tiles of ``sides`` pixels, default all) that ``found``
-        does not hold, landmarked on crops around the detections."""
+        does not hold, landmarked on crops around the detections. With ``remember`` the search
+        skips the weak border spots earlier runs found empty and records its own; without, it
+        neither reads nor changes that record."""
         cfg = self.config.recovery
         if self._detector is None:
             self._detector = TiledFaceDetector(self._bundle, cfg)
-        height, width = image.shape[:2]
-        self._runs += 1
-        run = self._runs
-        self._rejected = [(b, r) for b, r in self._rejected if run - r <= BORDER_BACKOFF_RUNS]
         detections = self._detector.detect(image, sides)
-        # A weak border detection at a spot tried lately without a face there is clutter at the
-        # edge (a guitar, a textured wall): not tried again for a while.
-        detections = [det for det in detections if det[4] >= cfg.min_detection_confidence
-                      or not any(box_iou(det[:4], b) >= BORDER_SPOT_IOU for b, _ in self._rejected)]
+        if remember:
+            self._runs += 1
+            self._rejected = [(b, r) for b, r in self._rejected if self._runs - r <= BORDER_BACKOFF_RUNS]
+            # A weak border detection at a spot tried lately without a face there is clutter at
+            # the edge (a guitar, a textured wall): not tried again for a while.
+            detections = [det for det in detections if det[4] >= cfg.min_detection_confidence
+                          or not any(box_iou(det[:4], b) >= BORDER_SPOT_IOU for b, _ in self._rejected)]
         more = self._landmark_boxes(image, frame_index, found, (det[:4] for det in detections), cfg.detection_margin)
+        if remember:
+            self._remember_border_spots(detections, [*found, *more], image.shape[:2])
+        return more
+
+    def _remember_border_spots(self, detections: Iterable[NDArray[np.float32]], known_faces: list[FaceObservation],
+                               shape: tuple[int, int]) -> None:
+        """Follow this run's weak border detections without a face to the next frames, and set
+        aside for a while the spots followed since the last run that still have none."""
+        cfg = self.config.recovery
+        height, width = shape
         # A face coming in across the border is found by the detector, at a low score, before the
         # landmarker can place it: look around it again on the next frames (until the next run).
         # One that was already there, unconfirmed, at the previous run is not followed again (a
         # guitar at the edge of ghost_2person scores 0.15-0.21 all along): the runs still retry it.
-        known = [f.box for f in [*found, *more]]
+        known = [f.box for f in known_faces]
 
         def faceless(box: NDArray[np.floating]) -> bool:  # no face found there
             return not is_duplicate(box, known) and not any(box_covered(box, k) >= cfg.covered_fraction for k in known)
@@ -185,5 +204,4 @@ class MissedFaceSearch:
         self._pending = [box for box in (grown(det[:4], grow) for det in weak)
                          if faceless(box) and not any(box_iou(box, p) >= 0.5 for p in previous)]
         # Spots followed since the last run and still without a face are rejected for a while.
-        self._rejected.extend((box, run) for box in previous if faceless(box))
-        return more
+        self._rejected.extend((box, self._runs) for box in previous if faceless(box))
