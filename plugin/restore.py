@@ -36,7 +36,7 @@ from numpy.typing import NDArray
 from compositing.crop import crop_for_landmarks
 from compositing.mask import face_oval
 from plugin.analyze import AnalysisConfig, AnalysisResult, ProgressCallback, run_analysis
-from plugin.edit_job import resolve_deltas, warn_if_interlaced
+from plugin.edit_job import resolve_deltas, warn_about_source
 from plugin.editing import EditStage, RenderConfig, render_face
 from plugin.output import check_output_path
 from plugin.pipeline import RenderJob, RenderSummary, run_render
@@ -206,7 +206,7 @@ def plan_restore(job: RestoreJob, progress: ProgressCallback | None = None,
     bridges: dict[int, list[tuple[int, NDArray[np.float32], NDArray[np.float64]]]] = {}
     refinement: dict[int, dict[str, Any]] = {}
     info = probe(job.swapped)
-    warn_if_interlaced(info)
+    warn_about_source(info)
     refs = [*job.reference_stills, *(load_references(job.references) if job.references else [])] \
         if job.texture is not None else []
     for pair in pairs:

@@ -293,13 +293,27 @@ def test_interlaced_source_stays_interlaced_in_its_field_order(tmp_path: Path, t
 def test_editing_an_interlaced_clip_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     import logging
 
-    from plugin.edit_job import warn_if_interlaced
+    from plugin.edit_job import warn_about_source
 
     with caplog.at_level(logging.WARNING, logger="plugin.edit_job"):
-        warn_if_interlaced(probe(media.interlaced_clip(tmp_path, top_first=False)))
-        warn_if_interlaced(probe(media.cfr_clip(tmp_path, num_frames=2)))
+        warn_about_source(probe(media.interlaced_clip(tmp_path, top_first=False)))
+        warn_about_source(probe(media.cfr_clip(tmp_path, num_frames=2)))
     (record,) = caplog.records
     assert "interlaced (bottom field first)" in record.getMessage()
+
+
+def test_editing_a_10_bit_clip_says_it_comes_out_8_bit(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from plugin.edit_job import warn_about_source
+
+    deep = media.write_clip(tmp_path / "deep.mkv", num_frames=2, pix_fmt="yuv420p10le")
+    assert probe(deep).bit_depth == 10
+    with caplog.at_level(logging.WARNING, logger="plugin.edit_job"):
+        warn_about_source(probe(deep))
+        warn_about_source(probe(media.yuv444_clip(tmp_path, num_frames=2)))  # 8 bits: nothing to say
+    (record,) = caplog.records
+    assert "10 bits a sample (yuv420p10le)" in record.getMessage() and "8 bits a channel" in record.getMessage()
 
 
 def test_rotated_interlaced_source_is_written_progressive(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
