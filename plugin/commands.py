@@ -257,6 +257,7 @@ def cmd_track(args: argparse.Namespace) -> int:
     if args.output is not None:
         check_output_path(args.output, overwrite=args.overwrite, inputs=inputs)
     if args.preview is not None:
+        _output_config(args).check_path(args.preview)
         check_output_path(args.preview, overwrite=args.overwrite, inputs=inputs,
                           is_folder=args.codec == "png")
     result = run_analysis(args.input, _analysis_config(args), cache_dir=args.cache_dir,

@@ -208,6 +208,7 @@ def run_edit(job: EditJob, progress: ProgressCallback | None = None,
         InputError, OutputError: as for the render pass.
     """
     rj = job.render
+    rj.output_config.check_path(rj.output)
     check_output_path(rj.output, overwrite=rj.output_config.overwrite, inputs=[rj.input],
                       is_folder=rj.output_config.codec == "png")
     prepared = prepare_edit(rj.input, job.schedule, analysis=job.analysis, plan=job.plan,

@@ -471,6 +471,7 @@ def render_project(
     out = Path(output).absolute() if output is not None else project.output
     info, config = project.info, dataclasses.replace(project.output_config, overwrite=overwrite)
     png = config.codec == "png"
+    config.check_path(out)
     span: tuple[int, int] | None = None
     if frames is not None:
         if resume:

@@ -392,6 +392,7 @@ def run_restore(job: RestoreJob, progress: ProgressCallback | None = None,
         OutputError: the output exists (without overwrite) or cannot be written.
     """
     oc = job.output_config
+    oc.check_path(job.output)
     check_output_path(job.output, overwrite=oc.overwrite, inputs=[job.plate, job.swapped], is_folder=oc.codec == "png")
     plan = plan_restore(job, progress, refine_progress)
     info = probe(job.swapped)

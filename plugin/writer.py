@@ -144,6 +144,19 @@ class OutputConfig:
     def output_pix_fmt(self) -> str:
         return self.pix_fmt or _DEFAULT_PIX_FMT[self.codec]
 
+    def check_path(self, path: str | os.PathLike[str]) -> None:
+        """Refuse an output name this codec is not written to (a container it cannot go in, or a
+        file name for a PNG folder), before any work is done.
+
+        Raises:
+            ConfigError: naming the output and what the codec is written to.
+        """
+        final = Path(path)
+        suffix = final.suffix.lower()
+        if self.codec == "png" and suffix in _FORMAT or self.codec != "png" and suffix not in SUFFIXES[self.codec]:
+            allowed = "a folder" if self.codec == "png" else " or ".join(SUFFIXES[self.codec])
+            raise ConfigError(f"{final}: codec {self.codec} is written to {allowed}")
+
 
 class PngFrameEncoder:
     """Encodes frames to the PNG files of an image-sequence output, and names them.
@@ -225,11 +238,8 @@ class VideoWriter:
         self.tag = dict(provenance) if provenance is not None else build_provenance(source=self.info.path)
         self._copy_streams = copy_streams
         final = Path(path)
-        suffix = final.suffix.lower()
         codec = self.config.codec
-        if codec == "png" and suffix in _FORMAT or codec != "png" and suffix not in SUFFIXES[codec]:
-            allowed = "a folder" if codec == "png" else " or ".join(SUFFIXES[codec])
-            raise ConfigError(f"{final}: codec {codec} is written to {allowed}")
+        self.config.check_path(final)
         pix_fmt = self.config.output_pix_fmt
         odd_w, odd_h = self.info.width % 2, self.info.height % 2
         if (odd_w and any(k in pix_fmt for k in ("420", "422", "411"))) or (odd_h and "420" in pix_fmt):
@@ -263,7 +273,7 @@ class VideoWriter:
                 self.skipped_streams = [f"stream {s.index} ({s.kind}): a PNG folder holds only "
                                         "frames" for s in self.info.streams]
             else:
-                self._open_container(suffix)
+                self._open_container(final.suffix.lower())
         except BaseException:
             self._abort()
             raise

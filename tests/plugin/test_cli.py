@@ -172,6 +172,20 @@ def test_edit_rejects_unknown_face_and_bad_specs_before_writing(clip: Path, tmp_
     assert not out.exists()
 
 
+@pytest.mark.parametrize("command", ["edit", "restore", "track"])
+def test_an_output_the_codec_cannot_be_written_to_is_refused_before_tracking(command: str, clip: Path,
+                                                                             tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    out = tmp_path / "out.webm"
+    args = {"edit": ("edit", clip, "-o", out, "--face", "0", "--delta", "smile=0.5@1-3"),
+            "restore": ("restore", "--plate", clip, "--swapped", clip, "-o", out),
+            "track": ("track", clip, "--preview", out)}[command]
+    proc = deltaface(*args, "--cache-dir", cache, "--quiet")
+    assert_one_line_error(proc, str(out), "h264", ".mp4")
+    assert not out.exists()
+    assert not cache.exists() or not any(cache.iterdir())  # nothing was tracked
+
+
 def test_blend_choices_match_the_blend_methods() -> None:
     from compositing.blend import BLEND_METHODS, BlendConfig
     from plugin.cli import BLEND_CHOICES
