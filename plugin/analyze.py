@@ -35,6 +35,7 @@ from tracking.analysis import (
     settings_dict,
     settings_digest,
 )
+from tracking.aspect import SquarePixels
 from tracking.cuts import CutConfig, CutDetector
 from tracking.errors import DeltafaceError
 from tracking.frame import Frame
@@ -86,16 +87,20 @@ class AnalysisResult:
         return self.analysis.frame_count / self.seconds if self.seconds > 0 else float("nan")
 
 
-def analysis_settings(config: AnalysisConfig) -> dict[str, Any]:
+def analysis_settings(config: AnalysisConfig, pixel_aspect: Fraction = Fraction(1)) -> dict[str, Any]:
     """The JSON-compatible settings stored in (and keying) an analysis file.
 
     The bundle's path is replaced by its content digest so that the same model found at another
-    path keeps the cache valid, and another model invalidates it.
+    path keeps the cache valid, and another model invalidates it. A stream of non-square pixels
+    (``pixel_aspect``, see ``tracking.aspect``) adds it: its faces were read on the picture
+    resampled to square pixels.
     """
     settings = settings_dict(config)
     from tracking.bundle import load_bundle
 
     settings["landmarker"]["bundle_path"] = load_bundle(config.landmarker.bundle_path).sha256
+    if pixel_aspect != 1:
+        settings["pixel_aspect"] = f"{pixel_aspect.numerator}/{pixel_aspect.denominator}"
     return settings
 
 
@@ -135,6 +140,21 @@ def _whole_frames(
         yield frame, faces, new_cuts, new_shot
 
 
+class _SquareFrames:
+    """Frames resampled to square pixels as they are read (on the thread that reads them), and
+    the :class:`SquarePixels` that maps faces found on them back (set by the first frame)."""
+
+    def __init__(self, frames: Iterable[Frame], pixel_aspect: Fraction) -> None:
+        self.frames, self.pixel_aspect = frames, pixel_aspect
+        self.square: SquarePixels | None = None
+
+    def __iter__(self) -> Iterator[Frame]:
+        for frame in self.frames:
+            if self.square is None:
+                self.square = SquarePixels(frame.width, self.pixel_aspect)
+            yield self.square.frame(frame)
+
+
 def analyze_frames(
     frames: Iterable[Frame],
     config: AnalysisConfig,
@@ -143,12 +163,16 @@ def analyze_frames(
     time_base: Fraction | None = None,
     progress: ProgressCallback | None = None,
     total: int | None = None,
+    pixel_aspect: Fraction = Fraction(1),
 ) -> tuple[ClipAnalysis, int]:
     """Analyse frames given in presentation order.
 
     Args:
         frames: the clip's frames (index 0, 1, ... in order).
         config: analysis settings.
+        pixel_aspect: the stream's sample aspect ratio: when it is not 1 the landmarker reads each
+            frame resampled to square pixels, and the faces come back in the stored frame's
+            pixels (``tracking.aspect``).
         input_hash: content hash of the input, recorded in the analysis.
         time_base: the stream's time base, recorded in the analysis.
         progress: optional callback after each frame.
@@ -157,7 +181,7 @@ def analyze_frames(
     Returns:
         The analysis, and how many faces were found only by re-running around a track.
     """
-    settings = analysis_settings(config)
+    settings = analysis_settings(config, pixel_aspect)
     observations: list[list[FaceObservation]] = []
     times: list[float] = []
     pts: list[int] = []
@@ -169,8 +193,9 @@ def analyze_frames(
     # Follows faces during the pass only to predict where a lost face should be; the finished
     # tracks are built afterwards from all observations (build_tracks).
     follower = Associator(config.tracking.association)
+    squared = _SquareFrames(frames, pixel_aspect)
     with Landmarker(config.landmarker) as landmarker, \
-            Prefetch(_whole_frames(frames, landmarker, cut_detector, video), name="deltaface-landmarker") as ahead:
+            Prefetch(_whole_frames(squared, landmarker, cut_detector, video), name="deltaface-landmarker") as ahead:
         for frame, found, new_cuts, new_shot in ahead:
             t = frame.time if frame.pts is not None else frame.index / 25.0
             if times and t <= times[-1]:
@@ -188,8 +213,9 @@ def analyze_frames(
                 follower.reset()
                 if video:
                     landmarker.reset_search()
-            follower.push(FrameFaces(frame.index, t, tuple(found)))
-            observations.append(found)
+            follower.push(FrameFaces(frame.index, t, tuple(found)))  # in the landmarker's pixels
+            assert squared.square is not None  # set when this frame was read
+            observations.append([squared.square.observation(f) for f in found])
             times.append(t)
             if frame.pts is None:
                 has_pts = False
@@ -243,7 +269,7 @@ def run_analysis(
     with VideoReader(input_path, allow_truncated=allow_truncated) as reader:
         info = reader.info
         digest = content_hash(input_path) if not info.is_image_sequence else _folder_hash(reader)
-        settings = analysis_settings(config)
+        settings = analysis_settings(config, info.sample_aspect_ratio)
         cache_path = cache_file(cache_root, input_path, digest, settings)
         if use_cache and cache_path.exists():
             try:
@@ -254,7 +280,7 @@ def run_analysis(
         with Prefetch(reader) as frames:  # decode on a worker thread, beside the landmarker
             analysis, recovered = analyze_frames(
                 frames, config, input_hash=digest, time_base=info.time_base, progress=progress,
-                total=info.num_frames,
+                total=info.num_frames, pixel_aspect=info.sample_aspect_ratio,
             )
     cache_written: Path | None = cache_path
     try:

@@ -23,6 +23,7 @@ from synthesis.plan import FacePlan
 from synthesis.regions import LEFT_BROW, LEFT_EYE, LIPS, RIGHT_BROW, RIGHT_EYE, inter_ocular
 from synthesis.restore import RestoreConfig
 from synthesis.restore_loop import loop_correction, smooth_correction
+from tracking.aspect import SquarePixels
 from tracking.landmarker import Landmarker, LandmarkerConfig
 
 #: The loop takes the detected face nearest the planned one, if within this many inter-ocular
@@ -40,12 +41,14 @@ REFINE_MIN_SUPPORT = 0.9
 FEATURES = (LEFT_BROW, RIGHT_BROW, LEFT_EYE, RIGHT_EYE, LIPS, tuple(range(468, 473)), tuple(range(473, 478)))
 
 
-def _detect_near(lm: Landmarker, image: NDArray[np.uint8], near: NDArray[np.floating]) -> NDArray[np.float64] | None:
+def _detect_near(lm: Landmarker, image: NDArray[np.uint8], near: NDArray[np.floating],
+                 square: SquarePixels) -> NDArray[np.float64] | None:
     """The detected face (``(478, 3)`` pixels) closest to ``near``; None when none is within
-    :data:`REFINE_MATCH_IOD` inter-ocular distances (mean over the mesh points)."""
+    :data:`REFINE_MATCH_IOD` inter-ocular distances (mean over the mesh points). The landmarker
+    reads the picture in square pixels, as the analysis did (``square``)."""
     ref = np.asarray(near, np.float64)
     best, dist = None, REFINE_MATCH_IOD * inter_ocular(ref)
-    for face in lm.detect_image(image):
+    for face in square.detect_image(lm, image):
         d = float(np.linalg.norm(face.landmarks[:468, :2] - ref[:468, :2], axis=1).mean())
         if d < dist:
             best, dist = np.asarray(face.landmarks, np.float64), d
@@ -135,6 +138,7 @@ def refine_plan(swapped: Path, plan: FacePlan, config: RestoreConfig, render_con
     live = dataclasses.replace(plan, after=work)  # the texture hook reads ``after`` of the frame's row
     with Landmarker(LandmarkerConfig(running_mode="image", recover_missing=False)) as lm, \
             VideoReader(swapped) as reader:
+        square = SquarePixels(reader.info.width, reader.info.sample_aspect_ratio)
         for frame in reader:
             k = rows.get(frame.index)
             if k is None:
@@ -142,7 +146,7 @@ def refine_plan(swapped: Path, plan: FacePlan, config: RestoreConfig, render_con
             if progress is not None:
                 progress(k, len(rows))
             crop = stage.face_crop(plan.track_id, frame.index)
-            src = _detect_near(lm, frame.image, plan.before[k])
+            src = _detect_near(lm, frame.image, plan.before[k], square)
             if src is None or crop is None:
                 continue
             iod = inter_ocular(plan.before[k])
@@ -161,7 +165,7 @@ def refine_plan(swapped: Path, plan: FacePlan, config: RestoreConfig, render_con
                                        picture=picture)
                 if texture is not None:
                     image = texture(image, frame.index, live, k)
-                out = _detect_near(lm, image, plan.after[k] + c)
+                out = _detect_near(lm, image, plan.after[k] + c, square)
                 if out is None:
                     break
                 short = (planned[k] - (out - src))[:, :2]
