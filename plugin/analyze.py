@@ -13,6 +13,7 @@ content hash and every setting that changes it, so re-renders skip this pass.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -51,6 +52,20 @@ ProgressCallback = Callable[[int, "int | None"], None]
 
 #: A face recovered around a predicted box that overlaps a found face this much is a duplicate.
 _DUPLICATE_IOU = 0.3
+#: How far the whole-frame landmarker may run ahead of the search, in bytes of frames held (24
+#: frames at 1080p, 6 at 4K; never fewer than 4, never more than 32). The search's work comes in
+#: bursts (a run of the tiled detector over its tile sizes takes about 50 ms at 1080p, three
+#: frames' worth of the landmarker's): with room for 4 frames the landmarker thread stood idle
+#: through them. bench/perf.py's 1080p clip, one face, 3 interleaved runs: 43 fps with 4, 46 with
+#: 8, 49 with 16, 53 with 24, using 1.43 then 1.62 of the 2 cores.
+LANDMARKER_AHEAD_BYTES = 24 * 1920 * 1080 * 3
+LANDMARKER_AHEAD_FRAMES = (4, 32)
+
+
+def frames_ahead(frame_bytes: int) -> int:
+    """Frames the whole-frame landmarker may run ahead of the search, for frames of this size."""
+    lo, hi = LANDMARKER_AHEAD_FRAMES
+    return int(min(max(LANDMARKER_AHEAD_BYTES // max(frame_bytes, 1), lo), hi))
 
 
 def default_cache_dir() -> Path:
@@ -193,9 +208,13 @@ def analyze_frames(
     # Follows faces during the pass only to predict where a lost face should be; the finished
     # tracks are built afterwards from all observations (build_tracks).
     follower = Associator(config.tracking.association)
-    squared = _SquareFrames(frames, pixel_aspect)
+    frames = iter(frames)
+    first = next(frames, None)
+    depth = frames_ahead(first.image.nbytes) if first is not None else LANDMARKER_AHEAD_FRAMES[0]
+    squared = _SquareFrames(itertools.chain([] if first is None else [first], frames), pixel_aspect)
     with Landmarker(config.landmarker) as landmarker, \
-            Prefetch(_whole_frames(squared, landmarker, cut_detector, video), name="deltaface-landmarker") as ahead:
+            Prefetch(_whole_frames(squared, landmarker, cut_detector, video), depth=depth,
+                     name="deltaface-landmarker") as ahead:
         for frame, found, new_cuts, new_shot in ahead:
             t = frame.time if frame.pts is not None else frame.index / 25.0
             if times and t <= times[-1]:
