@@ -91,22 +91,23 @@ def resolve_colour(frame: av.VideoFrame) -> tuple[str, bool]:
 
 
 class RgbConverter:
-    """Decoded frame -> display-oriented ``(H, W, 3)`` uint8 RGB, one swscale context reused."""
+    """Decoded frame -> display-oriented ``(H, W, 3)`` RGB, one swscale context reused: uint8
+    (``"rgb24"``), or uint16 (``"rgb48le"``, 0..65535) for sources of more than 8 bits a sample."""
 
-    def __init__(self, matrix: str, full_range: bool, ops: tuple[int, bool, bool]) -> None:
-        self.matrix, self.full_range, self.ops = matrix, full_range, ops
+    def __init__(self, matrix: str, full_range: bool, ops: tuple[int, bool, bool], fmt: str = "rgb24") -> None:
+        self.matrix, self.full_range, self.ops, self.fmt = matrix, full_range, ops, fmt
         self._sws = VideoReformatter()
 
-    def __call__(self, frame: av.VideoFrame) -> NDArray[np.uint8]:
+    def __call__(self, frame: av.VideoFrame) -> NDArray[np.uint8] | NDArray[np.uint16]:
         if self.matrix == "rgb":
-            out = self._sws.reformat(frame, format="rgb24", threads=1)
+            out = self._sws.reformat(frame, format=self.fmt, threads=1)
         else:
             out = self._sws.reformat(
                 frame,
-                format="rgb24",
+                format=self.fmt,
                 src_colorspace=_SWS_MATRIX[self.matrix],
                 src_color_range=ColorRange.JPEG if self.full_range else ColorRange.MPEG,
                 dst_color_range=ColorRange.JPEG,
                 threads=1,
             )
-        return orient(out.to_ndarray(format="rgb24"), self.ops)
+        return orient(out.to_ndarray(format=self.fmt), self.ops)

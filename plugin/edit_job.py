@@ -123,19 +123,14 @@ class PreparedEdit:
 
 
 def warn_about_source(info: VideoInfo) -> None:
-    """Say once what rendering this source gives up: an interlaced clip is edited as woven frames
+    """Say once what editing this source gives up: an interlaced clip is edited as woven frames
     (both fields warped together: fine for a still or slow face, while on fast motion the warp
-    bends the combing between the fields; the output keeps the field order, ``plugin.writer``);
-    a source of more than 8 bits a sample is rendered through 8-bit RGB (``plugin.video``), so
-    every output frame, not only the edited faces, has 8-bit precision."""
+    bends the combing between the fields; the output keeps the field order, ``plugin.writer``).
+    (What an output keeps of a source of more than 8 bits a sample the writer says.)"""
     if info.interlaced:
         order = "top" if info.top_field_first else "bottom"
         _log.warning("%s is interlaced (%s field first): faces are edited in whole frames, both fields "
                      "together; on fast motion check the edited frames for bent combing", info.path, order)
-    if info.bit_depth > 8:
-        _log.warning("%s has %d bits a sample (%s): deltaface renders through 8-bit RGB, so every output "
-                     "frame, the untouched ones too, carries 8 bits a channel", info.path, info.bit_depth,
-                     info.pix_fmt)
 
 
 def prepare_edit(

@@ -11,10 +11,12 @@ import contextlib
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
+from plugin.deep import carry
 from plugin.overlap import BackgroundSink, Prefetch, ordered_map
 from plugin.provenance import build_provenance
 from plugin.ranges import FrameRange
@@ -22,6 +24,8 @@ from plugin.video import VideoReader
 from plugin.writer import OutputConfig, VideoWriter
 from tracking.frame import Frame
 from tracking.stage import Stage
+
+T = TypeVar("T")
 
 #: Threads the stages run on when they allow it (the machines deltaface targets have 2 cores).
 STAGE_WORKERS = 2
@@ -135,7 +139,9 @@ def run_render(
     Args:
         job: input, output and settings.
         stages: render stages (``Stage[Frame, Frame]``); each must return every frame it is given,
-            in order, with its ``index`` and ``pts`` unchanged.
+            in order, with its ``index`` and ``pts`` unchanged, and change a frame's ``image`` only
+            in a copy (a source of more than 8 bits a sample is encoded from its 16-bit image
+            plus the difference the stages made, ``plugin.deep``).
         edited_ranges: inclusive frame ranges in which faces are edited, for the provenance tag.
         edited_by_face: the same per face id, for the provenance tag.
         progress: optional callback after each written frame.
@@ -163,14 +169,31 @@ def run_render(
         with VideoWriter(job.output, info, job.output_config, provenance) as writer:
             # Decoding and encoding run on their own threads (plugin/overlap.py): the encoder
             # alone keeps only part of two cores busy.
-            with Prefetch(clock.timed_iter(reader)) as frames, \
-                    BackgroundSink(clock.timed_call(writer.write)) as sink:
+            # A source of more than 8 bits a sample is also read as 16-bit RGB when the output
+            # holds more than 8 (plugin/deep.py): each frame waits here, by index, for the writer
+            # to encode its 16-bit image with the stages' change added.
+            sources: dict[int, Frame] = {}
+
+            def read() -> Iterator[Frame]:
+                decoded = clock.timed_iter(reader.frames(deep=writer.deep))
+                try:
+                    for frame in decoded:
+                        if frame.deep is not None:
+                            sources[frame.index] = frame
+                        yield frame
+                finally:
+                    decoded.close()  # a stop mid-clip releases the decoder on this thread
+
+            def encode(pair: tuple[Frame, Frame | None]) -> None:
+                writer.write(carry(*pair))
+
+            with Prefetch(read()) as frames, BackgroundSink(clock.timed_call(encode)) as sink:
 
                 def write(ready: list[Frame]) -> None:
                     nonlocal written
                     for out in ready:
                         _check_order(out, written)
-                        sink.put(out)
+                        sink.put((out, sources.pop(out.index, None)))
                         written += 1
                         if progress is not None:
                             progress(written, info.num_frames)
@@ -221,7 +244,7 @@ class _Clock:
     def __init__(self) -> None:
         self.seconds = {"decode": 0.0, "encode": 0.0}
 
-    def timed_iter(self, source: VideoReader) -> Iterator[Frame]:
+    def timed_iter(self, source: Iterable[Frame]) -> Iterator[Frame]:
         it = iter(source)
         try:
             while True:
@@ -238,8 +261,8 @@ class _Clock:
             if callable(close):
                 close()
 
-    def timed_call(self, fn: Callable[[Frame], None]) -> Callable[[Frame], None]:
-        def call(item: Frame) -> None:
+    def timed_call(self, fn: Callable[[T], None]) -> Callable[[T], None]:
+        def call(item: T) -> None:
             t0 = time.perf_counter()
             fn(item)
             self.seconds["encode"] += time.perf_counter() - t0

@@ -12,7 +12,8 @@ Conventions:
       DeepFaceLab and FaceFusion made their untagged files), limited range unless the range tag
       or a full-range ("j") pixel format says otherwise; ``VideoInfo.yuv_matrix`` and
       ``VideoInfo.full_range`` say what was used. Any bit depth and chroma layout is read
-      (10-bit, 4:2:2, 4:4:4) and converted to 8-bit RGB in one swscale step.
+      (10-bit, 4:2:2, 4:4:4) and converted to 8-bit RGB in one swscale step; a source of more
+      than 8 bits a sample also to 16-bit RGB when the render asks (``frames(deep=True)``).
 
 How frames are counted: by demuxing the video stream's packets (no decoding), one frame per
 packet that is neither empty, corrupt nor marked discard. This is exact for every codec that puts
@@ -67,6 +68,8 @@ class _Cursor:
         self.index = index
         self.info = index.info
         self.convert = _RgbConverter(self.info.yuv_matrix, self.info.full_range, index.ops)
+        #: Also 16-bit RGB of each frame (``Frame.deep``), set by :meth:`VideoReader.frames`.
+        self.deep: _RgbConverter | None = None
         self.container: av.container.InputContainer | None = None
         self.frames: Iterator[av.VideoFrame] | None = None
         self.pending: av.VideoFrame | None = None
@@ -167,7 +170,8 @@ class _Cursor:
             raise InputError(f"{info.path}: frame {i} is {av_frame.width}x{av_frame.height} but the "
                              f"stream starts at {coded[0]}x{coded[1]}; deltaface reads one frame size "
                              "per clip (split the clip where the size changes)")
-        return Frame(i, av_frame.pts, info.time_base, self.convert(av_frame))
+        deep = self.deep(av_frame) if self.deep is not None else None
+        return Frame(i, av_frame.pts, info.time_base, self.convert(av_frame), deep)
 
     def has_more(self) -> bool:
         """Whether the decoder still yields a frame (after the last indexed one it must not)."""
@@ -248,12 +252,14 @@ class VideoReader:
         if not 0 <= start <= stop <= n:
             raise IndexError(f"{self.path}: frames {start}-{stop - 1} outside 0-{n - 1}")
 
-    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[Frame]:
+    def frames(self, start: int = 0, stop: int | None = None, *, deep: bool = False) -> Iterator[Frame]:
         """Yield frames ``start`` .. ``stop - 1`` in presentation order.
 
         Args:
             start: first frame index.
             stop: one past the last frame index (default: the end of the clip).
+            deep: also give each frame as 16-bit RGB (``Frame.deep``) when the source has more
+                than 8 bits a sample (a container's video stream; ignored otherwise).
 
         Yields:
             :class:`Frame` records with exact index and pts, display-oriented RGB images.
@@ -272,6 +278,8 @@ class VideoReader:
                 yield frame
             return
         cursor = _Cursor(self._index)
+        if deep and self.info.bit_depth > 8:
+            cursor.deep = _RgbConverter(self.info.yuv_matrix, self.info.full_range, self._index.ops, "rgb48le")
         try:
             try:
                 if start < stop:

@@ -15,7 +15,10 @@ Codecs and containers:
       full-resolution chroma instead when no ``pix_fmt`` was asked for (:data:`ODD_SIZE_PIX_FMT`,
       with a warning): the output keeps the source's size.
     * ``ffv1``: lossless, ``bgr0`` (8-bit RGB; FFV1 has no 8-bit planar RGB): frames decode
-      bit-identical to the RGB written; ``.mkv`` or ``.nut``.
+      bit-identical to the RGB written; ``.mkv`` or ``.nut``. For a source of more than 8 bits a
+      sample, ``gbrp16le`` (:data:`plugin.deep.DEEP_PIX_FMT`).
+    * a source of more than 8 bits a sample written to more than 8 (ProRes, FFV1) is encoded
+      from its 16-bit images (``Frame.deep``, :mod:`plugin.deep`); to 8 bits, with a warning.
     * ``png``: one RGB PNG per frame in a folder (``%06d.png`` by frame index, or the source's
       file stems when it is an image sequence) with ``provenance.json``; no audio.
 
@@ -39,6 +42,7 @@ from typing import Any
 import av
 from av.video.reformatter import Colorspace, ColorRange, VideoReformatter
 
+from plugin.deep import DEEP_PIX_FMT, bits
 from plugin.output import AtomicOutput
 from plugin.provenance import (
     PROVENANCE_KEY,
@@ -250,6 +254,17 @@ class VideoWriter:
             self.config = dataclasses.replace(self.config, pix_fmt=ODD_SIZE_PIX_FMT[codec])
             _log.warning("%s is %dx%d (odd): %s is written as %s (4:4:4; some players only play 4:2:0)",
                          self.info.path, self.info.width, self.info.height, final, self.config.pix_fmt)
+        if self.info.bit_depth > 8 and self.config.pix_fmt is None and codec in DEEP_PIX_FMT:
+            self.config = dataclasses.replace(self.config, pix_fmt=DEEP_PIX_FMT[codec])
+        out_bits = bits(self.config.output_pix_fmt)
+        #: Whether frames are encoded from their 16-bit images (``Frame.deep``, ``plugin.deep``):
+        #: the source and this output both have more than 8 bits a sample (PNG folders stay 8-bit).
+        self.deep = self.info.bit_depth > 8 and out_bits > 8 and codec != "png"
+        kept = min(self.info.bit_depth, out_bits) if self.deep else 8
+        if self.info.bit_depth > kept:
+            _log.warning("%s has %d bits a sample (%s); %s keeps %d (%s %s)%s", self.info.path,
+                         self.info.bit_depth, self.info.pix_fmt, final, kept, codec, self.config.output_pix_fmt,
+                         "" if self.deep else ": prores or ffv1 keep more")
         if _has_alpha(self.info.pix_fmt):
             _log.warning("%s: its alpha channel (%s) is not carried over: deltaface renders RGB, so %s "
                          "is opaque", self.info.path, self.info.pix_fmt, final)
@@ -371,7 +386,9 @@ class VideoWriter:
 
         Args:
             frame: ``(H, W, 3)`` uint8 RGB, display orientation, the source's size; its pts must
-                be later than the previous frame's, and its time base the source's.
+                be later than the previous frame's, and its time base the source's. When
+                :attr:`deep` is set and the frame has a 16-bit image (``Frame.deep``), that is
+                what is encoded.
 
         Raises:
             ValueError: the frame does not fit the source or comes out of order, or the writer
@@ -406,7 +423,10 @@ class VideoWriter:
 
     def _encode(self, frame: Frame) -> None:
         assert self._container is not None
-        rgb = av.VideoFrame.from_ndarray(frame.image, format="rgb24")
+        if self.deep and frame.deep is not None:
+            rgb = av.VideoFrame.from_ndarray(frame.deep, format="rgb48le")
+        else:
+            rgb = av.VideoFrame.from_ndarray(frame.image, format="rgb24")
         if self._matrix == "rgb":
             out = self._sws.reformat(rgb, format=self._video.pix_fmt, threads=1)
         else:

@@ -19,12 +19,17 @@ class Frame:
             (``None`` only for streams that carry no timestamps, such as image sequences).
         time_base: the stream's time base in seconds per tick.
         image: ``(H, W, 3)`` uint8 RGB, display orientation (container rotation already applied).
+        deep: the same picture as ``(H, W, 3)`` uint16 RGB (0..65535), from a source of more than
+            8 bits a sample when the render pass asked the reader for it (``plugin.deep``); None
+            otherwise. Stages read and write ``image`` only; the render pass's writer encodes
+            ``deep`` with their changes added.
     """
 
     index: int
     pts: int | None
     time_base: Fraction
     image: NDArray[np.uint8]
+    deep: NDArray[np.uint16] | None = None
 
     def __post_init__(self) -> None:
         img = self.image
@@ -32,6 +37,9 @@ class Frame:
             raise ValueError(
                 f"frame {self.index}: image must be (H, W, 3) uint8 RGB, got {img.shape} {img.dtype}"
             )
+        deep = self.deep
+        if deep is not None and (deep.shape != img.shape or deep.dtype != np.uint16):
+            raise ValueError(f"frame {self.index}: deep must be {img.shape} uint16 RGB, got {deep.shape} {deep.dtype}")
 
     @property
     def time(self) -> float:

@@ -302,18 +302,18 @@ def test_editing_an_interlaced_clip_says_so(tmp_path: Path, caplog: pytest.LogCa
     assert "interlaced (bottom field first)" in record.getMessage()
 
 
-def test_editing_a_10_bit_clip_says_it_comes_out_8_bit(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_10_bit_source_written_8_bit_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     import logging
-
-    from plugin.edit_job import warn_about_source
 
     deep = media.write_clip(tmp_path / "deep.mkv", num_frames=2, pix_fmt="yuv420p10le")
     assert probe(deep).bit_depth == 10
-    with caplog.at_level(logging.WARNING, logger="plugin.edit_job"):
-        warn_about_source(probe(deep))
-        warn_about_source(probe(media.yuv444_clip(tmp_path, num_frames=2)))  # 8 bits: nothing to say
-    (record,) = caplog.records
-    assert "10 bits a sample (yuv420p10le)" in record.getMessage() and "8 bits a channel" in record.getMessage()
+    with caplog.at_level(logging.WARNING, logger="plugin.writer"):
+        copy_clip(deep, tmp_path / "o.mp4")  # h264: 8 bits
+        copy_clip(deep, tmp_path / "o.mov", OutputConfig(codec="prores"))  # 10 bits: nothing lost
+        copy_clip(media.yuv444_clip(tmp_path, num_frames=2), tmp_path / "p.mp4")  # 8 bits in
+    (record,) = [r for r in caplog.records if "bits a sample" in r.getMessage()]
+    assert "10 bits a sample (yuv420p10le)" in record.getMessage() and "keeps 8" in record.getMessage()
+    assert probe(tmp_path / "o.mov").bit_depth == 10
 
 
 def test_rotated_interlaced_source_is_written_progressive(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
