@@ -91,6 +91,31 @@ def test_an_edit_changes_the_16_bit_picture_only_around_the_face(source: Path, t
         assert xs.min() >= x0 - grow and xs.max() <= x1 + grow and ys.min() >= y0 - grow and ys.max() <= y1 + grow
 
 
+@pytest.mark.parametrize(("codec", "suffix"), [("ffv1", ".mkv"), ("prores", ".mov")])
+def test_a_partial_re_render_of_a_deep_source_matches_a_whole_one(source: Path, tmp_path: Path, codec: str,
+                                                                   suffix: str) -> None:
+    from plugin.edit_job import prepare_edit
+    from plugin.provenance import build_provenance
+    from plugin.smartrender import smart_rerender
+
+    config = OutputConfig(codec=codec)
+    schedule = EditSchedule((EditEntry(0, "smile", StrengthCurve.constant(0.7)),))
+    stage = prepare_edit(source, schedule, cache_dir=tmp_path / "cache").stage
+    whole, part = tmp_path / f"whole{suffix}", tmp_path / f"part{suffix}"
+    run_render(RenderJob(source, whole, config), [stage])
+    run_render(RenderJob(source, part, config), [])  # the previous render, without the edit
+    result = smart_rerender(part, probe(source), config, [stage], 2, 3, build_provenance([[0, FRAMES - 1]]))
+    assert result.frames_rendered == [[2, 3]]
+
+    def packets(path: Path) -> list[bytes]:
+        with av.open(str(path)) as c:
+            return [bytes(p) for p in c.demux(c.streams.video[0]) if p.size]
+
+    a, b = packets(whole), packets(part)
+    assert a[2:4] == b[2:4]  # re-encoded from the 16-bit images, as the whole render did
+    assert a[0] != b[0]  # (frame 0 was not re-rendered: the edit is not there)
+
+
 def test_merge_adds_the_8_bit_change_in_its_box_only() -> None:
     rng = np.random.default_rng(0)
     deep = rng.integers(0, 65536, (40, 50, 3), dtype=np.uint16)
