@@ -254,17 +254,19 @@ class VideoWriter:
             self.config = dataclasses.replace(self.config, pix_fmt=ODD_SIZE_PIX_FMT[codec])
             _log.warning("%s is %dx%d (odd): %s is written as %s (4:4:4; some players only play 4:2:0)",
                          self.info.path, self.info.width, self.info.height, final, self.config.pix_fmt)
-        if self.info.bit_depth > 8 and self.config.pix_fmt is None and codec in DEEP_PIX_FMT:
+        # The reader gives 16-bit RGB of a container's video stream (not of an image sequence).
+        deep_source = self.info.bit_depth > 8 and not self.info.is_image_sequence
+        if deep_source and self.config.pix_fmt is None and codec in DEEP_PIX_FMT:
             self.config = dataclasses.replace(self.config, pix_fmt=DEEP_PIX_FMT[codec])
         out_bits = bits(self.config.output_pix_fmt)
         #: Whether frames are encoded from their 16-bit images (``Frame.deep``, ``plugin.deep``):
         #: the source and this output both have more than 8 bits a sample (PNG folders stay 8-bit).
-        self.deep = self.info.bit_depth > 8 and out_bits > 8 and codec != "png"
+        self.deep = deep_source and out_bits > 8 and codec != "png"
         kept = min(self.info.bit_depth, out_bits) if self.deep else 8
         if self.info.bit_depth > kept:
+            hint = ": prores or ffv1 keep more" if deep_source and not self.deep else ""
             _log.warning("%s has %d bits a sample (%s); %s keeps %d (%s %s)%s", self.info.path,
-                         self.info.bit_depth, self.info.pix_fmt, final, kept, codec, self.config.output_pix_fmt,
-                         "" if self.deep else ": prores or ffv1 keep more")
+                         self.info.bit_depth, self.info.pix_fmt, final, kept, codec, self.config.output_pix_fmt, hint)
         if _has_alpha(self.info.pix_fmt):
             _log.warning("%s: its alpha channel (%s) is not carried over: deltaface renders RGB, so %s "
                          "is opaque", self.info.path, self.info.pix_fmt, final)
