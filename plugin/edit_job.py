@@ -123,14 +123,15 @@ class PreparedEdit:
 
 
 def warn_about_source(info: VideoInfo) -> None:
-    """Say once what editing this source gives up: an interlaced clip is edited as woven frames
-    (both fields warped together: fine for a still or slow face, while on fast motion the warp
-    bends the combing between the fields; the output keeps the field order, ``plugin.writer``).
+    """Say once what editing this source gives up: an interlaced clip displayed turned by 90 or
+    270 degrees has its fields across its rows, so it is edited in woven frames (both fields
+    warped together: fine for a still or slow face, while on fast motion the warp mixes the
+    fields' lines). Other interlaced clips are edited field by field (``EditStage.fields``).
     (What an output keeps of a source of more than 8 bits a sample the writer says.)"""
-    if info.interlaced:
-        order = "top" if info.top_field_first else "bottom"
-        _log.warning("%s is interlaced (%s field first): faces are edited in whole frames, both fields "
-                     "together; on fast motion check the edited frames for bent combing", info.path, order)
+    if info.interlaced and not info.fields_are_rows:
+        _log.warning("%s is interlaced and displayed turned by %d degrees: faces are edited in whole frames, "
+                     "both fields together; on fast motion check the edited frames for mixed lines",
+                     info.path, info.rotation)
 
 
 def prepare_edit(
@@ -184,7 +185,8 @@ def prepare_edit(
     if texture is not None:
         plans, compositor, events = prepare_texture(plans, tracks, input_path, load_references(references), texture)
     try:
-        stage = EditStage(plans, (info.height, info.width), render_config, texture=compositor)
+        stage = EditStage(plans, (info.height, info.width), render_config, texture=compositor,
+                          fields=info.fields_are_rows)
     except BaseException:
         if compositor is not None:
             compositor.close()

@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 
 from compositing.blend import BlendConfig, blend
 from compositing.crop import FaceCrop
+from compositing.fields import crop_box, field_image
 from compositing.croptrack import CropTrackConfig, track_crops
 from compositing.mask import face_oval, motion_weight, polygon_mask, polygon_size, snap
 from compositing.support import below_jaw_support, head_polygons, picture_area, picture_support
@@ -395,6 +396,9 @@ class EditStage:
             warped (``owned``: the image is this stage's own copy, which the hook may write into),
             from several threads at once: it must be thread-safe (the compositor locks its frame
             reader).
+        fields: the frames are interlaced and their fields are the frame's rows: each face is
+            warped field by field, each from its own rows only (``compositing.fields``; twice
+            the work of a progressive frame).
     """
 
     latency = 0
@@ -403,9 +407,11 @@ class EditStage:
     parallel_safe = True
 
     def __init__(self, plans: Sequence[FacePlan], frame_size: tuple[int, int], config: RenderConfig | None = None,
-                 texture: Callable[[NDArray[np.uint8], int, FacePlan, int], NDArray[np.uint8]] | None = None):
+                 texture: Callable[[NDArray[np.uint8], int, FacePlan, int], NDArray[np.uint8]] | None = None,
+                 fields: bool = False):
         self.config = config or RenderConfig()
         self.texture = texture  # texture hook (plugin/texture_stage.py)
+        self.fields = fields
         self.device = resolve_device(self.config.device)  # a missing GPU is refused before any frame
         self.info: list[FaceRenderInfo] = []
         self._by_frame: dict[int, list[tuple[FacePlan, int, FaceCrop]]] = {}
@@ -438,15 +444,41 @@ class EditStage:
         image = frame.image
         picture = picture_area(image)
         for plan, row, crop in jobs:
-            image, (jac, repairs, disp) = render_face(image, plan.before[row], plan.after[row], crop, self.config,
-                                                      self.device, picture)
-            if self.texture is not None:  # texture hook: regions borrowed from exemplar frames
-                # a copy made by the warp may be written into; the frame's own image not
-                image = self.texture(image, frame.index, plan, row, owned=image is not frame.image)
+            face = self._by_field if self.fields else self._face
+            image, (jac, repairs, disp) = face(image, frame, plan, row, crop, picture)
             self.info.append(FaceRenderInfo(plan.track_id, frame.index, jac, repairs, disp))
         if image is frame.image:
             return [frame]
         return [Frame(frame.index, frame.pts, frame.time_base, image)]
+
+    def _face(self, image: NDArray[np.uint8], frame: Frame, plan: FacePlan, row: int, crop: FaceCrop,
+              picture: tuple[int, int, int, int]) -> tuple[NDArray[np.uint8], tuple[float, int, float]]:
+        """One face warped into ``image``, then its borrowed regions (the texture hook)."""
+        image, stats = render_face(image, plan.before[row], plan.after[row], crop, self.config, self.device, picture)
+        if self.texture is not None:  # texture hook: regions borrowed from exemplar frames
+            # a copy made by the warp may be written into; the frame's own image not
+            image = self.texture(image, frame.index, plan, row, owned=image is not frame.image)
+        return image, stats
+
+    def _by_field(self, image: NDArray[np.uint8], frame: Frame, plan: FacePlan, row: int, crop: FaceCrop,
+                  picture: tuple[int, int, int, int]) -> tuple[NDArray[np.uint8], tuple[float, int, float]]:
+        """:meth:`_face` on each field of an interlaced frame alone (``compositing.fields``): the
+        frame's rows of that field from a copy whose other rows were rebuilt from it."""
+        box = crop_box(crop)
+        x0, y0, x1, y1 = box
+        out = image
+        jac, repairs, disp = 1.0, 0, 0.0
+        for parity in (0, 1):
+            own = field_image(image, parity, box)
+            done, (j, r, d) = self._face(own, frame, plan, row, crop, picture)
+            jac, repairs, disp = min(jac, j), max(repairs, r), max(disp, d)
+            if done is own and self.texture is None:
+                continue  # nothing moved in this field (a texture hook may have written into it)
+            if out is frame.image:
+                out = image.copy()
+            first = y0 + (parity - y0) % 2
+            out[first:y1:2, x0:x1] = done[first:y1:2, x0:x1]
+        return out, (jac, repairs, disp)
 
     def flush(self) -> list[Frame]:
         return []

@@ -156,6 +156,12 @@ class VideoInfo:
         return self.field_order in INTERLACED_FIELD_ORDERS
 
     @property
+    def fields_are_rows(self) -> bool:
+        """Interlaced, with its fields on the rows of the frames as read (not displayed turned by
+        90 or 270 degrees, which makes them columns): what editing field by field needs."""
+        return self.interlaced and self.rotation % 180 == 0
+
+    @property
     def top_field_first(self) -> bool:
         """Of an interlaced stream: the top field is the earlier one."""
         return self.field_order in (2, 4)

@@ -396,7 +396,8 @@ def run_restore(job: RestoreJob, progress: ProgressCallback | None = None,
     check_output_path(job.output, overwrite=oc.overwrite, inputs=[job.plate, job.swapped], is_folder=oc.codec == "png")
     plan = plan_restore(job, progress, refine_progress)
     info = probe(job.swapped)
-    stages: list[Any] = [EditStage(plan.plans, (info.height, info.width), job.render_config, texture=plan.texture)]
+    stages: list[Any] = [EditStage(plan.plans, (info.height, info.width), job.render_config, texture=plan.texture,
+                                   fields=info.fields_are_rows)]
     bridge = BridgeStage(job.swapped, plan.bridges, job.render_config) if plan.bridges else None
     if bridge is not None:
         stages.append(bridge)

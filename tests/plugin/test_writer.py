@@ -290,16 +290,22 @@ def test_interlaced_source_stays_interlaced_in_its_field_order(tmp_path: Path, t
     assert not probe(progressive).interlaced and probe(tmp_path / "p.mp4").field_order in (0, 1)
 
 
-def test_editing_an_interlaced_clip_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_editing_a_turned_interlaced_clip_in_woven_frames_says_so(tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
     import logging
 
     from plugin.edit_job import warn_about_source
 
+    (tmp_path / "t").mkdir()
+    turned = probe(media.interlaced_clip(tmp_path / "t", rotation=90))
+    upright = probe(media.interlaced_clip(tmp_path, top_first=False))
+    assert turned.interlaced and not turned.fields_are_rows and upright.fields_are_rows
     with caplog.at_level(logging.WARNING, logger="plugin.edit_job"):
-        warn_about_source(probe(media.interlaced_clip(tmp_path, top_first=False)))
+        warn_about_source(turned)
+        warn_about_source(upright)  # edited field by field: nothing to say
         warn_about_source(probe(media.cfr_clip(tmp_path, num_frames=2)))
     (record,) = caplog.records
-    assert "interlaced (bottom field first)" in record.getMessage()
+    assert "interlaced and displayed turned by" in record.getMessage()
 
 
 def test_a_10_bit_source_written_8_bit_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
