@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from plugin.overlap import Prefetch
 from plugin.video import VideoReader
@@ -60,6 +61,38 @@ _DUPLICATE_IOU = 0.3
 #: 8, 49 with 16, 53 with 24, using 1.43 then 1.62 of the 2 cores.
 LANDMARKER_AHEAD_BYTES = 24 * 1920 * 1080 * 3
 LANDMARKER_AHEAD_FRAMES = (4, 32)
+
+
+#: During the pass, a frame at the time of the one before it (a repeated pts) is taken this much
+#: later; :func:`spread_repeated_times` then spaces such frames properly.
+REPEATED_TIME_STEP_S = 1e-3
+
+
+def spread_repeated_times(times: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Frame times made strictly increasing: a run of frames at one time (a muxing fault: a
+    screen recorder, a bad concatenation) is spread evenly from that time to the next frame's
+    (over the clip's typical frame interval at its end). Frames one pts apart by a hair would
+    otherwise make the smoothing's local fits singular.
+
+    Args:
+        times: ``(N,)`` non-decreasing seconds.
+    """
+    t = np.asarray(times, dtype=np.float64).copy()
+    n = len(t)
+    steps = np.diff(t)
+    if n < 2 or (steps > 0).all():
+        return t
+    typical = float(np.median(steps[steps > 0])) if (steps > 0).any() else 1.0 / 25.0
+    i = 0
+    while i < n:
+        j = i
+        while j + 1 < n and times[j + 1] <= times[i]:
+            j += 1
+        if j > i:
+            end = times[j + 1] if j + 1 < n else times[i] + typical
+            t[i:j + 1] = times[i] + (end - times[i]) * np.arange(j - i + 1) / (j - i + 1)
+        i = j + 1
+    return t
 
 
 def frames_ahead(frame_bytes: int) -> int:
@@ -198,7 +231,8 @@ def analyze_frames(
     """
     settings = analysis_settings(config, pixel_aspect)
     observations: list[list[FaceObservation]] = []
-    times: list[float] = []
+    times: list[float] = []  # strictly increasing, as the follower saw them
+    stream_times: list[float] = []  # as the stream has them
     pts: list[int] = []
     has_pts = True
     cuts: list[int] = []
@@ -217,8 +251,9 @@ def analyze_frames(
                      name="deltaface-landmarker") as ahead:
         for frame, found, new_cuts, new_shot in ahead:
             t = frame.time if frame.pts is not None else frame.index / 25.0
-            if times and t <= times[-1]:
-                t = np.nextafter(times[-1], np.inf)
+            stream_times.append(t)
+            if times and t <= times[-1]:  # a repeated pts: spread out after the pass
+                t = times[-1] + REPEATED_TIME_STEP_S
             if video:
                 found = found + landmarker.search_missed(frame, found)
             if config.recover_tracks:
@@ -243,7 +278,7 @@ def analyze_frames(
             if progress is not None:
                 progress(len(observations), total)
         cuts.extend(d.frame_index for d in cut_detector.flush() if d.is_cut)
-    frame_times = np.asarray(times, dtype=np.float64)
+    frame_times = spread_repeated_times(np.asarray(stream_times, dtype=np.float64))
     tracks = build_tracks(observations, frame_times, cuts, config.tracking)
     analysis = ClipAnalysis(
         input_hash=input_hash,

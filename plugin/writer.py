@@ -222,6 +222,8 @@ class VideoWriter:
         max_pts_error_s: after close, the largest difference in seconds between a written
             frame's time and its time in the output as the demuxer reads it (0.0 when exact;
             None for PNG folders).
+        pts_moved: frames written after their own pts because the source gave the frame
+            before them the same one (each goes one tick after the frame before it).
 
     Raises:
         ConfigError: the codec cannot be written to this kind of file.
@@ -275,7 +277,9 @@ class VideoWriter:
         self.skipped_streams: list[str] = []
         self.max_pts_error_s: float | None = None
         self._times: list[Fraction] = []
-        self._last_pts: int | None = None
+        self._last_pts: int | None = None  # as written
+        self._last_source_pts: int | None = None
+        self.pts_moved = 0
         self._names: set[str] = set()
         self._sws = VideoReformatter()
         self._copier: PacketCopier | None = None
@@ -405,15 +409,25 @@ class VideoWriter:
         if frame.time_base != info.time_base:
             raise ValueError(f"frame {frame.index}: time base {frame.time_base} differs from the "
                              f"source's {info.time_base}")
-        if frame.pts is None or (self._last_pts is not None and frame.pts <= self._last_pts):
-            raise ValueError(f"frame {frame.index}: pts {frame.pts} is not after the previous "
-                             f"frame's {self._last_pts}")
-        self._last_pts = frame.pts
+        if frame.pts is None or (self._last_source_pts is not None and frame.pts < self._last_source_pts):
+            raise ValueError(f"frame {frame.index}: pts {frame.pts} is before the previous "
+                             f"frame's {self._last_source_pts}")
+        pts = frame.pts
+        if self._last_pts is not None and pts <= self._last_pts:
+            # The source repeats a pts (a muxing fault: a screen recorder, a bad concatenation).
+            # No container takes two frames at one time: this one goes a tick after the last.
+            pts = self._last_pts + 1
+            self.pts_moved += 1
+            if self.pts_moved == 1:
+                _log.warning("%s: frame %d has the pts of the frame before it (%d); %s has it one "
+                             "tick (%s s) later, and so any later frame that repeats one", info.path,
+                             frame.index, frame.pts, self.path, info.time_base)
+        self._last_source_pts, self._last_pts = frame.pts, pts
         try:
             if self.config.codec == "png":
                 self._write_png(frame)
             else:
-                self._encode(frame)
+                self._encode(frame, pts)
         except OSError as exc:  # disk full, file too large, I/O error: say so, keep nothing
             self._abort()
             raise self._write_error(exc, f"frame {frame.index}") from exc
@@ -423,7 +437,7 @@ class VideoWriter:
         reason = exc.strerror or str(exc)
         return OutputError(f"{self.path}: could not write {where} ({reason}); nothing was left under this name")
 
-    def _encode(self, frame: Frame) -> None:
+    def _encode(self, frame: Frame, pts: int) -> None:
         assert self._container is not None
         if self.deep and frame.deep is not None:
             rgb = av.VideoFrame.from_ndarray(frame.deep, format="rgb48le")
@@ -437,9 +451,9 @@ class VideoWriter:
                 dst_color_range=ColorRange.JPEG if self._full else ColorRange.MPEG, threads=1)
         for key, value in self._tags.items():
             setattr(out, key, value)
-        out.pts = frame.pts
+        out.pts = pts
         out.time_base = frame.time_base
-        time = frame.pts * frame.time_base
+        time = pts * frame.time_base
         self._times.append(time)
         if self._copier is not None:
             self._copier.mux_until(self._container, time)

@@ -118,3 +118,40 @@ def test_the_pass_on_two_threads_gives_what_detect_gives_in_order(mode: str) -> 
         assert len(got) == len(faces)
         for face in faces:
             assert any(np.array_equal(face.landmarks, g) for g in got)
+
+
+def test_repeated_times_are_spread_to_the_next_frame() -> None:
+    from plugin.analyze import spread_repeated_times
+
+    t = np.array([0.0, 0.04, 0.08, 0.08, 0.16, 0.2, 0.2, 0.2, 0.32])
+    np.testing.assert_allclose(spread_repeated_times(t), [0.0, 0.04, 0.08, 0.12, 0.16, 0.2, 0.24, 0.28, 0.32])
+    np.testing.assert_allclose(spread_repeated_times(np.array([0.0, 0.04, 0.04])), [0.0, 0.04, 0.06])  # at the end
+    same = np.array([0.0, 0.1, 0.3])
+    assert np.array_equal(spread_repeated_times(same), same)
+
+
+def test_a_clip_that_repeats_pts_is_tracked_and_edited(clip: Path, tmp_path: Path) -> None:
+    """A muxing fault (screen recorders, bad concatenations) gives frames the pts of the frame
+    before them; the smoothing's local fits went singular on them (an internal error)."""
+    import av
+
+    from plugin.edit_job import EditJob, run_edit
+    from plugin.pipeline import RenderJob
+    from plugin.video import VideoReader
+    from plugin.writer import OutputConfig
+    from synthesis.schedule import EditEntry, EditSchedule, StrengthCurve
+    from tests.plugin.media import write_clip
+
+    with VideoReader(clip) as reader:
+        images = [f.image for f in reader.frames(0, 10)]
+    src = write_clip(tmp_path / "repeats.mkv", codec="ffv1", pix_fmt="bgr0", images=images,
+                     pts=[0, 40, 80, 80, 160, 200, 200, 200, 320, 360], time_base=Fraction(1, 1000))
+    analysis = run_analysis(src, cache_dir=tmp_path / "cache").analysis
+    assert np.all(np.diff(analysis.frame_times) > 0.03)  # spread over the gaps the repeats leave
+    (track,) = analysis.tracks
+    assert len(track.frame_indices) == 10 and np.isfinite(track.landmarks).all()
+    schedule = EditSchedule((EditEntry(track.track_id, "smile", StrengthCurve.constant(0.6)),))
+    out = tmp_path / "out.mp4"
+    run_edit(EditJob(RenderJob(src, out, OutputConfig(preset="ultrafast")), schedule, cache_dir=tmp_path / "cache"))
+    with av.open(str(out)) as c:
+        assert [f.pts for f in c.decode(video=0)] == [0, 40, 80, 81, 160, 200, 201, 202, 320, 360]

@@ -144,8 +144,8 @@ def test_frames_that_do_not_fit_are_rejected(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="64x48"):
             w.write(Frame(0, 0, info.time_base, img[:-2]))
         w.write(Frame(0, 512, info.time_base, img))
-        with pytest.raises(ValueError, match="not after"):
-            w.write(Frame(1, 512, info.time_base, img))
+        with pytest.raises(ValueError, match="before the previous"):  # (a repeated pts is moved on)
+            w.write(Frame(1, 511, info.time_base, img))
 
 
 # -- timing, streams, pixels ------------------------------------------------------------------
@@ -306,6 +306,28 @@ def test_editing_a_turned_interlaced_clip_in_woven_frames_says_so(tmp_path: Path
         warn_about_source(probe(media.cfr_clip(tmp_path, num_frames=2)))
     (record,) = caplog.records
     assert "interlaced and displayed turned by" in record.getMessage()
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_a_repeated_pts_is_written_one_tick_later(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                  suffix: str) -> None:
+    import logging
+
+    # A muxing fault (screen recorders, bad concatenations): frames 2 and 3 repeat frame 1's pts.
+    src = media.write_clip(tmp_path / "repeat.mkv", num_frames=6, codec="ffv1", pix_fmt="bgr0",
+                           pts=[0, 40, 40, 40, 200, 240], time_base=Fraction(1, 1000))
+    with caplog.at_level(logging.WARNING, logger="plugin.writer"):
+        writer = copy_clip(src, tmp_path / f"o{suffix}")
+    assert writer.pts_moved == 2
+    (record,) = [r for r in caplog.records if "pts of the frame before it" in r.getMessage()]
+    assert "frame 2" in record.getMessage()
+    with av.open(str(tmp_path / f"o{suffix}")) as c:
+        assert [f.pts for f in c.decode(video=0)] == [0, 40, 41, 42, 200, 240]
+    with pytest.raises(ValueError, match="before the previous"):  # going back is still refused
+        with VideoReader(src) as reader, VideoWriter(tmp_path / "back.mkv", reader, FAST) as w:
+            frames = list(reader)
+            w.write(frames[1])
+            w.write(frames[0])
 
 
 def test_a_10_bit_source_written_8_bit_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
