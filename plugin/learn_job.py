@@ -25,7 +25,9 @@ from tracking.observation import FaceObservation
 
 
 def read_image(path: Path) -> NDArray[np.uint8]:
-    """``(H, W, 3)`` uint8 RGB of a still (or of a video's first frame).
+    """``(H, W, 3)`` uint8 RGB of a still (or of a video's first frame, as displayed: a stream of
+    non-square pixels is resampled to square ones, so that the face keeps its proportions; a
+    learned delta is geometry, not pixels of that file).
 
     Raises:
         InputError: missing or unreadable.
@@ -36,10 +38,12 @@ def read_image(path: Path) -> NDArray[np.uint8]:
     bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if bgr is None:
         from plugin.video import VideoReader
+        from tracking.aspect import SquarePixels
 
         try:
             with VideoReader(path) as reader:
-                return reader.frame_at(0).image
+                square = SquarePixels(reader.info.width, reader.info.sample_aspect_ratio)
+                return square.image(reader.frame_at(0).image)
         except InputError:
             raise InputError(f"{path}: not an image or video deltaface can read") from None
     return np.ascontiguousarray(bgr[:, :, ::-1])

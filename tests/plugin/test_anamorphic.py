@@ -113,3 +113,12 @@ def test_square_pixels_map_back_exactly_and_leave_square_streams_alone() -> None
     same = SquarePixels(720, Fraction(1))
     assert same.observation(obs) is obs and same.image(image) is image
     assert "pixel_aspect" not in analysis_settings(AnalysisConfig())
+
+
+def test_a_learn_example_from_an_anamorphic_clip_is_read_as_displayed(clips: tuple[list[Frame], Path, float]) -> None:
+    from plugin.learn_job import read_image
+
+    frames, path, _ = clips
+    image = read_image(path)
+    assert image.shape == frames[0].image.shape  # widened back to the picture as displayed
+    assert np.abs(image.astype(int) - frames[0].image).mean() < 6  # squeezed, coded, widened: close
