@@ -249,7 +249,8 @@ def render_face(
     device: torch.device | None = None,
     picture: tuple[int, int, int, int] | None = None,
 ) -> tuple[NDArray[np.uint8], tuple[float, int, float]]:
-    """Warp one face of ``image`` from ``before`` to ``after`` landmarks inside ``crop``.
+    """Warp one face of ``image`` from ``before`` to ``after`` landmarks inside ``crop``
+    (:func:`face_warp`, then :func:`apply_warp`).
 
     Args:
         image: ``(H, W, 3)`` uint8 RGB frame; not modified.
@@ -265,27 +266,68 @@ def render_face(
         largest displacement in crop pixels).
     """
     picture = picture_area(image) if picture is None else picture
+    warp = face_warp(before, after, crop, config, picture, device)
+    return apply_warp(image, warp, config), warp.stats
+
+
+@dataclass(frozen=True, eq=False)
+class FaceWarp:
+    """One face's warp in one frame, before any of the frame's pixels are read: what
+    :func:`apply_warp` samples and blends the frame through (both fields of an interlaced frame
+    go through the same one).
+
+    Attributes:
+        crop: the crop the warp lives in.
+        stats: (min Jacobian, fold repairs, largest displacement in crop pixels).
+        field_and_mask: ``(1, 3, S, S)`` displacement x, y and blend mask, on the render device;
+            None when nothing moves or the mask is empty.
+        box: the frame box the mask can touch (None: nothing to blend).
+        identity: nothing moves (the frame is returned as it is).
+    """
+
+    crop: FaceCrop
+    stats: tuple[float, int, float]
+    field_and_mask: torch.Tensor | None = None
+    box: tuple[int, int, int, int] | None = None
+    identity: bool = False
+
+
+def face_warp(before: NDArray[np.floating], after: NDArray[np.floating], crop: FaceCrop, config: RenderConfig,
+              picture: tuple[int, int, int, int], device: torch.device | None = None) -> FaceWarp:
+    """The warp field and blend mask of one face (:func:`face_field`, :func:`blend_mask` times
+    the motion weight) and the frame box they touch. Arguments as for :func:`render_face`."""
     fld = face_field(before, after, crop, config, picture)
-    stats = (float(fld.min_jacobian), int(fld.repairs), float(fld.max_displacement))
     if fld.is_identity:
-        return image, (1.0, 0, 0.0)
-    bc = config.blend
+        return FaceWarp(crop, (1.0, 0, 0.0), identity=True)
+    stats = (float(fld.min_jacobian), int(fld.repairs), float(fld.max_displacement))
     with torch.inference_mode():
         mask = blend_mask(to_crop(before, crop), to_crop(after, crop), crop.size, config)
-        mask = mask * motion_weight(fld.sample_xy, bc.motion_px)
+        mask = mask * motion_weight(fld.sample_xy, config.blend.motion_px)
         box = support_box(crop, mask)
         if box is None:
-            return image.copy(), stats
-        x0, y0, x1, y1 = box
+            return FaceWarp(crop, stats)
         device = resolve_device(config.device) if device is None else device
         field_and_mask = torch.cat([fld.displacement().permute(2, 0, 1), mask[0]], 0)[None].to(device)
-        fg, alpha = sample_frame_through_field(image, crop, field_and_mask, box, INTERPOLATIONS[config.interpolation])
-        alpha = snap(alpha, bc.floor)
+    return FaceWarp(crop, stats, field_and_mask, box)
+
+
+def apply_warp(image: NDArray[np.uint8], warp: FaceWarp, config: RenderConfig) -> NDArray[np.uint8]:
+    """``image`` sampled once through ``warp`` and blended back (a new array; ``image`` itself
+    when nothing moves)."""
+    if warp.identity:
+        return image
+    if warp.box is None or warp.field_and_mask is None:
+        return image.copy()
+    x0, y0, x1, y1 = warp.box
+    with torch.inference_mode():
+        fg, alpha = sample_frame_through_field(image, warp.crop, warp.field_and_mask, warp.box,
+                                               INTERPOLATIONS[config.interpolation])
+        alpha = snap(alpha, config.blend.floor)
         out = image.copy()
         if not bool((alpha > 0).any()):
-            return out, stats
-        out[y0:y1, x0:x1] = blend(image[y0:y1, x0:x1], fg, alpha, bc)
-    return out, stats
+            return out
+        out[y0:y1, x0:x1] = blend(image[y0:y1, x0:x1], fg, alpha, config.blend)
+    return out
 
 
 def blend_mask(before: NDArray[np.float64], after: NDArray[np.float64], size: int, config: RenderConfig) -> torch.Tensor:
@@ -396,9 +438,9 @@ class EditStage:
             warped (``owned``: the image is this stage's own copy, which the hook may write into),
             from several threads at once: it must be thread-safe (the compositor locks its frame
             reader).
-        fields: the frames are interlaced and their fields are the frame's rows: each face is
-            warped field by field, each from its own rows only (``compositing.fields``; twice
-            the work of a progressive frame).
+        fields: the frames are interlaced and their fields are the frame's rows: each face's
+            warp is applied field by field, each from its own rows only (``compositing.fields``;
+            sampling, blending and texture run twice).
     """
 
     latency = 0
@@ -454,31 +496,36 @@ class EditStage:
     def _face(self, image: NDArray[np.uint8], frame: Frame, plan: FacePlan, row: int, crop: FaceCrop,
               picture: tuple[int, int, int, int]) -> tuple[NDArray[np.uint8], tuple[float, int, float]]:
         """One face warped into ``image``, then its borrowed regions (the texture hook)."""
-        image, stats = render_face(image, plan.before[row], plan.after[row], crop, self.config, self.device, picture)
+        warp = face_warp(plan.before[row], plan.after[row], crop, self.config, picture, self.device)
+        return self._apply(image, frame, plan, row, warp), warp.stats
+
+    def _apply(self, image: NDArray[np.uint8], frame: Frame, plan: FacePlan, row: int,
+               warp: FaceWarp) -> NDArray[np.uint8]:
+        image = apply_warp(image, warp, self.config)
         if self.texture is not None:  # texture hook: regions borrowed from exemplar frames
             # a copy made by the warp may be written into; the frame's own image not
             image = self.texture(image, frame.index, plan, row, owned=image is not frame.image)
-        return image, stats
+        return image
 
     def _by_field(self, image: NDArray[np.uint8], frame: Frame, plan: FacePlan, row: int, crop: FaceCrop,
                   picture: tuple[int, int, int, int]) -> tuple[NDArray[np.uint8], tuple[float, int, float]]:
-        """:meth:`_face` on each field of an interlaced frame alone (``compositing.fields``): the
-        frame's rows of that field from a copy whose other rows were rebuilt from it."""
+        """The face's warp (built once) applied to each field of an interlaced frame alone
+        (``compositing.fields``): the frame's rows of that field from a copy whose other rows
+        were rebuilt from it."""
+        warp = face_warp(plan.before[row], plan.after[row], crop, self.config, picture, self.device)
+        if warp.identity and self.texture is None:
+            return image, warp.stats
         box = crop_box(crop)
         x0, y0, x1, y1 = box
         out = image
-        jac, repairs, disp = 1.0, 0, 0.0
         for parity in (0, 1):
             own = field_image(image, parity, box)
-            done, (j, r, d) = self._face(own, frame, plan, row, crop, picture)
-            jac, repairs, disp = min(jac, j), max(repairs, r), max(disp, d)
-            if done is own and self.texture is None:
-                continue  # nothing moved in this field (a texture hook may have written into it)
+            done = self._apply(own, frame, plan, row, warp)
             if out is frame.image:
                 out = image.copy()
             first = y0 + (parity - y0) % 2
             out[first:y1:2, x0:x1] = done[first:y1:2, x0:x1]
-        return out, (jac, repairs, disp)
+        return out, warp.stats
 
     def flush(self) -> list[Frame]:
         return []
