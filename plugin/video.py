@@ -259,7 +259,7 @@ class VideoReader:
             start: first frame index.
             stop: one past the last frame index (default: the end of the clip).
             deep: also give each frame as 16-bit RGB (``Frame.deep``) when the source has more
-                than 8 bits a sample (a container's video stream; ignored otherwise).
+                than 8 bits a sample (a 10-bit stream, a folder of 16-bit PNGs).
 
         Yields:
             :class:`Frame` records with exact index and pts, display-oriented RGB images.
@@ -273,7 +273,7 @@ class VideoReader:
         self._check_range(start, stop)
         self.frames_read = 0
         if self.info.is_image_sequence:
-            for frame in self._image_frames(start, stop):
+            for frame in self._image_frames(start, stop, deep=deep):
                 self.frames_read += 1
                 yield frame
             return
@@ -323,9 +323,10 @@ class VideoReader:
             raise TruncatedInputError(f"{self.path}: frame {index} cannot be decoded ({damage})",
                                       stopped_at=index) from None
 
-    def _image_frames(self, start: int, stop: int, strict: bool = False) -> Iterator[Frame]:
+    def _image_frames(self, start: int, stop: int, strict: bool = False, deep: bool = False) -> Iterator[Frame]:
         info = self.info
         convert: _RgbConverter | None = None
+        convert_deep: _RgbConverter | None = None
         for i in range(start, stop):
             file = self._index.files[i]
             try:
@@ -341,7 +342,9 @@ class VideoReader:
             matrix, full = _resolve_colour(av_frame)
             if convert is None or (convert.matrix, convert.full_range) != (matrix, full):
                 convert = _RgbConverter(matrix, full, (0, False, False))
-            yield Frame(i, i, info.time_base, convert(av_frame))
+                convert_deep = _RgbConverter(matrix, full, (0, False, False), "rgb48le")
+            wide = deep and av_frame.format.components[0].bits > 8 and convert_deep is not None
+            yield Frame(i, i, info.time_base, convert(av_frame), convert_deep(av_frame) if wide else None)
 
     def close(self) -> None:
         """Close the random-access decoder (iterators close their own when finished)."""

@@ -256,8 +256,7 @@ class VideoWriter:
             self.config = dataclasses.replace(self.config, pix_fmt=ODD_SIZE_PIX_FMT[codec])
             _log.warning("%s is %dx%d (odd): %s is written as %s (4:4:4; some players only play 4:2:0)",
                          self.info.path, self.info.width, self.info.height, final, self.config.pix_fmt)
-        # The reader gives 16-bit RGB of a container's video stream (not of an image sequence).
-        deep_source = self.info.bit_depth > 8 and not self.info.is_image_sequence
+        deep_source = self.info.bit_depth > 8
         if deep_source and self.config.pix_fmt is None and codec in DEEP_PIX_FMT:
             self.config = dataclasses.replace(self.config, pix_fmt=DEEP_PIX_FMT[codec])
         out_bits = bits(self.config.output_pix_fmt)

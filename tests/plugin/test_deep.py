@@ -140,3 +140,18 @@ def test_a_frame_checks_its_16_bit_image() -> None:
         Frame(0, 0, 1, image, np.zeros((4, 6, 3), np.uint8))
     with pytest.raises(ValueError, match="deep"):
         Frame(0, 0, 1, image, np.zeros((4, 5, 3), np.uint16))
+
+
+def test_a_folder_of_16_bit_pngs_keeps_its_samples(tmp_path: Path) -> None:
+    import cv2
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    want = [rng.integers(0, 65536, (24, 32, 3), dtype=np.uint16) for _ in range(3)]
+    for i, rgb in enumerate(want):
+        cv2.imwrite(str(folder / f"{i:04d}.png"), np.ascontiguousarray(rgb[:, :, ::-1]))
+    assert probe(folder).bit_depth == 16
+    run_render(RenderJob(folder, tmp_path / "o.mkv", OutputConfig(codec="ffv1")))
+    got = _deep(tmp_path / "o.mkv")
+    assert all(np.array_equal(a, b) for a, b in zip(want, got, strict=True))
