@@ -28,8 +28,8 @@ from numpy.typing import NDArray
 
 from compositing.blend import BlendConfig, blend
 from compositing.crop import FaceCrop
-from compositing.fields import crop_box, field_image
 from compositing.croptrack import CropTrackConfig, track_crops
+from compositing.fields import crop_box, field_image
 from compositing.mask import face_oval, motion_weight, polygon_mask, polygon_size, snap
 from compositing.support import below_jaw_support, head_polygons, picture_area, picture_support
 from compositing.warp import sample_frame_through_field, support_box
@@ -495,12 +495,13 @@ class EditStage:
 
     def _face(self, image: NDArray[np.uint8], frame: Frame, plan: FacePlan, row: int, crop: FaceCrop,
               picture: tuple[int, int, int, int]) -> tuple[NDArray[np.uint8], tuple[float, int, float]]:
-        """One face warped into ``image``, then its borrowed regions (the texture hook)."""
+        """One face warped into ``image`` (:meth:`_apply`)."""
         warp = face_warp(plan.before[row], plan.after[row], crop, self.config, picture, self.device)
         return self._apply(image, frame, plan, row, warp), warp.stats
 
     def _apply(self, image: NDArray[np.uint8], frame: Frame, plan: FacePlan, row: int,
                warp: FaceWarp) -> NDArray[np.uint8]:
+        """``warp`` applied to ``image``, then the face's borrowed regions (the texture hook)."""
         image = apply_warp(image, warp, self.config)
         if self.texture is not None:  # texture hook: regions borrowed from exemplar frames
             # a copy made by the warp may be written into; the frame's own image not
