@@ -50,10 +50,25 @@ def merge(deep: NDArray[np.uint16], before: NDArray[np.uint8], after: NDArray[np
     return deep
 
 
-def carry(out: Frame, source: Frame | None) -> Frame:
-    """``out`` (what the stages made of ``source``) with ``source``'s 16-bit image, the stages'
-    change added (:func:`merge`; ``source.deep`` is changed in place). ``out`` itself when the
-    source has no 16-bit image."""
-    if source is None or source.deep is None:
-        return out
-    return dataclasses.replace(out, deep=merge(source.deep, source.image, out.image))
+class DeepSources:
+    """Frames read with a 16-bit image, by index, until what the stages made of them is written
+    (the render pass and a partial re-render; the stages return new frames without it)."""
+
+    def __init__(self) -> None:
+        self._by_index: dict[int, Frame] = {}
+
+    def keep(self, frame: Frame) -> Frame:
+        """Remember ``frame`` when it has a 16-bit image; returns it."""
+        if frame.deep is not None:
+            self._by_index[frame.index] = frame
+        return frame
+
+    def carry(self, out: Frame) -> Frame:
+        """``out`` (what the stages made of a kept frame) with that frame's 16-bit image, the
+        stages' change added (:func:`merge`; the kept image is changed in place, and forgotten).
+        ``out`` itself when its source had no 16-bit image."""
+        source = self._by_index.pop(out.index, None)
+        if source is None:
+            return out
+        assert source.deep is not None  # only such frames are kept
+        return dataclasses.replace(out, deep=merge(source.deep, source.image, out.image))

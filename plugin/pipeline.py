@@ -14,9 +14,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
-from plugin.deep import carry
+from plugin.deep import DeepSources
 from plugin.overlap import BackgroundSink, Prefetch, ordered_map
 from plugin.provenance import build_provenance
 from plugin.ranges import FrameRange
@@ -24,8 +23,6 @@ from plugin.video import VideoReader
 from plugin.writer import OutputConfig, VideoWriter
 from tracking.frame import Frame
 from tracking.stage import Stage
-
-T = TypeVar("T")
 
 #: Threads the stages run on when they allow it (the machines deltaface targets have 2 cores).
 STAGE_WORKERS = 2
@@ -170,22 +167,19 @@ def run_render(
             # Decoding and encoding run on their own threads (plugin/overlap.py): the encoder
             # alone keeps only part of two cores busy.
             # A source of more than 8 bits a sample is also read as 16-bit RGB when the output
-            # holds more than 8 (plugin/deep.py): each frame waits here, by index, for the writer
-            # to encode its 16-bit image with the stages' change added.
-            sources: dict[int, Frame] = {}
+            # holds more than 8 (plugin/deep.py): each frame waits, by index, for the writer to
+            # encode its 16-bit image with the stages' change added.
+            sources = DeepSources()
 
             def read() -> Iterator[Frame]:
                 decoded = clock.timed_iter(reader.frames(deep=writer.deep))
                 try:
-                    for frame in decoded:
-                        if frame.deep is not None:
-                            sources[frame.index] = frame
-                        yield frame
+                    yield from map(sources.keep, decoded)
                 finally:
                     decoded.close()  # a stop mid-clip releases the decoder on this thread
 
-            def encode(pair: tuple[Frame, Frame | None]) -> None:
-                writer.write(carry(*pair))
+            def encode(out: Frame) -> None:
+                writer.write(sources.carry(out))
 
             with Prefetch(read()) as frames, BackgroundSink(clock.timed_call(encode)) as sink:
 
@@ -193,7 +187,7 @@ def run_render(
                     nonlocal written
                     for out in ready:
                         _check_order(out, written)
-                        sink.put((out, sources.pop(out.index, None)))
+                        sink.put(out)
                         written += 1
                         if progress is not None:
                             progress(written, info.num_frames)
@@ -261,8 +255,8 @@ class _Clock:
             if callable(close):
                 close()
 
-    def timed_call(self, fn: Callable[[T], None]) -> Callable[[T], None]:
-        def call(item: T) -> None:
+    def timed_call(self, fn: Callable[[Frame], None]) -> Callable[[Frame], None]:
+        def call(item: Frame) -> None:
             t0 = time.perf_counter()
             fn(item)
             self.seconds["encode"] += time.perf_counter() - t0

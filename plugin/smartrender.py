@@ -33,7 +33,7 @@ from typing import Any
 
 import av
 
-from plugin.deep import carry
+from plugin.deep import DeepSources
 from plugin.output import AtomicOutput, temp_path_for
 from plugin.pipeline import StageChain
 from plugin.provenance import PROVENANCE_KEY, apply_provenance, merge_ranges, read_provenance
@@ -271,15 +271,13 @@ def _encode_run(path: Path, info: VideoInfo, config: OutputConfig, stages: Seque
     """Render frames ``first..last`` through ``stages`` into a new file at ``path``."""
     chain = StageChain(stages)
     # Video only: the splice takes this file's video packets; the audio stays the previous output's.
-    sources: dict[int, Frame] = {}  # 16-bit images of a deep source, as in plugin.pipeline.run_render
+    sources = DeepSources()  # 16-bit images of a deep source, as in plugin.pipeline.run_render
     with VideoReader(info.path) as reader, VideoWriter(path, reader, config, tag, copy_streams=False) as writer:
         for frame in reader.frames(first, last + 1, deep=writer.deep):
-            if frame.deep is not None:
-                sources[frame.index] = frame
-            for out in chain.push(frame):
-                writer.write(carry(out, sources.pop(out.index, None)))
+            for out in chain.push(sources.keep(frame)):
+                writer.write(sources.carry(out))
         for out in chain.flush():
-            writer.write(carry(out, sources.pop(out.index, None)))
+            writer.write(sources.carry(out))
 
 
 def _segment_packets(path: Path) -> tuple[StreamLayout, list[bytes]]:
