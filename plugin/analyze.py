@@ -231,8 +231,8 @@ def analyze_frames(
     """
     settings = analysis_settings(config, pixel_aspect)
     observations: list[list[FaceObservation]] = []
-    times: list[float] = []  # strictly increasing, as the follower saw them
     stream_times: list[float] = []  # as the stream has them
+    last_t: float | None = None  # the previous frame's time as the follower saw it (increasing)
     pts: list[int] = []
     has_pts = True
     cuts: list[int] = []
@@ -252,8 +252,8 @@ def analyze_frames(
         for frame, found, new_cuts, new_shot in ahead:
             t = frame.time if frame.pts is not None else frame.index / 25.0
             stream_times.append(t)
-            if times and t <= times[-1]:  # a repeated pts: spread out after the pass
-                t = times[-1] + REPEATED_TIME_STEP_S
+            if last_t is not None and t <= last_t:  # a repeated pts: spread out after the pass
+                t = last_t + REPEATED_TIME_STEP_S
             if video:
                 found = found + landmarker.search_missed(frame, found)
             if config.recover_tracks:
@@ -270,7 +270,7 @@ def analyze_frames(
             follower.push(FrameFaces(frame.index, t, tuple(found)))  # in the landmarker's pixels
             assert squared.square is not None  # set when this frame was read
             observations.append([squared.square.observation(f) for f in found])
-            times.append(t)
+            last_t = t
             if frame.pts is None:
                 has_pts = False
             else:

@@ -25,6 +25,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +130,7 @@ def load_references(paths: Sequence[Path]) -> list[Reference]:
         for path in paths:
             path = Path(path)
             stills: list[tuple[str, NDArray[np.uint8]]] = []
-            square = None  # a still's pixels are square; a video's may not be
+            aspect = Fraction(1)  # a still's pixels are square; a video's may not be
             if not path.exists():
                 raise InputError(f"{path}: no such reference file or folder")
             if path.suffix.lower() in IMAGE_SUFFIXES:
@@ -140,14 +141,13 @@ def load_references(paths: Sequence[Path]) -> list[Reference]:
                 stills.append((str(path), np.ascontiguousarray(bgr[:, :, ::-1])))
             else:
                 with VideoReader(path) as reader:
-                    square = SquarePixels(reader.info.width, reader.info.sample_aspect_ratio)
+                    aspect = reader.info.sample_aspect_ratio
                     n = len(reader)
                     for i in np.unique(np.linspace(0, n - 1, min(n, MAX_REFERENCE_FRAMES)).round().astype(int)):
                         stills.append((f"{path}#{int(i)}", reader.frame_at(int(i)).image))
             found = 0
             for name, image in stills:
-                faces = (lm.detect_image(image, search_only_if_none=True) if square is None
-                         else square.detect_image(lm, image, search_only_if_none=True))
+                faces = SquarePixels(image.shape[1], aspect).detect_image(lm, image, search_only_if_none=True)
                 if not faces:
                     continue
                 f = max(faces, key=lambda o: float(np.ptp(o.landmarks[:, 0])))

@@ -325,8 +325,7 @@ class VideoReader:
 
     def _image_frames(self, start: int, stop: int, strict: bool = False, deep: bool = False) -> Iterator[Frame]:
         info = self.info
-        convert: _RgbConverter | None = None
-        convert_deep: _RgbConverter | None = None
+        converters: tuple[_RgbConverter, _RgbConverter] | None = None  # to 8-bit and to 16-bit RGB
         for i in range(start, stop):
             file = self._index.files[i]
             try:
@@ -340,11 +339,12 @@ class VideoReader:
                 raise InputError(f"{file}: frame {i} is {av_frame.width}x{av_frame.height}, the "
                                  f"sequence is {info.width}x{info.height}")
             matrix, full = _resolve_colour(av_frame)
-            if convert is None or (convert.matrix, convert.full_range) != (matrix, full):
-                convert = _RgbConverter(matrix, full, (0, False, False))
-                convert_deep = _RgbConverter(matrix, full, (0, False, False), "rgb48le")
-            wide = deep and av_frame.format.components[0].bits > 8 and convert_deep is not None
-            yield Frame(i, i, info.time_base, convert(av_frame), convert_deep(av_frame) if wide else None)
+            if converters is None or (converters[0].matrix, converters[0].full_range) != (matrix, full):
+                converters = (_RgbConverter(matrix, full, (0, False, False)),
+                              _RgbConverter(matrix, full, (0, False, False), "rgb48le"))
+            eight, sixteen = converters
+            wide = deep and av_frame.format.components[0].bits > 8
+            yield Frame(i, i, info.time_base, eight(av_frame), sixteen(av_frame) if wide else None)
 
     def close(self) -> None:
         """Close the random-access decoder (iterators close their own when finished)."""
