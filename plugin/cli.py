@@ -90,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
                            "where the clip itself has none; repeatable")
     edit.add_argument("--no-texture", action="store_true",
                       help="warp only: never borrow eye or mouth texture from other frames")
+    edit.add_argument("--edit-unseen", action="store_true",
+                      help="also edit frames where the face was not seen (the tracker bridged them: "
+                           "something in front of the face, a turn too far); by default they pass "
+                           "through and the edit eases out around them")
     _add_timeline_options(edit)
     edit.add_argument("--report", type=Path, default=None, metavar="DIR",
                       help="also write a QC report: DIR/index.html (self-contained page: pose and "

@@ -148,6 +148,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
     from plugin.editlist import load_edit_list, schedule_from_specs
     from plugin.pipeline import RenderJob
     from plugin.video import probe
+    from synthesis.plan import PlanConfig
     from synthesis.schedule import EditSchedule
 
     if not args.delta and args.edits is None:
@@ -178,7 +179,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
                        allow_truncated=args.allow_truncated)
     job = EditJob(render=render, schedule=schedule, analysis=_analysis_config(args),
                   render_config=RenderConfig(blend=BlendConfig(method=args.blend), device=args.device),
-                  cache_dir=args.cache_dir, use_cache=not args.no_cache,
+                  plan=PlanConfig(edit_unseen=args.edit_unseen), cache_dir=args.cache_dir, use_cache=not args.no_cache,
                   references=tuple(args.reference), **({"texture": None} if args.no_texture else {}))
     with Progress("track", args.quiet) as track_progress, Progress("render", args.quiet) as render_progress:
         summary = run_edit(job, progress=track_progress, render_progress=render_progress)

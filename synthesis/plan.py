@@ -29,6 +29,9 @@ from tracking.errors import ConfigError
 #: values are the iris move asked for and made, in inter-ocular distances.
 IRIS_LIMIT_LABEL = "iris inside the eye opening"
 IRIS_KEPT_EVENT = 0.9
+#: A delta eased out where the face was not seen is recorded as a clamp event under its name
+#: followed by this label (see :func:`fade_unseen`).
+UNSEEN_LABEL = "face not seen"
 
 
 @dataclass(frozen=True)
@@ -41,18 +44,30 @@ class PlanConfig:
             the ears: FACTS.md measured 10° of yaw and ±8° of pitch looking natural, 15° of yaw
             acceptable with regularization, 25° failing.
         clamp_to_range: clamp every delta to ``±max_strength`` (its documented range).
+        edit_unseen: also edit the frames where the face was not seen (bridged frames: the
+            tracker bridged a short gap by interpolation, so the landmarks there are a guess).
+            Off by default: what is there instead of a tracked face (a hand or an object in
+            front of it, a head turned past what the landmarker follows, motion blur) would be
+            warped, and given borrowed eyes or a mouth, as if it were the face.
+        unseen_ramp: frames over which an edit eases out before an unseen run and back in after
+            it (:func:`fade_unseen`; the frames next to an occlusion usually show the face
+            partly covered, where the landmarks are already unsure).
     """
 
     max_yaw_deg: float = 15.0
     max_pitch_deg: float = 10.0
     max_roll_deg: float = 15.0
     clamp_to_range: bool = True
+    edit_unseen: bool = False
+    unseen_ramp: int = 4
 
     def __post_init__(self) -> None:
         for name in ("max_yaw_deg", "max_pitch_deg", "max_roll_deg"):
             v = getattr(self, name)
             if not 0 < v <= 45:
                 raise ConfigError(f"PlanConfig.{name} must be in (0, 45], got {v}")
+        if not 0 <= self.unseen_ramp <= 100:
+            raise ConfigError(f"PlanConfig.unseen_ramp must be in [0, 100], got {self.unseen_ramp}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,6 +118,40 @@ def strength_limits(deltas: Mapping[str, Delta], config: PlanConfig) -> tuple[di
     return limits, combined
 
 
+def seen_weight(frame_indices: NDArray[np.integer], unseen: NDArray[np.bool_], ramp: int) -> NDArray[np.float64]:
+    """``(N,)`` weight in [0, 1] on a track's edit strengths: 0 on its unseen frames, easing
+    (smoothstep) back to 1 over ``ramp`` frames on each side, by frame index.
+
+    Args:
+        frame_indices: ``(N,)`` increasing frames of the track.
+        unseen: ``(N,)`` frames where the face was not seen.
+        ramp: frames of easing (0: a hard cut at the unseen run's edge).
+    """
+    f = np.asarray(frame_indices, dtype=np.float64)
+    if not unseen.any():
+        return np.ones(f.shape)
+    hidden = f[unseen]
+    at = np.searchsorted(hidden, f)
+    after, before = hidden[np.minimum(at, len(hidden) - 1)], hidden[np.maximum(at - 1, 0)]
+    dist = np.minimum(np.abs(f - after), np.abs(f - before))
+    t = np.clip(dist / (ramp + 1), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def fade_unseen(resolved: TrackStrengths, unseen: NDArray[np.bool_], ramp: int) -> TrackStrengths:
+    """``resolved`` with every strength times :func:`seen_weight`, and a clamp event (labelled
+    ``"<delta> (face not seen)"``) for each run of frames whose strength that changed."""
+    weight = seen_weight(resolved.frame_indices, unseen, ramp)
+    strengths, events = {}, list(resolved.events)
+    f = resolved.frame_indices.astype(np.float64)
+    for name, v in resolved.strengths.items():
+        faded = v * weight
+        faded.setflags(write=False)
+        strengths[name] = faded
+        events += run_events(unseen & (v != 0), f, resolved.track_id, f"{name} ({UNSEEN_LABEL})", v, faded)
+    return TrackStrengths(resolved.track_id, resolved.frame_indices, strengths, tuple(events))
+
+
 def _rows_of(landmarks: NDArray[np.float32], rows: NDArray[np.intp]) -> NDArray[np.float32]:
     """``landmarks[rows]``: a read-only view when the rows are one run (an edit over a whole shot:
     no second copy of the track's landmarks, 5.7 kB a frame), else a copy."""
@@ -135,7 +184,8 @@ def plan_track(
         segments: ``(N,)`` segment ids.
         landmarks: ``(N, 478, 3)`` tracked (smoothed) landmarks in frame pixels.
         blendshapes: ``(N, 52)`` scores.
-        confidence: ``(N,)`` per-frame trust (0 for bridged frames).
+        confidence: ``(N,)`` per-frame trust (0 for bridged frames: unless
+            ``config.edit_unseen``, no edit reaches them, see :func:`fade_unseen`).
         schedule: the clip's edits (entries for other faces are ignored).
         deltas: every delta the schedule names, by name.
         config: limits.
@@ -154,6 +204,9 @@ def plan_track(
         raise ConfigError(f"unknown delta(s): {', '.join(missing)}")
     limits, combined = strength_limits(deltas, config)
     resolved: TrackStrengths = resolve_track(schedule, track_id, fi, limits=limits, combined=combined)
+    unseen = np.asarray(confidence, dtype=np.float64) <= 0
+    if not config.edit_unseen and unseen.any():
+        resolved = fade_unseen(resolved, unseen, config.unseen_ramp)
     active = np.zeros(fi.shape[0], dtype=bool)
     for v in resolved.strengths.values():
         active |= v != 0

@@ -25,7 +25,7 @@ from synthesis.deltas import (
     save_delta,
 )
 from synthesis.regions import EYES, inter_ocular, lid_clearance
-from tracking.errors import InputError
+from tracking.errors import ConfigError, InputError
 from tracking.landmarker import Landmarker, LandmarkerConfig
 from tracking.pose import euler_from_matrix, matrix_from_euler
 
@@ -307,3 +307,58 @@ def test_plan_records_where_the_eye_opening_cut_a_gaze_short(astronaut_landmarks
     assert (event.first_frame, event.last_frame) == (0, n - 1)
     assert event.requested == pytest.approx(strength * np.linalg.norm(control("gaze_x").displacement[468, :2]))
     assert 0 < event.applied < IRIS_KEPT_EVENT * event.requested
+
+
+def test_seen_weight_is_zero_where_the_face_was_not_seen_and_eases_back() -> None:
+    from synthesis.plan import seen_weight
+
+    frames = np.arange(30, dtype=np.int64)
+    unseen = np.zeros(30, bool)
+    unseen[[12, 13, 14, 20]] = True
+    w = seen_weight(frames, unseen, ramp=4)
+    assert np.all(w[unseen] == 0)
+    assert np.all(w[:8] == 1) and np.all(w[25:] == 1)  # 5 frames or more from every unseen frame
+    assert np.all((w[8:12] > 0) & (w[8:12] < 1)) and np.all(np.diff(w[8:12]) < 0)
+    assert np.all((w[15:20] > 0) & (w[15:20] < 1))
+    assert np.all(seen_weight(frames, np.zeros(30, bool), ramp=4) == 1)
+    hard = seen_weight(frames, unseen, ramp=0)
+    assert np.array_equal(hard, (~unseen).astype(float))
+
+
+@pytest.mark.parametrize("edit_unseen", [False, True])
+def test_frames_where_the_face_was_not_seen_are_left_out_of_the_plan(astronaut_landmarks: np.ndarray,
+                                                                     edit_unseen: bool) -> None:
+    from synthesis.plan import UNSEEN_LABEL, PlanConfig, plan_track
+    from synthesis.schedule import EditEntry, EditSchedule, StrengthCurve
+
+    n = 24
+    frames = np.arange(n, dtype=np.int64) + 100
+    lm = np.repeat(astronaut_landmarks[None], n, 0).astype(np.float32)
+    confidence = np.ones(n)
+    confidence[10:13] = 0.0  # bridged: the tracker did not see the face on frames 110-112
+    schedule = EditSchedule((EditEntry(0, "smile", StrengthCurve.constant(0.5)),
+                             EditEntry(0, "head_yaw", StrengthCurve.constant(6.0))))
+    deltas = {"smile": control("smile"), "head_yaw": control("head_yaw")}
+    plan = plan_track(0, frames, frames / 25.0, np.zeros(n, np.int32), lm, np.zeros((n, 52), np.float32),
+                      confidence, schedule, deltas, PlanConfig(edit_unseen=edit_unseen))
+    events = [e for e in plan.events if e.delta.endswith(f"({UNSEEN_LABEL})")]
+    if edit_unseen:
+        assert plan.frame_indices.tolist() == frames.tolist() and events == []
+        return
+    assert plan.frame_indices.tolist() == [f for f in frames.tolist() if not 110 <= f <= 112]
+    yaw = dict(zip(plan.frame_indices.tolist(), plan.strengths["head_yaw"]))
+    assert yaw[100] == yaw[105] == 6.0 and yaw[117] == 6.0  # 5 frames from the unseen run: untouched
+    assert 0 < yaw[109] < yaw[108] < yaw[106] < 6.0 and 0 < yaw[113] < yaw[114] < yaw[116] < 6.0
+    assert sorted((e.delta, e.first_frame, e.last_frame, e.requested, e.applied) for e in events) == [
+        (f"head_yaw ({UNSEEN_LABEL})", 110, 112, 6.0, 0.0), (f"smile ({UNSEEN_LABEL})", 110, 112, 0.5, 0.0)]
+    # where the strength is eased, the landmarks move less
+    move = np.abs(plan.after - plan.before).max(axis=(1, 2))
+    rows = {f: i for i, f in enumerate(plan.frame_indices.tolist())}
+    assert move[rows[109]] < move[rows[106]] < move[rows[100]]
+
+
+def test_plan_config_refuses_a_negative_unseen_ramp() -> None:
+    from synthesis.plan import PlanConfig
+
+    with pytest.raises(ConfigError):
+        PlanConfig(unseen_ramp=-1)

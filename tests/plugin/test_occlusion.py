@@ -1,0 +1,70 @@
+"""Something passes in front of the face: the frames the tracker bridged are not edited.
+
+A real face (the LivePortrait fixture) with a checkerboard card sliding across it: while the card
+covers the face the landmarker finds none, and the tracker bridges the gap by interpolation. An
+edit there would warp the card, and paste a borrowed mouth onto it, as if it were the face.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from plugin.analyze import run_analysis
+from plugin.edit_job import EditJob, run_edit
+from plugin.pipeline import RenderJob
+from plugin.video import VideoReader
+from plugin.writer import OutputConfig
+from synthesis.plan import UNSEEN_LABEL, PlanConfig
+from synthesis.schedule import EditEntry, EditSchedule, StrengthCurve
+from tests.plugin.media import write_clip
+from tracking.observation import Source
+from tracking.analysis import SOURCE_CODES
+
+CLIP = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "liveportrait_d0.mp4"
+FRAMES = 40
+#: The card: frames it is on, its rows, width, and where its left edge starts and how fast it moves.
+CARD_FRAMES = range(8, 29)
+CARD_ROWS = slice(140, 440)
+CARD_WIDTH, CARD_X0, CARD_SPEED = 220, -200, 36
+
+
+def _occluded_clip(path: Path) -> Path:
+    with VideoReader(CLIP) as reader:
+        images = [f.image.copy() for f in reader.frames(0, FRAMES)]
+    yy, xx = np.mgrid[0:images[0].shape[0], 0:images[0].shape[1]]
+    board = np.repeat((((yy // 16 + xx // 16) % 2) * 160 + 40).astype(np.uint8)[..., None], 3, axis=2)
+    for i in CARD_FRAMES:
+        x0 = CARD_X0 + (i - CARD_FRAMES[0]) * CARD_SPEED
+        a, b = max(x0, 0), min(x0 + CARD_WIDTH, images[i].shape[1])
+        if b > a:
+            images[i][CARD_ROWS, a:b] = board[CARD_ROWS, a:b]
+    return write_clip(path, codec="ffv1", pix_fmt="bgr0", images=images)
+
+
+@pytest.mark.parametrize("edit_unseen", [False, True])
+def test_frames_where_the_face_is_hidden_pass_through(tmp_path: Path, edit_unseen: bool) -> None:
+    if not CLIP.exists():
+        pytest.skip(f"fixture clip missing: {CLIP}")
+    src = _occluded_clip(tmp_path / "card.mkv")
+    cache = tmp_path / "cache"
+    (track,) = run_analysis(src, cache_dir=cache).analysis.tracks
+    bridged = track.frame_indices[track.sources == SOURCE_CODES[Source.BRIDGED]].tolist()
+    assert len(bridged) >= 2 and set(bridged) <= set(CARD_FRAMES)
+    schedule = EditSchedule((EditEntry(track.track_id, "head_yaw", StrengthCurve.constant(8.0)),
+                             EditEntry(track.track_id, "smile", StrengthCurve.constant(0.6))))
+    out = tmp_path / "out.mkv"
+    summary = run_edit(EditJob(RenderJob(src, out, OutputConfig(codec="ffv1")), schedule, cache_dir=cache,
+                               plan=PlanConfig(edit_unseen=edit_unseen)))
+    with VideoReader(src) as a, VideoReader(out) as b:
+        changed = [not np.array_equal(x.image, y.image) for x, y in zip(a, b, strict=True)]
+    events = [e for e in summary.plans[0].events if e.delta.endswith(f"({UNSEEN_LABEL})")]
+    far = [f for f in range(FRAMES) if min(abs(f - g) for g in bridged) > 4]
+    assert all(changed[f] for f in far)
+    if edit_unseen:
+        assert all(changed[f] for f in bridged) and events == []
+        return
+    assert not any(changed[f] for f in bridged)
+    assert {(e.first_frame, e.last_frame) for e in events} == {(bridged[0], bridged[-1])}
