@@ -17,7 +17,9 @@ output is re-tracked with ``run_analysis(use_cache=False)``. Figures compare the
   weakly determined in pitch), so all three are reported;
 - blendshapes: achieved change of each control's intended score vs ``Delta.blendshapes x strength``;
 - identity: ``identity_change`` outside the delta's region (fraction of inter-ocular distance),
-  with the same figure between neighbouring unedited input frames as the noise floor;
+  with the same figure between neighbouring unedited input frames as the noise floor; for pose
+  edits also ``identity_image`` (:func:`image_identity`: the input frame's 3-D shape fitted to the
+  output's image positions alone, since the landmarker's depth barely follows a 2-D warp);
 - pixels: differing pixels in frames outside the plan (must be 0) and, in edited frames, outside
   the face box grown by half the face size;
 - temporal: landmark jitter (second difference after a 2-D similarity to the first frame, / IOD)
@@ -73,7 +75,7 @@ from synthesis.codespace import canonical_shape, invert_track  # noqa: E402
 from synthesis.controls import named_controls  # noqa: E402
 from synthesis.deltas import identity_change  # noqa: E402
 from synthesis.plan import PlanConfig  # noqa: E402
-from synthesis.regions import rigid_weights  # noqa: E402
+from synthesis.regions import inter_ocular, rigid_weights  # noqa: E402
 from synthesis.schedule import EditEntry, EditSchedule, StrengthCurve  # noqa: E402
 from tracking.mediapipe_results import BLENDSHAPE_NAMES  # noqa: E402
 from tracking.pose import euler_from_matrix, similarity_fit  # noqa: E402
@@ -160,6 +162,54 @@ def pose_achieved(bench: Bench, result: dict[str, Any]) -> dict[str, list[float]
         img.append(euler_from_matrix(r_out @ r_in.T))
     return {"matrix": [round(float(v), 2) for v in matrix], "procrustes": [round(float(v), 2) for v in rel.mean(0)],
             "image": [round(float(v), 2) for v in np.mean(img, axis=0)]}
+
+
+def image_identity(bench: Bench, result: dict[str, Any]) -> dict[str, float]:
+    """Identity read from image positions alone (no landmark depth), for pose edits.
+
+    Each full-strength frame's own 3-D face shape (the input's inversion) is fitted to the
+    re-detected output's mesh points in x and y (:func:`shape_residual`); what no rotation,
+    scale and shift of that shape explains is a change of the face's form. A pose edit should
+    leave the form alone, so ``rms_iod`` should be near ``floor_rms_iod``, the same shape fitted
+    to the next input frame (the landmarker's noise and the face's own motion between frames).
+    The depth-based identity figure (``identity_rms_iod``) reads the landmarker's depth, which a
+    2-D warp barely moves: a turned face then reads as another shape.
+    """
+    t = result["track"]
+    a, b = bench.rows(t, range(FULL[0], FULL[1] + 1))
+    code_in = invert_track(bench.track.raw_landmarks, bench.track.raw_blendshapes)
+    raw = bench.track.raw_landmarks
+    out, floor = [], []
+    for i, j in zip(a, b):
+        shape = canonical_shape(code_in.identity, code_in.expressions[i])[:468]
+        out.append(shape_residual(t.raw_landmarks[j, :468, :2].astype(np.float64), shape))
+        if i + 1 < len(raw):
+            floor.append(shape_residual(raw[i + 1, :468, :2].astype(np.float64), shape))
+    return {"rms_iod": round(float(np.mean(out)), 5), "floor_rms_iod": round(float(np.mean(floor)), 5)}
+
+
+def shape_residual(points: np.ndarray, shape: np.ndarray) -> float:
+    """RMS distance (in the fitted shape's inter-ocular distances) of ``(K, 2)`` image points
+    from the best weak-perspective view (rotation, scale, shift) of the ``(K, 3)`` canonical
+    ``shape``: least squares from :func:`image_rotation`'s start."""
+    from scipy.optimize import least_squares
+    from scipy.spatial.transform import Rotation
+
+    flip = np.array([1.0, -1.0])  # camera y up -> image y down
+    r0 = image_rotation(points, shape, np.ones(len(shape)))
+    view = (shape @ r0.T)[:, :2] * flip
+    c, x = view - view.mean(0), points - points.mean(0)
+    s0 = float((c * x).sum() / (c * c).sum())
+    t0 = points.mean(0) - s0 * view.mean(0)
+
+    def resid(p: np.ndarray) -> np.ndarray:
+        rot = Rotation.from_rotvec(p[:3]).as_matrix() @ r0
+        return ((p[3] * (shape @ rot.T)[:, :2] * flip + p[4:6]) - points).ravel()
+
+    fit = least_squares(resid, np.concatenate([np.zeros(3), [s0], t0]))
+    d = np.linalg.norm(fit.fun.reshape(-1, 2), axis=1)
+    iod_px = fit.x[3] * inter_ocular(shape)
+    return float(np.sqrt(np.mean(d**2)) / iod_px)
 
 
 def image_rotation(points: np.ndarray, shape: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -334,7 +384,8 @@ def run_clip(bench: Bench, quick: bool) -> dict[str, Any]:
                              "achieved_image": ach["image"][axis],
                              "other_axes_matrix": [v for i, v in enumerate(ach["matrix"]) if i != axis],
                              "fold_repairs": fold_repairs(res),
-                             "identity_rms_iod": round(identity_outside(bench, res, None), 5)})
+                             "identity_rms_iod": round(identity_outside(bench, res, None), 5),
+                             "identity_image": image_identity(bench, res)})
                 if req == 10:
                     tiles.append(still(bench, res, f"{name} {req}"))
                     report["pixels"][name] = pixels_outside(bench, res)
