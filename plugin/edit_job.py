@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from plugin.analyze import AnalysisConfig, AnalysisResult, ProgressCallback, run_analysis
-from plugin.editing import EditStage, RenderConfig
+from plugin.editing import EditStage, RenderConfig, tracked_faces
 from plugin.output import check_output_path
 from plugin.pipeline import RenderJob, RenderSummary, run_render
 from plugin.provenance import merge_ranges
@@ -186,7 +186,7 @@ def prepare_edit(
         plans, compositor, events = prepare_texture(plans, tracks, input_path, load_references(references), texture)
     try:
         stage = EditStage(plans, (info.height, info.width), render_config, texture=compositor,
-                          fields=info.fields_are_rows)
+                          fields=info.fields_are_rows, faces=tracked_faces(tracks.values()))
     except BaseException:
         if compositor is not None:
             compositor.close()

@@ -19,7 +19,7 @@ outside the mask's support keep their exact bytes.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,13 +31,15 @@ from compositing.crop import FaceCrop
 from compositing.croptrack import CropTrackConfig, track_crops
 from compositing.fields import crop_box, field_image
 from compositing.mask import face_oval, motion_weight, polygon_mask, polygon_size, snap
+from compositing.occlusion import keep_in_front
 from compositing.support import below_jaw_support, head_polygons, picture_area, picture_support
 from compositing.warp import sample_frame_through_field, support_box
 from synthesis.plan import FacePlan
-from synthesis.regions import LEFT_EYE, LIPS, RIGHT_EYE
+from synthesis.regions import LEFT_EYE, LIPS, RIGHT_EYE, inter_ocular
 from synthesis.piecewise import border_anchors, flipped_triangles, triangulate
 from synthesis.piecewise import opening_mask as _opening_mask
 from synthesis.warpfield import WarpConfig, WarpField, build_field
+from tracking.analysis import Track
 from tracking.errors import ConfigError
 from tracking.frame import Frame
 from tracking.observation import NUM_MESH_LANDMARKS
@@ -77,6 +79,10 @@ KEEP_EXACT = np.asarray(sorted({*LEFT_EYE, *RIGHT_EYE, *LIPS}), dtype=np.intp)
 #: and hair line with the face, while an expression edit bends the oval rather than moving it
 #: and keeps the mask on the face.
 HEAD_MOTION_FULL = 0.02
+#: A face counts as in front of another when its 3-D inter-ocular distance in pixels (which does
+#: not shrink with yaw) is at least this many times the other's: heads differ in size far less
+#: than distance changes them (see :func:`faces_in_front`).
+NEARER_RATIO = 1.15
 #: The fade at the picture's edge is at least this many times the edit's largest landmark motion
 #: wide, so that no pixel near the edge samples from beyond it (see :func:`field_support`).
 EDGE_WIDTH_PER_MOTION = 2.0
@@ -139,6 +145,27 @@ class RenderConfig:
         if self.interpolation not in INTERPOLATIONS:
             raise ConfigError(f"RenderConfig.interpolation must be one of {sorted(INTERPOLATIONS)}, "
                               f"got {self.interpolation!r}")
+
+
+def faces_in_front(own: NDArray[np.floating], others: Iterable[NDArray[np.floating]],
+                   ratio: float = NEARER_RATIO) -> list[NDArray[np.floating]]:
+    """The faces of ``others`` (``(478, 3)`` frame pixels each) nearer the camera than ``own``:
+    those :data:`NEARER_RATIO` times its size or more. Faces of about one size are side by side,
+    not behind one another, and none of them counts as in front."""
+    size = inter_ocular(np.asarray(own, np.float64))
+    return [o for o in others if inter_ocular(np.asarray(o, np.float64)) >= ratio * size]
+
+
+def tracked_faces(tracks: Iterable[Track]) -> Callable[[int], list[tuple[int, NDArray[np.float32]]]]:
+    """For :class:`EditStage`'s ``faces``: every face the tracks hold in a frame, as
+    ``(track id, (478, 3) landmarks)``."""
+    tracks = list(tracks)
+
+    def at(frame_index: int) -> list[tuple[int, NDArray[np.float32]]]:
+        rows = ((t, t.row(frame_index)) for t in tracks)
+        return [(t.track_id, t.landmarks[r]) for t, r in rows if r is not None]
+
+    return at
 
 
 def resolve_device(name: str) -> torch.device:
@@ -441,6 +468,10 @@ class EditStage:
         fields: the frames are interlaced and their fields are the frame's rows: each face's
             warp is applied field by field, each from its own rows only (``compositing.fields``;
             sampling, blending and texture run twice).
+        faces: every tracked face in a frame, ``frame index -> [(track id, (478, 3) landmarks)]``
+            (:func:`tracked_faces`). The heads of faces nearer the camera than an edited face
+            (:func:`faces_in_front`) keep their pixels through its edit
+            (``compositing.occlusion.keep_in_front``). None: only the edited faces are known.
     """
 
     latency = 0
@@ -450,10 +481,12 @@ class EditStage:
 
     def __init__(self, plans: Sequence[FacePlan], frame_size: tuple[int, int], config: RenderConfig | None = None,
                  texture: Callable[[NDArray[np.uint8], int, FacePlan, int], NDArray[np.uint8]] | None = None,
-                 fields: bool = False):
+                 fields: bool = False,
+                 faces: Callable[[int], Sequence[tuple[int, NDArray[np.floating]]]] | None = None):
         self.config = config or RenderConfig()
         self.texture = texture  # texture hook (plugin/texture_stage.py)
         self.fields = fields
+        self.faces = faces
         self.device = resolve_device(self.config.device)  # a missing GPU is refused before any frame
         self.info: list[FaceRenderInfo] = []
         self._by_frame: dict[int, list[tuple[FacePlan, int, FaceCrop]]] = {}
@@ -487,11 +520,20 @@ class EditStage:
         picture = picture_area(image)
         for plan, row, crop in jobs:
             face = self._by_field if self.fields else self._face
-            image, (jac, repairs, disp) = face(image, frame, plan, row, crop, picture)
+            edited, (jac, repairs, disp) = face(image, frame, plan, row, crop, picture)
+            front = faces_in_front(plan.before[row], self._others(frame.index, plan.track_id, jobs))
+            image = keep_in_front(edited, image, front, crop_box(crop))
             self.info.append(FaceRenderInfo(plan.track_id, frame.index, jac, repairs, disp))
         if image is frame.image:
             return [frame]
         return [Frame(frame.index, frame.pts, frame.time_base, image)]
+
+    def _others(self, frame_index: int, track_id: int,
+                jobs: list[tuple[FacePlan, int, FaceCrop]]) -> list[NDArray[np.floating]]:
+        """The other faces in a frame: as tracked, and as edited where this stage edits them."""
+        others = [lm for tid, lm in (self.faces(frame_index) if self.faces else ()) if tid != track_id]
+        others += [p.after[r] for p, r, _ in jobs if p.track_id != track_id]
+        return others
 
     def _face(self, image: NDArray[np.uint8], frame: Frame, plan: FacePlan, row: int, crop: FaceCrop,
               picture: tuple[int, int, int, int]) -> tuple[NDArray[np.uint8], tuple[float, int, float]]:

@@ -37,7 +37,7 @@ from compositing.crop import crop_for_landmarks
 from compositing.mask import face_oval
 from plugin.analyze import AnalysisConfig, AnalysisResult, ProgressCallback, run_analysis
 from plugin.edit_job import resolve_deltas, warn_about_source
-from plugin.editing import EditStage, RenderConfig, render_face
+from plugin.editing import EditStage, RenderConfig, render_face, tracked_faces
 from plugin.output import check_output_path
 from plugin.pipeline import RenderJob, RenderSummary, run_render
 from plugin.provenance import merge_ranges
@@ -397,7 +397,7 @@ def run_restore(job: RestoreJob, progress: ProgressCallback | None = None,
     plan = plan_restore(job, progress, refine_progress)
     info = probe(job.swapped)
     stages: list[Any] = [EditStage(plan.plans, (info.height, info.width), job.render_config, texture=plan.texture,
-                                   fields=info.fields_are_rows)]
+                                   fields=info.fields_are_rows, faces=tracked_faces(plan.swapped.analysis.tracks))]
     bridge = BridgeStage(job.swapped, plan.bridges, job.render_config) if plan.bridges else None
     if bridge is not None:
         stages.append(bridge)

@@ -258,3 +258,21 @@ def test_asking_for_cuda_without_a_device_is_a_clear_error(face) -> None:
         _render_both_ways(face, "cuda")
     with pytest.raises(ConfigError, match="device"):
         RenderConfig(device="tpu")
+
+
+def test_only_a_clearly_larger_face_counts_as_in_front(face) -> None:
+    from plugin.editing import NEARER_RATIO, faces_in_front
+
+    _, lm = face
+    centre = lm[:, :2].mean(axis=0)
+
+    def scaled(k: float) -> np.ndarray:
+        out = lm.copy()
+        out[:, :2] = centre + k * (lm[:, :2] - centre)
+        out[:, 2] = k * lm[:, 2]
+        return out
+
+    bigger, similar, smaller = scaled(NEARER_RATIO * 1.01), scaled(1.05), scaled(0.7)
+    front = faces_in_front(lm, [bigger, similar, smaller])
+    assert len(front) == 1 and front[0] is bigger
+    assert faces_in_front(bigger, [lm]) == []

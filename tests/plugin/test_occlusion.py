@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -68,3 +69,56 @@ def test_frames_where_the_face_is_hidden_pass_through(tmp_path: Path, edit_unsee
         return
     assert not any(changed[f] for f in bridged)
     assert {(e.first_frame, e.last_frame) for e in events} == {(bridged[0], bridged[-1])}
+
+
+def _overlap_clip(path: Path, frames: int = 10) -> tuple[Path, list[np.ndarray]]:
+    """The astronaut's portrait with the LivePortrait man (keyed off his green screen) in front of
+    it, his head over her right cheek: two faces, one partly hiding the other. Also gives the
+    man's pixels in each frame (his key, eroded by 2 pixels)."""
+    from plugin.demo import astronaut_image
+
+    portrait = astronaut_image()
+    with VideoReader(CLIP) as reader:
+        fronts = [f.image.astype(np.float32) for f in reader.frames(0, frames)]
+    images, masks = [], []
+    for man in fronts:
+        canvas = np.full((576, 1024, 3), 90, np.float32)
+        canvas[32:544, 100:612] = portrait
+        key = (man[..., 1] > man[..., 0] + 25) & (man[..., 1] > man[..., 2] + 25)
+        alpha = cv2.GaussianBlur((~key).astype(np.float32), (5, 5), 0)[90:, :, None]
+        region = canvas[0:422, 205:717]
+        region[:] = alpha * man[90:] + (1 - alpha) * region
+        images.append(np.rint(canvas).astype(np.uint8))
+        mask = np.zeros((576, 1024), np.uint8)
+        mask[0:422, 205:717] = ~key[90:]
+        masks.append(cv2.erode(mask, np.ones((5, 5), np.uint8)) > 0)
+    return write_clip(path, codec="ffv1", pix_fmt="bgr0", images=images), masks
+
+
+@pytest.mark.parametrize("protect", [True, False])
+def test_an_edit_of_a_face_behind_another_leaves_the_nearer_head_alone(tmp_path: Path, monkeypatch,
+                                                                       protect: bool) -> None:
+    if not CLIP.exists():
+        pytest.skip(f"fixture clip missing: {CLIP}")
+    import plugin.edit_job
+    from synthesis.regions import inter_ocular
+
+    src, front_pixels = _overlap_clip(tmp_path / "two.mkv")
+    cache = tmp_path / "cache"
+    tracks = run_analysis(src, cache_dir=cache).analysis.tracks
+    assert len(tracks) == 2 and all(len(t.frame_indices) == len(front_pixels) for t in tracks)
+    back = min(tracks, key=lambda t: inter_ocular(t.landmarks[0]))  # the astronaut, farther away
+    if not protect:  # the stage as before: it knew only the faces it edited
+        monkeypatch.setattr(plugin.edit_job, "tracked_faces", lambda tracks: (lambda frame: []))
+    schedule = EditSchedule((EditEntry(back.track_id, "head_yaw", StrengthCurve.constant(10.0)),
+                             EditEntry(back.track_id, "smile", StrengthCurve.constant(0.7))))
+    out = tmp_path / "out.mkv"
+    run_edit(EditJob(RenderJob(src, out, OutputConfig(codec="ffv1")), schedule, cache_dir=cache))
+    with VideoReader(src) as a, VideoReader(out) as b:
+        diffs = [np.abs(x.image.astype(int) - y.image.astype(int)).max(axis=2) for x, y in zip(a, b, strict=True)]
+    assert all((d[~m] > 2).sum() > 1000 for d, m in zip(diffs, front_pixels))  # her face was edited
+    touched = sum(int((d[m] > 0).sum()) for d, m in zip(diffs, front_pixels))
+    if protect:
+        assert touched == 0
+    else:
+        assert touched > 1000
