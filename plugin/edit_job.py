@@ -218,5 +218,6 @@ def run_edit(job: EditJob, progress: ProgressCallback | None = None,
     finally:
         prepared.close()
     repairs = sum(i.repairs for i in prepared.stage.info)
+    covered = prepared.texture.covered_events() if prepared.texture is not None else []
     return EditSummary(prepared.analysis, prepared.plans, summary, prepared.edited_by_face, prepared.clamps(),
-                       repairs, prepared.texture_events)
+                       repairs, prepared.texture_events + covered)

@@ -33,7 +33,10 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from compositing.texture import TextureBlendConfig, composite, feathered_alpha, match_colour, ring_mask, sample
+from compositing.texture import (
+    CLEAR_AT, TextureBlendConfig, composite, feathered_alpha, match_colour, ring_agreement, ring_mask, sample,
+    uncovered_weight,
+)
 from plugin.provenance import merge_ranges
 from plugin.video import VideoReader, probe
 from synthesis.exemplars import (
@@ -227,6 +230,9 @@ class TextureCompositor:
         self._reader: VideoReader | None = None
         self._cache: OrderedDict[int, NDArray[np.uint8]] = OrderedDict()
         self.frames_textured = 0
+        #: (track id, region name) -> {frame: lowest ring agreement} where a region's texture was
+        #: held back, wholly or in part, because something covered the region in that frame.
+        self.covered: dict[tuple[int, str], dict[int, float]] = {}
         # The edit stage composites two frames at once: the reader, its cache and the count are
         # shared, the compositing itself (most of the time) is not.
         self._lock = threading.Lock()
@@ -282,13 +288,28 @@ class TextureCompositor:
             if ch.extend is not None and ch.extend[row] > 1:  # a faded-in exemplar, at its own state
                 scale = region_scale(job.region, ch.extend[row])[:, None]
                 target = plan.before[row] + (plan.after[row] - plan.before[row]) * scale
+            agreement: list[float] = []
             res = transfer_region(out, target, layers, job.region, self.config.blend, weight=weight,
-                                  in_place=owned)
+                                  in_place=owned, agreement_out=agreement)
             owned = owned or res is not out
             out = res
             with self._lock:
                 self.frames_textured += 1
+                if agreement and agreement[0] < CLEAR_AT:
+                    self.covered.setdefault((plan.track_id, job.region.name), {})[frame_index] = agreement[0]
         return out
+
+    def covered_events(self) -> list[dict[str, Any]]:
+        """Where a region's texture was held back because something covered the region, as the
+        run summary lists texture events (``action`` ``"covered"``)."""
+        events = []
+        for (face, region), frames in sorted(self.covered.items()):
+            for a, b in merge_ranges((f, f) for f in sorted(frames)):
+                low = min(frames[f] for f in range(a, b + 1) if f in frames)
+                events.append({"face": face, "region": region, "frames": [a, b], "action": "covered",
+                               "reason": f"the borrowed {region.replace('_', ' ')} and the frame disagree around "
+                                         f"it (down to {low:.2f}): something covers one of them, texture held back"})
+        return events
 
     def close(self) -> None:
         if self._reader is not None:
@@ -306,6 +327,7 @@ def transfer_region(
     weight: float = 1.0,
     *,
     in_place: bool = False,
+    agreement_out: list[float] | None = None,
 ) -> NDArray[np.uint8]:
     """Composite a region borrowed from one or more exemplars (cross-faded) onto ``frame``.
 
@@ -322,6 +344,8 @@ def transfer_region(
         config: feather and ring sizes.
         weight: overall strength in [0, 1].
         in_place: write into ``frame`` (which the caller owns) instead of a copy.
+        agreement_out: when given, the ring agreement (``compositing.texture.ring_agreement``)
+            is appended to it whenever it was measured.
 
     Returns:
         The new frame (``frame`` itself when nothing is covered, or when ``in_place``).
@@ -359,6 +383,13 @@ def transfer_region(
         tex = t if tex is None else tex + t
     if tex is None:
         return frame
+    if ring is not None and config.hold_back_covered:  # nothing pasted onto what covers the face
+        agreement = ring_agreement(tex, base, ring)
+        if agreement is not None and agreement_out is not None:
+            agreement_out.append(agreement)
+        weight *= uncovered_weight(agreement)
+        if weight <= 0:
+            return frame
     alpha = feathered_alpha(core, config.feather_iod * iod) * float(np.clip(weight, 0, 1))
     out = frame if in_place else frame.copy()
     out[box[1]:box[3], box[0]:box[2]] = composite(base, tex, alpha)
@@ -401,7 +432,9 @@ def rebuild_face(
         region = REGIONS[region_mask_spec]
     else:
         raise ConfigError(f"rebuild_face: unknown region {region_mask_spec!r}; use 'face' or one of {', '.join(REGIONS)}")
-    out = transfer_region(target_frame, target_landmarks, [(exemplar_frame, exemplar_landmarks, 1.0)], region)
+    # the target frame's own face is what is missing: nothing there to agree with
+    out = transfer_region(target_frame, target_landmarks, [(exemplar_frame, exemplar_landmarks, 1.0)], region,
+                          TextureBlendConfig(hold_back_covered=False))
     return out.copy() if out is target_frame else out
 
 

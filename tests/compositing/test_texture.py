@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from compositing import texture as tx
 
@@ -48,3 +49,29 @@ def test_feathered_alpha_is_zero_outside_and_one_deep_inside() -> None:
     assert np.all(np.diff(row) >= 0)
     ring = tx.ring_mask(region, np.ones_like(region), 3.0)
     assert not (ring & region).any() and ring.sum() > 0
+
+
+def test_ring_agreement_tells_the_same_skin_from_something_in_front_of_it() -> None:
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:64, 0:64]
+    skin = (0.5 + 0.2 * np.sin(xx / 5.0) * np.cos(yy / 7.0) + rng.normal(0, 0.01, (64, 64)))[..., None]
+    skin = np.clip(skin * np.array([1.0, 0.8, 0.7]), 0, 1).astype(np.float32)
+    ring = np.zeros((64, 64), bool)
+    ring[8:56, 8:56] = True
+    ring[16:48, 16:48] = False
+    # the same skin under other light (gain and offset per channel): agrees
+    lit = np.clip(skin * 0.7 + 0.1, 0, 1)
+    frame = np.rint(lit * 255).astype(np.uint8)
+    assert tx.ring_agreement(skin, frame, ring) > 0.95
+    assert tx.uncovered_weight(tx.ring_agreement(skin, frame, ring)) == 1.0
+    # a checkerboard card in front: no agreement, nothing pasted
+    card = np.repeat(((((yy // 8) + (xx // 8)) % 2) * 160 + 40).astype(np.uint8)[..., None], 3, axis=2)
+    agreement = tx.ring_agreement(skin, card, ring)
+    assert agreement < tx.COVERED_AT and tx.uncovered_weight(agreement) == 0.0
+    # between the two thresholds the weight rises smoothly; unmeasurable rings count as clear
+    mid = (tx.COVERED_AT + tx.CLEAR_AT) / 2
+    assert tx.uncovered_weight(mid) == pytest.approx(0.5)
+    assert tx.uncovered_weight(None) == 1.0
+    assert tx.ring_agreement(skin, frame, np.zeros((64, 64), bool)) is None
+    flat = np.full((64, 64, 3), 128, np.uint8)
+    assert tx.ring_agreement(skin, flat, ring) is None
