@@ -417,6 +417,9 @@ def _restore_lines(result: dict[str, Any]) -> list[str]:
         lines.append(f"  face {face}: the swap has no face on frames " + ", ".join(f"{a}-{b}" for a, b in ranges)
                      + (" (bridged: " + ", ".join(f"{a}-{b}" for a, b in result["bridged_frames"]) + ")"
                         if result["bridged_frames"] else " (passed through; --bridge fills them)"))
+    for face, lag in result.get("suspected_frame_offsets", {}).items():
+        lines.append(f"  face {face}: the swap's head moves {abs(lag)} frame{'' if abs(lag) == 1 else 's'} "
+                     f"{'later' if lag > 0 else 'earlier'} than the plate's: are the clips lined up?")
     if not result["fixed_ranges"]:
         lines.append("  no frame diverged beyond the thresholds: the swap passed through unchanged")
     return lines

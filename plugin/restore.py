@@ -24,6 +24,7 @@ codec).
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,15 +49,18 @@ from plugin.texture_stage import (
 from plugin.video import VideoReader, probe
 from plugin.writer import OutputConfig
 from synthesis.codespace import TrackCode, invert_track
+from synthesis.frame_offset import Offset, frame_offset
 from synthesis.plan import FacePlan, plan_track
 from synthesis.restore import (
-    PairRestore, RestoreConfig, bridge_target, combine_plans, divergence, match_tracks, restore_pair,
+    FacePair, PairRestore, RestoreConfig, bridge_target, combine_plans, divergence, match_tracks, restore_pair,
 )
 from synthesis.schedule import EditSchedule
 from tracking.analysis import SOURCE_CODES, ClipAnalysis, Track
 from tracking.errors import ConfigError, InputError
 from tracking.frame import Frame
 from tracking.observation import Source
+
+_log = logging.getLogger(__name__)
 
 #: Feather of the bridged face's paste, as a fraction of the face's size.
 BRIDGE_FEATHER = 0.04
@@ -123,6 +127,7 @@ class RestorePlan:
     refinement: dict[int, dict[str, Any]] = field(default_factory=dict)
     texture: TextureCompositor | None = None
     texture_events: list[dict[str, Any]] = field(default_factory=list)
+    offsets: dict[int, Offset] = field(default_factory=dict)
 
     def close(self) -> None:
         if self.texture is not None:
@@ -156,7 +161,8 @@ class RestoreSummary:
                 for r in self.plan.restores if r.border_limited.size},
             "bridged_frames": self.bridged,
             "closed_loop": {str(k): v for k, v in self.plan.refinement.items()},
-            "texture": self.plan.texture_events,
+            "texture": self.plan.texture_events + (self.plan.texture.covered_events() if self.plan.texture else []),
+            "suspected_frame_offsets": {str(k): v.lag for k, v in self.plan.offsets.items() if v.suspect},
             "verified_by_retracking": self.verified,
         }
 
@@ -202,6 +208,7 @@ def plan_restore(job: RestoreJob, progress: ProgressCallback | None = None,
             raise ConfigError(f"{job.plate}: no face with id {', '.join(map(str, unknown))}")
         ptracks = {k: v for k, v in ptracks.items() if k in job.plate_faces}
     pairs = match_tracks(list(ptracks.values()), list(stracks.values()), job.config.match_min_iou)
+    offsets = _check_offsets(job, pairs, ptracks, stracks)
     restores, plans = [], []
     bridges: dict[int, list[tuple[int, NDArray[np.float32], NDArray[np.float64]]]] = {}
     refinement: dict[int, dict[str, Any]] = {}
@@ -243,7 +250,30 @@ def plan_restore(job: RestoreJob, progress: ProgressCallback | None = None,
     compositor, events = None, []
     if job.texture is not None and final:
         final, compositor, events = prepare_texture(final, stracks, job.swapped, refs, job.texture)
-    return RestorePlan(plate, swapped, tuple(restores), tuple(final), bridges, refinement, compositor, events)
+    return RestorePlan(plate, swapped, tuple(restores), tuple(final), bridges, refinement, compositor, events,
+                       offsets)
+
+
+def _check_offsets(job: RestoreJob, pairs: Sequence[FacePair], ptracks: dict[int, Track],
+                   stracks: dict[int, Track]) -> dict[int, Offset]:
+    """Per plate face, the lag between its head motion and the swap's
+    (``synthesis.frame_offset``); a clear lag other than 0 is warned about: restore compares the
+    two clips frame by frame, so it would "repair" every fast change one frame off."""
+    offsets = {}
+    for pair in pairs:
+        pt, st = ptracks[pair.plate_id], stracks[pair.swap_id]
+        off = frame_offset(pt.frame_indices, pt.landmarks, st.frame_indices, st.landmarks)
+        if off is None:
+            continue
+        offsets[pair.plate_id] = off
+        if off.suspect:
+            n = abs(off.lag)
+            _log.warning("%s: face %d moves as the plate's face %d does %d frame%s %s (motion mismatch %.4f "
+                         "against %.4f as numbered): restore compares the clips frame by frame, so trim the "
+                         "swap to line its frames up with the plate's", job.swapped, pair.swap_id, pair.plate_id,
+                         n, "" if n == 1 else "s", "later" if off.lag > 0 else "earlier", off.mismatch,
+                         off.mismatch_at_zero)
+    return offsets
 
 
 def _bridge_jobs(r: PairRestore, pt: Track, st: Track, pc: TrackCode, sc: TrackCode,

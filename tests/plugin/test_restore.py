@@ -224,3 +224,28 @@ def test_qc_report_shows_the_swap_before_and_the_plates_pose_after(restored, bad
     assert abs(yaw["after"][mid] - float(plate.angles[plate.row(mid), 0])) < REPORT_TARGET_DEG
     assert rep["summary"]["fixed_ranges"][0]["frames"][0] <= TURNED[0]
     assert "restore" in face["strengths"] and rep["thumbnails"]
+
+
+def test_a_swap_two_frames_late_is_warned_about(bad_swap, tmp_path, caplog):
+    """The same frame count, but the swap runs two frames behind the plate: restore would
+    "repair" every change of motion two frames off, so it says so (synthesis/frame_offset.py)."""
+    import logging
+
+    from plugin.restore import plan_restore
+    from synthesis.restore import RestoreConfig
+    from tests.plugin.media import write_clip
+
+    with VideoReader(bad_swap["plate"]) as reader:
+        images = [f.image for f in reader]
+    late = write_clip(tmp_path / "late.mkv", codec="ffv1", pix_fmt="bgr0", images=images[:2] + images[:-2])
+    quick = RestoreConfig(refine_rounds=0)
+    for swap, lag in ((late, 2), (bad_swap["plate"], 0)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="plugin.restore"):
+            plan = plan_restore(RestoreJob(bad_swap["plate"], swap, tmp_path / "o.mkv", config=quick,
+                                           cache_dir=bad_swap["cache"], texture=None))
+        plan.close()
+        (offset,) = plan.offsets.values()
+        assert offset.lag == lag and offset.suspect == (lag != 0)
+        warned = [r.getMessage() for r in caplog.records if "frame by frame" in r.getMessage()]
+        assert warned == ([] if lag == 0 else [warned[0]]) and (lag == 0 or "2 frames later" in warned[0])
