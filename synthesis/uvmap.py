@@ -32,6 +32,12 @@ from tracking.observation import NUM_MESH_LANDMARKS
 
 #: Default side of the UV texture (texels).
 UV_SIZE = 256
+#: How far (pixels, scaled by the source-to-target size ratio) a correspondence may extrapolate a
+#: triangle beyond its source box (:func:`correspondence_map`): a pixel centre the rasterizer
+#: gives a triangle lies within about 0.7 pixels of it.
+EXTRAPOLATE_PX = 1.0
+#: Largest size ratio that scales :data:`EXTRAPOLATE_PX`.
+MAX_EXTRAPOLATE_SCALE = 4.0
 
 
 def triangles() -> NDArray[np.int32]:
@@ -224,7 +230,30 @@ def correspondence_map(
         empty = np.full(tri_map.shape, -1.0, np.float32)
         return empty, empty.copy(), covered
     xy = _per_pixel(source_affines(t, source, box[:2]), tri_map, np.full(2, -1.0))
+    lo, hi = _source_bounds(t, source)
+    k = tri_map[covered]
+    xy[covered] = np.clip(xy[covered], lo[k], hi[k])
     return np.ascontiguousarray(xy[..., 0]), np.ascontiguousarray(xy[..., 1]), covered
+
+
+def _source_bounds(target: NDArray[np.float64], source: NDArray[np.floating]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """``(898, 2)`` low and high corners of each source triangle's box, grown by
+    :data:`EXTRAPOLATE_PX` times the triangle's source-to-target size ratio (at least 1).
+
+    The rasterizer gives a triangle the pixels its outline touches, whose centres may lie a
+    fraction of a pixel outside it; there the triangle's affine map extrapolates. That is exact
+    for a well-shaped triangle, but a nearly flat one (the lid line of a closed eye, the lips of
+    a closed mouth) has a huge affine gain across itself, and half a pixel off it maps anywhere
+    in the source (specks of background on a closed lid). The source point is kept near the
+    source triangle instead."""
+    tris = triangles()
+    s = np.asarray(source, dtype=np.float64)[:, :2][tris]
+    d = target[:, :2][tris]
+    size_s = np.linalg.norm(s.max(axis=1) - s.min(axis=1), axis=1)
+    size_t = np.linalg.norm(d.max(axis=1) - d.min(axis=1), axis=1)
+    grow = EXTRAPOLATE_PX * np.maximum(size_s / np.maximum(size_t, 1e-9), 1.0)
+    grow = np.minimum(grow, EXTRAPOLATE_PX * MAX_EXTRAPOLATE_SCALE)[:, None]
+    return (s.min(axis=1) - grow).astype(np.float32), (s.max(axis=1) + grow).astype(np.float32)
 
 
 def triangle_facing(landmarks: NDArray[np.floating]) -> NDArray[np.float64]:

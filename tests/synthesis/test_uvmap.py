@@ -100,3 +100,25 @@ def test_a_given_triangle_map_gives_the_same_correspondence() -> None:
         assert np.array_equal(x, y)
     # outside the triangles the maps point nowhere (-1), as cv2.remap's border expects
     assert np.all(a[0][~a[2]] == -1) and np.all(a[1][~a[2]] == -1)
+
+
+def test_a_nearly_flat_triangle_does_not_map_pixels_far_into_the_source() -> None:
+    # A closed eye: the upper lid laid onto the lower lid, a hair's breadth above it. The lid
+    # line's triangles are nearly flat, and the pixels the rasterizer gives them lie up to half
+    # a pixel off them: their affine maps must not throw those pixels across the source.
+    target = _layout()
+    for up, low in rg.LEFT_LID_PAIRS:
+        target[up, :2] = target[low, :2] + np.array([0.0, -0.02])
+    source = _layout()
+    tris = uvmap.region_triangles(uvmap.grow(rg.LEFT_EYE, 1))
+    pts = target[list(rg.LEFT_EYE), :2]
+    box = (int(pts[:, 0].min()) - 10, int(pts[:, 1].min()) - 10, int(pts[:, 0].max()) + 10, int(pts[:, 1].max()) + 10)
+    mx, my, covered = uvmap.correspondence_map(target, source, tris, box)
+    tri_map = uvmap.triangle_map(target, tris, box, target[:, 2])
+    corners = source[:, :2][uvmap.triangles()[tri_map[covered]]]
+    lo, hi = corners.min(axis=1), corners.max(axis=1)
+    xy = np.stack([mx[covered], my[covered]], -1)
+    beyond = np.maximum(lo - xy, xy - hi).max(axis=1)
+    assert covered.sum() > 100
+    assert beyond.max() <= 4.0 + 1e-3  # EXTRAPOLATE_PX times MAX_EXTRAPOLATE_SCALE
+    # on well-shaped triangles nothing changes: the affine copy test above stays exact
