@@ -196,6 +196,10 @@ def _add_restore_options(p: argparse.ArgumentParser) -> None:
                         "repeatable")
     p.add_argument("--no-verify", action="store_true",
                    help="do not track the output to measure the divergence left")
+    p.add_argument("--offset", default="0", metavar="N|auto",
+                   help="the swap's frames run N frames after the plate's (negative: before): compare the "
+                        "plate's frame F with the swap's frame F+N; 'auto': the lag the head motion shows, "
+                        "where it is clear (default 0: the same numbers)")
 
 
 def _add_restore_parsers(sub: Any) -> None:

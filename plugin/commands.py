@@ -392,10 +392,15 @@ def _restore_job(args: argparse.Namespace, plate: Path, swapped: Path, output: P
     if args.edits is not None:
         info = probe(swapped)
         schedule = load_edit_list(args.edits, info.num_frames, float(info.average_rate) if info.average_rate else None)
+    auto = args.offset.strip().lower() == "auto"
+    try:
+        offset = 0 if auto else int(args.offset)
+    except ValueError:
+        raise ConfigError(f"--offset {args.offset!r}: give a whole number of frames or 'auto'") from None
     return RestoreJob(plate=plate, swapped=swapped, output=output, output_config=output_config, config=config,
                       bridge=args.bridge, schedule=schedule, verify=not args.no_verify,
                       analysis=_analysis_config(args), cache_dir=args.cache_dir, use_cache=not args.no_cache,
-                      references=tuple(args.reference or ()))
+                      references=tuple(args.reference or ()), offset=offset, auto_offset=auto)
 
 
 def _restore_lines(result: dict[str, Any]) -> list[str]:
@@ -417,9 +422,13 @@ def _restore_lines(result: dict[str, Any]) -> list[str]:
         lines.append(f"  face {face}: the swap has no face on frames " + ", ".join(f"{a}-{b}" for a, b in ranges)
                      + (" (bridged: " + ", ".join(f"{a}-{b}" for a, b in result["bridged_frames"]) + ")"
                         if result["bridged_frames"] else " (passed through; --bridge fills them)"))
+    offset = result.get("frame_offset", 0)
+    if offset:
+        lines.append(f"  the plate's frame F was compared with the swap's frame F{offset:+d}")
     for face, lag in result.get("suspected_frame_offsets", {}).items():
         lines.append(f"  face {face}: the swap's head moves {abs(lag)} frame{'' if abs(lag) == 1 else 's'} "
-                     f"{'later' if lag > 0 else 'earlier'} than the plate's: are the clips lined up?")
+                     f"{'later' if lag > 0 else 'earlier'} than the plate's: are the clips lined up? "
+                     f"(--offset {offset + lag} or --offset auto compares them so)")
     if not result["fixed_ranges"]:
         lines.append("  no frame diverged beyond the thresholds: the swap passed through unchanged")
     return lines

@@ -453,7 +453,7 @@ def write_restore_report(directory: Path, summary: Any, config: ReportConfig = R
 
     plan = summary.plan
     swapped = plan.swapped.analysis
-    plate = {t.track_id: t for t in plan.plate.analysis.tracks}
+    plate = plan.plate_tracks  # as compared (renumbered by the restore's frame offset)
     swaps = {t.track_id: t for t in swapped.tracks}
     f = swapped.frame_count
     targets: dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}

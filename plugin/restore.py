@@ -49,13 +49,13 @@ from plugin.texture_stage import (
 from plugin.video import VideoReader, probe
 from plugin.writer import OutputConfig
 from synthesis.codespace import TrackCode, invert_track
-from synthesis.frame_offset import Offset, frame_offset
+from synthesis.frame_offset import Offset, agreed_lag, frame_offset
 from synthesis.plan import FacePlan, plan_track
 from synthesis.restore import (
     FacePair, PairRestore, RestoreConfig, bridge_target, combine_plans, divergence, match_tracks, restore_pair,
 )
 from synthesis.schedule import EditSchedule
-from tracking.analysis import SOURCE_CODES, ClipAnalysis, Track
+from tracking.analysis import SOURCE_CODES, TRACK_ARRAYS, ClipAnalysis, Track
 from tracking.errors import ConfigError, InputError
 from tracking.frame import Frame
 from tracking.observation import Source
@@ -90,6 +90,12 @@ class RestoreJob:
             none in the needed state (an eye the swap never closes); never the plate's person.
         reference_stills: such stills already read (``plugin.texture_stage.load_references``),
             used as well.
+        offset: the swap's frame ``f + offset`` shows the plate's frame ``f`` (a swap exported
+            that many frames late; negative: early). The swap's numbering is kept: the output
+            has the swap's frames, and the plate's faces are compared with the swap frames that
+            show them; frames with no plate frame to compare are left as they are.
+        auto_offset: use the lag the head motion shows (``synthesis.frame_offset``) instead of
+            ``offset`` where one is clear (the lag most paired faces agree on), else ``offset``.
     """
 
     plate: Path
@@ -108,6 +114,8 @@ class RestoreJob:
     texture: TextureConfig | None = field(default_factory=TextureConfig)
     references: tuple[Path, ...] = ()
     reference_stills: tuple[Reference, ...] = ()
+    offset: int = 0
+    auto_offset: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,7 +124,10 @@ class RestorePlan:
 
     ``refinement`` holds the closed loop's figures per swap face (``plugin.restore_loop.refine_plan``);
     ``texture`` the compositor the edit stage calls (None: warp only; :meth:`close` releases it)
-    and ``texture_events`` where region textures came from or an edit was clamped.
+    and ``texture_events`` where region textures came from or an edit was clamped. ``offsets``
+    holds the frame lag each paired face's head motion shows (``synthesis.frame_offset``),
+    ``offset`` the lag restored with (``RestoreJob.offset``), and ``plate_tracks`` the plate's
+    tracks as compared: renumbered by that lag, so that rows of ``PairRestore.pair`` index them.
     """
 
     plate: AnalysisResult
@@ -128,6 +139,8 @@ class RestorePlan:
     texture: TextureCompositor | None = None
     texture_events: list[dict[str, Any]] = field(default_factory=list)
     offsets: dict[int, Offset] = field(default_factory=dict)
+    offset: int = 0
+    plate_tracks: dict[int, Track] = field(default_factory=dict)
 
     def close(self) -> None:
         if self.texture is not None:
@@ -162,6 +175,7 @@ class RestoreSummary:
             "bridged_frames": self.bridged,
             "closed_loop": {str(k): v for k, v in self.plan.refinement.items()},
             "texture": self.plan.texture_events + (self.plan.texture.covered_events() if self.plan.texture else []),
+            "frame_offset": self.plan.offset,
             "suspected_frame_offsets": {str(k): v.lag for k, v in self.plan.offsets.items() if v.suspect},
             "verified_by_retracking": self.verified,
         }
@@ -207,6 +221,17 @@ def plan_restore(job: RestoreJob, progress: ProgressCallback | None = None,
         if unknown:
             raise ConfigError(f"{job.plate}: no face with id {', '.join(map(str, unknown))}")
         ptracks = {k: v for k, v in ptracks.items() if k in job.plate_faces}
+    frame_times = swapped.analysis.frame_times
+    lag = job.offset
+    if job.auto_offset:
+        unshifted = match_tracks(list(ptracks.values()), list(stracks.values()), job.config.match_min_iou)
+        found = agreed_lag(_check_offsets(job, unshifted, ptracks, stracks, warn=False).values())
+        lag = lag if found is None else found
+        _log.info("%s: restoring with the swap %d frame(s) %s the plate", job.swapped, abs(lag),
+                  "after" if lag >= 0 else "before")
+    if lag:
+        ptracks = {k: t for k, t in ((k, shift_track(t, lag, frame_times)) for k, t in ptracks.items())
+                   if t is not None}
     pairs = match_tracks(list(ptracks.values()), list(stracks.values()), job.config.match_min_iou)
     offsets = _check_offsets(job, pairs, ptracks, stracks)
     restores, plans = [], []
@@ -251,14 +276,29 @@ def plan_restore(job: RestoreJob, progress: ProgressCallback | None = None,
     if job.texture is not None and final:
         final, compositor, events = prepare_texture(final, stracks, job.swapped, refs, job.texture)
     return RestorePlan(plate, swapped, tuple(restores), tuple(final), bridges, refinement, compositor, events,
-                       offsets)
+                       offsets, lag, ptracks)
+
+
+def shift_track(track: Track, lag: int, frame_times: NDArray[np.float64]) -> Track | None:
+    """``track`` renumbered ``lag`` frames later (earlier when negative) in a clip with
+    ``frame_times``: its frame ``f`` becomes ``f + lag``, with that frame's time; rows that land
+    outside the clip are dropped (None when none is left)."""
+    moved = track.frame_indices + lag
+    keep = (moved >= 0) & (moved < frame_times.shape[0])
+    if not keep.any():
+        return None
+    arrays = {name: getattr(track, name)[keep] for name in TRACK_ARRAYS}
+    arrays["frame_indices"] = moved[keep]
+    arrays["times"] = frame_times[moved[keep]]
+    return Track(track_id=track.track_id, **arrays)
 
 
 def _check_offsets(job: RestoreJob, pairs: Sequence[FacePair], ptracks: dict[int, Track],
-                   stracks: dict[int, Track]) -> dict[int, Offset]:
+                   stracks: dict[int, Track], warn: bool = True) -> dict[int, Offset]:
     """Per plate face, the lag between its head motion and the swap's
     (``synthesis.frame_offset``); a clear lag other than 0 is warned about: restore compares the
-    two clips frame by frame, so it would "repair" every fast change one frame off."""
+    two clips frame by frame, so it would "repair" every fast change one frame off. (With
+    ``job.offset`` applied, a lag other than 0 says that offset is wrong.)"""
     offsets = {}
     for pair in pairs:
         pt, st = ptracks[pair.plate_id], stracks[pair.swap_id]
@@ -266,13 +306,13 @@ def _check_offsets(job: RestoreJob, pairs: Sequence[FacePair], ptracks: dict[int
         if off is None:
             continue
         offsets[pair.plate_id] = off
-        if off.suspect:
+        if off.suspect and warn:
             n = abs(off.lag)
             _log.warning("%s: face %d moves as the plate's face %d does %d frame%s %s (motion mismatch %.4f "
-                         "against %.4f as numbered): restore compares the clips frame by frame, so trim the "
-                         "swap to line its frames up with the plate's", job.swapped, pair.swap_id, pair.plate_id,
-                         n, "" if n == 1 else "s", "later" if off.lag > 0 else "earlier", off.mismatch,
-                         off.mismatch_at_zero)
+                         "against %.4f as numbered): restore compares the clips frame by frame; trim the "
+                         "swap, or restore with --offset %d (or --offset auto)", job.swapped, pair.swap_id,
+                         pair.plate_id, n, "" if n == 1 else "s", "later" if off.lag > 0 else "earlier",
+                         off.mismatch, off.mismatch_at_zero, job.offset + off.lag)
     return offsets
 
 
@@ -358,14 +398,14 @@ def _range_rows(r: PairRestore, a: int, b: int) -> NDArray[np.intp]:
     return np.flatnonzero((fr >= a) & (fr <= b) & ~r.pair.swap_lost)
 
 
-def measure_output(plate: ClipAnalysis, output: ClipAnalysis, restores: Sequence[PairRestore],
+def measure_output(ptracks: dict[int, Track], output: ClipAnalysis, restores: Sequence[PairRestore],
                    config: RestoreConfig) -> dict[tuple[int, int], tuple[NDArray[np.int64], NDArray[np.float64],
                                                                         NDArray[np.float64]]]:
     """Per restored face: (frames, pose divergence, expression divergence) of the output vs the plate.
 
-    The output is matched to the plate as the swap was (:func:`match_tracks`).
+    The output is matched to the plate's tracks (as compared: ``RestorePlan.plate_tracks``) as the
+    swap was (:func:`match_tracks`).
     """
-    ptracks = {t.track_id: t for t in plate.tracks}
     otracks = {t.track_id: t for t in output.tracks}
     wanted = [ptracks[r.pair.plate_id] for r in restores]
     out = {}
@@ -446,7 +486,7 @@ def run_restore(job: RestoreJob, progress: ProgressCallback | None = None,
     measured = None
     if job.verify and plan.restores:
         out = run_analysis(job.output, job.analysis, cache_dir=job.cache_dir, use_cache=False)
-        per_pair = measure_output(plan.plate.analysis, out.analysis, plan.restores, job.config)
+        per_pair = measure_output(plan.plate_tracks, out.analysis, plan.restores, job.config)
         measured = {pid: v for (pid, _), v in per_pair.items()}
     lost = {r.pair.plate_id: merge_ranges((int(f), int(f)) for f in r.lost) for r in plan.restores if r.lost.size}
     bridged = merge_ranges((f, f) for f in (bridge.done if bridge is not None else []))

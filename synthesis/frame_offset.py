@@ -11,6 +11,7 @@ face's motion: the frame-to-frame shift of each track's mesh centroid, compared 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,3 +88,16 @@ def frame_offset(plate_frames: NDArray[np.integer], plate_landmarks: NDArray[np.
     best = min(scores, key=lambda k: (scores[k], abs(k)))
     suspect = best != 0 and scores[best] <= CLEARER_BY * scores[0] and scores[0] >= MIN_MISMATCH_IOD
     return Offset(best, scores[best], scores[0], suspect)
+
+
+def agreed_lag(offsets: Iterable[Offset]) -> int | None:
+    """The lag to restore with, from the paired faces' offsets: the clear (``suspect``) lag, when
+    every face with a clear lag shows the same one and those faces outnumber the ones that read
+    as lined up (lag 0 with a measurable mismatch); else None (the clips look lined up, or the
+    faces disagree, while a swap's frames are shifted all together)."""
+    offsets = list(offsets)
+    clear = [o.lag for o in offsets if o.suspect]
+    if not clear or len(set(clear)) > 1:
+        return None
+    aligned = sum(1 for o in offsets if o.lag == 0 and o.mismatch_at_zero >= MIN_MISMATCH_IOD)
+    return clear[0] if len(clear) > aligned else None

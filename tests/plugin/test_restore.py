@@ -27,7 +27,7 @@ from plugin.pipeline import RenderJob
 from plugin.restore import RestoreJob, run_restore
 from plugin.video import VideoReader
 from plugin.writer import OutputConfig, VideoWriter
-from tracking.errors import InputError
+from tracking.errors import ConfigError, InputError
 
 #: Three analyses, an edit and two renders of the clip: about a minute on two busy cores.
 SLOW = pytest.mark.slow
@@ -139,7 +139,12 @@ def test_cli_json_summary_and_pass_through(bad_swap, tmp_path, capsys):
     same = ["restore", "--plate", str(bad_swap["plate"]), "--swapped", str(bad_swap["plate"]),
             "--cache-dir", str(bad_swap["cache"]), "--codec", "ffv1", "--json", "--quiet"]
     assert run([*same, "-o", str(tmp_path / "b.mp4")]) == 0
-    assert json.loads(capsys.readouterr().out)["fixed_ranges"] == []
+    result = json.loads(capsys.readouterr().out)
+    assert result["fixed_ranges"] == [] and result["frame_offset"] == 0
+    # --offset takes whole frames or 'auto'; anything else is a one-line error, and nothing is written
+    with pytest.raises(ConfigError, match="--offset '1.5': give a whole number"):
+        run([*same, "-o", str(tmp_path / "c.mp4"), "--offset", "1.5"])
+    assert not (tmp_path / "c.mp4").exists()
 
 
 def test_reference_stills_of_the_swapped_identity_reach_the_texture_choice(bad_swap, tmp_path):
@@ -249,3 +254,41 @@ def test_a_swap_two_frames_late_is_warned_about(bad_swap, tmp_path, caplog):
         assert offset.lag == lag and offset.suspect == (lag != 0)
         warned = [r.getMessage() for r in caplog.records if "frame by frame" in r.getMessage()]
         assert warned == ([] if lag == 0 else [warned[0]]) and (lag == 0 or "2 frames later" in warned[0])
+
+
+def test_a_late_swap_is_compared_frame_for_frame_with_an_offset(bad_swap, tmp_path, caplog):
+    """--offset N (or auto) compares the plate's frame F with the swap's frame F+N: a swap that is
+    the plate two frames late then matches it on every frame it shows, and the restore is
+    measured against the plate's renumbered tracks."""
+    import logging
+
+    from plugin.restore import plan_restore
+    from synthesis.restore import RestoreConfig
+    from tests.plugin.media import write_clip
+
+    with VideoReader(bad_swap["plate"]) as reader:
+        images = [f.image for f in reader]
+    late = write_clip(tmp_path / "late.mkv", codec="ffv1", pix_fmt="bgr0", images=images[:2] + images[:-2])
+    quick = RestoreConfig(refine_rounds=0)
+    divergence = {}
+    for offset, auto in ((0, False), (2, False), (0, True)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="plugin.restore"):
+            plan = plan_restore(RestoreJob(bad_swap["plate"], late, tmp_path / "o.mkv", config=quick, texture=None,
+                                           cache_dir=bad_swap["cache"], offset=offset, auto_offset=auto))
+        plan.close()
+        (r,) = plan.restores
+        (seen,) = plan.offsets.values()
+        warned = [m.getMessage() for m in caplog.records if "frame by frame" in m.getMessage()]
+        if offset == 0 and not auto:
+            assert plan.offset == 0 and seen.suspect and "--offset 2" in warned[0]
+        else:
+            assert plan.offset == 2 and not seen.suspect and not warned
+            # frames 2.. of the swap show plate frames 0..: every compared frame has a plate frame
+            assert r.pair.frame_indices.min() >= 2
+            pt = plan.plate_tracks[r.pair.plate_id]
+            assert np.array_equal(pt.frame_indices[r.pair.plate_rows], r.pair.frame_indices)
+        divergence[(offset, auto)] = float(np.abs(r.angle_diff).max())
+    # lined up, the swap IS the plate: what is left is the landmarker's noise on identical pixels
+    assert divergence[(2, False)] < 0.2 * divergence[(0, False)]
+    assert divergence[(0, True)] == divergence[(2, False)]

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthesis.frame_offset import frame_offset
+from synthesis.frame_offset import Offset, agreed_lag, frame_offset
 from synthesis.regions import inter_ocular
 from tracking.landmarker import Landmarker, LandmarkerConfig
 
@@ -70,3 +70,15 @@ def test_mismatch_is_in_inter_ocular_distances(face: np.ndarray) -> None:
     off = frame_offset(frames, plate, frames, swap)
     assert off is not None
     assert off.mismatch_at_zero == pytest.approx(4.0 / inter_ocular(face), rel=1e-6)
+
+
+def test_the_agreed_lag_needs_every_clear_face_to_agree() -> None:
+    late = Offset(2, 0.0005, 0.004, True)
+    lined_up = Offset(0, 0.003, 0.003, False)
+    still = Offset(0, 0.0002, 0.0002, False)  # a still head: no lag to tell
+    assert agreed_lag([late]) == 2
+    assert agreed_lag([late, still]) == 2
+    assert agreed_lag([late, Offset(-1, 0.0004, 0.004, True)]) is None  # faces disagree
+    assert agreed_lag([late, lined_up]) is None  # as many faces read as lined up
+    assert agreed_lag([late, late, lined_up]) == 2
+    assert agreed_lag([lined_up, still]) is None and agreed_lag([]) is None
