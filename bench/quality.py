@@ -374,7 +374,8 @@ def run_clip(bench: Bench, quick: bool) -> dict[str, Any]:
             for sign in (1, -1):
                 req = sign * mag
                 log(f"[{bench.name}] {name} {req}")
-                res = bench.edit([(name, float(req))], PlanConfig(clamp_to_range=False))
+                # the warp's accuracy as asked: no range clamp, no limit to the skin the frame shows
+                res = bench.edit([(name, float(req))], PlanConfig(clamp_to_range=False, max_hidden_share=0.0))
                 plan = res["summary"].plans[0]
                 full = (plan.frame_indices >= FULL[0]) & (plan.frame_indices <= FULL[1])
                 applied = float(np.mean(plan.strengths[name][full]))

@@ -10,8 +10,9 @@ are not eased by construction. Used by :func:`synthesis.schedule.resolve_track`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -239,6 +240,43 @@ def clamp_strengths(
         gain[nz] = np.clip(s[nz], lo, hi) / s[nz]
         out[name] = np.clip(s * _smooth_gain(gain, f, smoothing), lo, hi)
         events += run_events(out[name] != s, f, face_id, name, s, out[name])
+    return out, events
+
+
+def scale_by_gain(
+    strengths: Mapping[str, NDArray[np.float64]],
+    names: Sequence[str],
+    gain: NDArray[np.float64],
+    measure: Callable[[Mapping[str, NDArray[np.float64]]], NDArray[np.float64]],
+    *,
+    frame_indices: ArrayLike,
+    face_id: int,
+    label: str,
+    smoothing: StrengthSmoothing | None = None,
+) -> tuple[dict[str, NDArray[np.float64]], list[ClampEvent]]:
+    """Scale some deltas together by a per-frame gain that a limit found (one not expressible as
+    a :class:`CombinedLimit`), smoothed like any clamp gain (never above ``gain``).
+
+    Args:
+        strengths: ``{delta_name: (N,)}`` of one track; deltas not in ``names`` pass through.
+        names: the deltas scaled.
+        gain: ``(N,)`` in [0, 1].
+        measure: strengths -> ``(N,)`` the value the events report (e.g. the head turn in degrees),
+            asked for and kept on the frame of each run where the gain is smallest.
+        frame_indices: ``(N,)`` strictly increasing frames.
+        face_id: the track (for the events).
+        label: names the limit in the events.
+        smoothing: as in :func:`clamp_strengths`.
+    """
+    f = as_frames(frame_indices)
+    g = _smooth_gain(np.clip(np.asarray(gain, np.float64), 0.0, 1.0), f, smoothing)
+    out = {n: (np.asarray(v, np.float64) * g if n in names else np.asarray(v, np.float64)) for n, v in strengths.items()}
+    asked, kept = measure(strengths), measure(out)
+    events = []
+    for e in run_events(np.abs(asked - kept) > 1e-9, f, face_id, label, asked, kept):
+        rows = np.flatnonzero((f >= e.first_frame) & (f <= e.last_frame))
+        deepest = rows[np.argmin(g[rows])]  # the run's deepest cut, not its largest values
+        events.append(dataclasses.replace(e, requested=float(asked[deepest]), applied=float(kept[deepest])))
     return out, events
 
 

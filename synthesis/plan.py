@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from synthesis.clamps import run_events
-from synthesis.codespace import TrackCode, invert_track, render_code
+from synthesis.clamps import StrengthSmoothing, run_events, scale_by_gain
+from synthesis.codespace import FaceCode, TrackCode, invert_track, render_code
 from synthesis.deltas import Delta, apply_deltas, iris_move_kept
+from synthesis.reveal import MAX_HIDDEN_SHARE, limited_gain
 from synthesis.schedule import ClampEvent, CombinedLimit, EditSchedule, TrackStrengths, resolve_track
 from tracking.errors import ConfigError
 
@@ -32,6 +33,13 @@ IRIS_KEPT_EVENT = 0.9
 #: A delta eased out where the face was not seen is recorded as a clamp event under its name
 #: followed by this label (see :func:`fade_unseen`).
 UNSEEN_LABEL = "face not seen"
+#: Pose deltas scaled down so that the turn shows no more skin the frame hides than
+#: ``PlanConfig.max_hidden_share`` (``synthesis.reveal``) are recorded under this label (requested
+#: and applied: the head turn in degrees).
+REVEAL_LABEL = "turn limited to what the frame shows"
+#: The reveal limit's gain is found on every this-many-th frame of a pose edit (interpolated
+#: between; the clamp smoothing follows).
+REVEAL_SAMPLE_EVERY = 3
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,10 @@ class PlanConfig:
         unseen_ramp: frames over which an edit eases out before an unseen run and back in after
             it (:func:`fade_unseen`; the frames next to an occlusion usually show the face
             partly covered, where the landmarks are already unsure).
+        max_hidden_share: the most of the edited face's visible area that a pose edit may turn
+            into view from behind the nose or the jaw (``synthesis.reveal``: a warp paints it
+            with what hides it); the pose deltas are scaled down per frame to keep within it
+            (0: no such limit).
     """
 
     max_yaw_deg: float = 15.0
@@ -60,6 +72,7 @@ class PlanConfig:
     clamp_to_range: bool = True
     edit_unseen: bool = False
     unseen_ramp: int = 4
+    max_hidden_share: float = MAX_HIDDEN_SHARE
 
     def __post_init__(self) -> None:
         for name in ("max_yaw_deg", "max_pitch_deg", "max_roll_deg"):
@@ -68,6 +81,8 @@ class PlanConfig:
                 raise ConfigError(f"PlanConfig.{name} must be in (0, 45], got {v}")
         if not 0 <= self.unseen_ramp <= 100:
             raise ConfigError(f"PlanConfig.unseen_ramp must be in [0, 100], got {self.unseen_ramp}")
+        if not 0 <= self.max_hidden_share <= 1:
+            raise ConfigError(f"PlanConfig.max_hidden_share must be in [0, 1], got {self.max_hidden_share}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,6 +177,52 @@ def _rows_of(landmarks: NDArray[np.float32], rows: NDArray[np.intp]) -> NDArray[
     return view
 
 
+def limit_reveal(
+    track_id: int,
+    frame_indices: NDArray[np.int64],
+    landmarks: NDArray[np.float32],
+    code: TrackCode,
+    rows: NDArray[np.intp],
+    strengths: Mapping[str, NDArray[np.float64]],
+    deltas: Mapping[str, Delta],
+    limit: float,
+) -> tuple[Mapping[str, NDArray[np.float64]], list[ClampEvent]]:
+    """Scale the pose deltas down where they would turn hidden skin into view
+    (``synthesis.reveal``), keeping the expression deltas.
+
+    The gain is found on every :data:`REVEAL_SAMPLE_EVERY`-th frame with a pose edit (and the
+    last), interpolated between them and smoothed like any clamp gain; the events report the
+    head turn (degrees, the pose deltas' rotations summed) asked for and kept.
+    """
+    turning = [n for n in strengths if np.any(np.asarray(deltas[n].pose) != 0)]
+    if not turning or rows.size == 0:
+        return strengths, []
+    active = rows[np.any([np.asarray(strengths[n])[rows] != 0 for n in turning], axis=0)]
+    if active.size == 0:
+        return strengths, []
+    sample = np.unique(np.append(active[::REVEAL_SAMPLE_EVERY], active[-1]))
+    gains = np.empty(sample.size)
+    for k, r in enumerate(sample.tolist()):
+        frame_code = code.frame(r)
+        base = render_code(code.identity, frame_code)
+
+        def edited(g: float, r: int = r, frame_code: FaceCode = frame_code, base: NDArray[np.float64] = base) -> NDArray[np.float64]:
+            pairs = [(deltas[n], float(v[r]) * (g if n in turning else 1.0)) for n, v in strengths.items()]
+            return landmarks[r] + (render_code(code.identity, apply_deltas(frame_code, code.identity, pairs)) - base)
+
+        gains[k] = limited_gain(landmarks[r], edited, limit)
+    gain = np.ones(frame_indices.shape[0])
+    gain[active] = np.interp(frame_indices[active], frame_indices[sample], gains)
+
+    def turn_deg(s: Mapping[str, NDArray[np.float64]]) -> NDArray[np.float64]:
+        return np.linalg.norm(sum(np.asarray(s[n], np.float64)[:, None] * np.asarray(deltas[n].pose, np.float64)[None]
+                                  for n in turning), axis=1)
+
+    out, events = scale_by_gain(strengths, turning, gain, turn_deg, frame_indices=frame_indices, face_id=track_id,
+                                label=REVEAL_LABEL, smoothing=StrengthSmoothing())
+    return out, events
+
+
 def plan_track(
     track_id: int,
     frame_indices: NDArray[np.integer],
@@ -221,18 +282,23 @@ def plan_track(
         if not conf.sum() > 0:
             conf = np.ones_like(conf)
         code = invert_track(lm, blendshapes, conf)
+    strengths: Mapping[str, NDArray[np.float64]] = resolved.strengths
+    clamp_events = resolved.events
+    if config.max_hidden_share > 0:
+        strengths, more = limit_reveal(track_id, fi, lm, code, rows, strengths, deltas, config.max_hidden_share)
+        clamp_events += tuple(more)
     after = np.empty((rows.size, 478, 3), np.float32)
     iris = np.zeros((rows.size, 2))  # (asked, kept) iris move, inter-ocular distances
     for k, r in enumerate(rows):
         frame_code = code.frame(int(r))
-        pairs = [(deltas[n], float(v[r])) for n, v in resolved.strengths.items()]
+        pairs = [(deltas[n], float(v[r])) for n, v in strengths.items()]
         edited = apply_deltas(frame_code, code.identity, pairs)
         iris[k] = iris_move_kept(frame_code, edited, code.identity, pairs)
         change = render_code(code.identity, edited) - render_code(code.identity, frame_code)
         after[k] = lm[r] + change.astype(np.float32)
     short = iris[:, 1] < IRIS_KEPT_EVENT * iris[:, 0]
-    events = resolved.events + tuple(run_events(short, fi[rows].astype(np.float64), track_id, IRIS_LIMIT_LABEL,
-                                                iris[:, 0], iris[:, 1]))
+    events = clamp_events + tuple(run_events(short, fi[rows].astype(np.float64), track_id, IRIS_LIMIT_LABEL,
+                                             iris[:, 0], iris[:, 1]))
     return FacePlan(
         track_id=track_id,
         frame_indices=fi[rows],
@@ -240,6 +306,6 @@ def plan_track(
         segments=np.asarray(segments, np.int32)[rows],
         before=_rows_of(lm, rows),
         after=after,
-        strengths={n: np.asarray(v)[rows] for n, v in resolved.strengths.items()},
+        strengths={n: np.asarray(v)[rows] for n, v in strengths.items()},
         events=events,
     )
