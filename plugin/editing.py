@@ -37,6 +37,7 @@ from compositing.warp import sample_frame_through_field, support_box
 from synthesis.plan import FacePlan
 from synthesis.regions import LEFT_EYE, LIPS, RIGHT_EYE, inter_ocular
 from synthesis.piecewise import border_anchors, flipped_triangles, triangulate
+from synthesis.reveal import hidden_points
 from synthesis.piecewise import opening_mask as _opening_mask
 from synthesis.warpfield import WarpConfig, WarpField, build_field
 from tracking.analysis import Track
@@ -182,13 +183,24 @@ def _lid_gap(points: NDArray[np.floating], eye: list[int]) -> float:
 
 
 def warp_points(before: NDArray[np.floating], after: NDArray[np.floating]) -> NDArray[np.intp]:
-    """Indices of the landmarks that steer the warp: the mesh, plus irises that an edit moves
-    relative to their eye while the eye stays open (gaze, not a blink).
+    """Indices of the landmarks that steer the warp: the mesh points seen before and after the
+    edit, plus irises that an edit moves relative to their eye while the eye stays open (gaze,
+    not a blink).
+
+    A mesh point that a nearer part of the face covers (``synthesis.reveal.hidden_points``: on a
+    face turned three quarters away, the far cheek's points behind the nose) does not steer: its
+    pixels are the nose's, which must move as the nose does. Steering by it dragged the
+    background into the far cheek's outline on a turn of the PC-AVS clip, and painted the nose
+    over the cheek it uncovers on the AFLW still. Needs the landmarks' z (2-D landmarks keep
+    every mesh point).
 
     Args:
         before, after: ``(478, 2|3)`` landmarks (any pixel frame).
     """
-    keep = list(range(NUM_MESH_LANDMARKS))
+    seen = np.ones(NUM_MESH_LANDMARKS, bool)
+    if before.shape[1] > 2 and after.shape[1] > 2:
+        seen = ~(hidden_points(before) | hidden_points(after))
+    keep = np.flatnonzero(seen).tolist()
     for iris, eye in _EYES:
         d_iris = (after[iris, :2] - before[iris, :2]).mean(axis=0)
         d_eye = (after[eye, :2] - before[eye, :2]).mean(axis=0)

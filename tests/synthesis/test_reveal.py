@@ -97,3 +97,17 @@ def test_a_frontal_face_keeps_its_whole_turn() -> None:
         plan = _plan_yaw(lm, degrees)
         assert not [e for e in plan.events if e.delta == REVEAL_LABEL]
         assert np.allclose(plan.strengths["head_yaw"], degrees)
+
+
+def test_hidden_points_are_the_ones_a_nearer_part_covers() -> None:
+    from synthesis import regions as rg
+    from synthesis.reveal import hidden_points
+
+    assert not hidden_points(_canonical_face(0.0)).any()  # frontal: nothing folds over
+    turned = hidden_points(_canonical_face(-40.0))
+    v = canonical_mesh().vertices[:468]
+    # the face turned toward image left (its own right): what hides is its right cheek, behind the
+    # nose (and, in the canonical mesh, an inner mouth corner behind the lips)
+    assert turned.sum() > 20 and np.mean(v[turned, 0] < 0) > 0.9
+    assert not turned[list(rg.LEFT_EYE)].any()  # the near eye (the far nose wing may hide)
+    assert hidden_points(_canonical_face(-40.0)[:, [0, 1, 2]]).sum() == turned.sum()
