@@ -183,23 +183,23 @@ def _lid_gap(points: NDArray[np.floating], eye: list[int]) -> float:
 
 
 def warp_points(before: NDArray[np.floating], after: NDArray[np.floating]) -> NDArray[np.intp]:
-    """Indices of the landmarks that steer the warp: the mesh points seen before and after the
-    edit, plus irises that an edit moves relative to their eye while the eye stays open (gaze,
-    not a blink).
+    """Indices of the landmarks that steer the warp: the mesh points the frame shows, plus irises
+    that an edit moves relative to their eye while the eye stays open (gaze, not a blink).
 
-    A mesh point that a nearer part of the face covers (``synthesis.reveal.hidden_points``: on a
-    face turned three quarters away, the far cheek's points behind the nose) does not steer: its
-    pixels are the nose's, which must move as the nose does. Steering by it dragged the
-    background into the far cheek's outline on a turn of the PC-AVS clip, and painted the nose
-    over the cheek it uncovers on the AFLW still. Needs the landmarks' z (2-D landmarks keep
-    every mesh point).
+    A mesh point that a nearer part of the face covers in the frame
+    (``synthesis.reveal.hidden_points``: on a face turned three quarters away, the far cheek's
+    points behind the nose) does not steer: its pixels are the nose's, which must move as the
+    nose does. Steering by it dragged the background into the far cheek's outline on a turn of
+    the PC-AVS clip, and painted the nose over the cheek it uncovers on the AFLW still. A point
+    that only the edit hides keeps steering: its pixels are its own, and a turn away from the
+    camera needs them (leaving out the outline points a 10-degree turn of the astronaut hides
+    behind her cheek cost 0.5 degree of re-detected turn). Needs the landmarks' z (2-D
+    landmarks keep every mesh point).
 
     Args:
         before, after: ``(478, 2|3)`` landmarks (any pixel frame).
     """
-    seen = np.ones(NUM_MESH_LANDMARKS, bool)
-    if before.shape[1] > 2 and after.shape[1] > 2:
-        seen = ~(hidden_points(before) | hidden_points(after))
+    seen = ~hidden_points(before) if before.shape[1] > 2 else np.ones(NUM_MESH_LANDMARKS, bool)
     keep = np.flatnonzero(seen).tolist()
     for iris, eye in _EYES:
         d_iris = (after[iris, :2] - before[iris, :2]).mean(axis=0)

@@ -49,13 +49,11 @@ SHOWN_AT = 0.5
 #: Search steps of :func:`limited_gain` after the gains 0 and 1 (false position: the gain kept is
 #: the largest one tried within the limit).
 GAIN_STEPS = 3
-
-
 #: Inter-ocular distance (pixels) at which :func:`hidden_points` draws the face.
 POINTS_RASTER_IOD_PX = 120.0
 #: A point is hidden when the surface drawn at its place is nearer than the point by more than
-#: this (inter-ocular distances of depth; margins of 0.02-0.1 find 42-51 points on a frame of the
-#: PC-AVS clip where 0.05 finds 47, before :data:`COVER_RINGS`).
+#: this (inter-ocular distances of depth; margins of 0.02-0.1 find 42-51 points on frame 90 of
+#: the PC-AVS clip, where 0.05 finds 47).
 HIDDEN_DEPTH_IOD = 0.05
 #: A triangle that covers a point under a fold has a corner within this (inter-ocular distances)
 #: of the fold: the canonical mesh's longest edge is 0.32 IOD (99 % are under 0.27), so only
