@@ -89,12 +89,18 @@ _HEADER_KEYS = {"format", "version", "deltaface_version", "input_hash", "setting
 
 @dataclass(frozen=True)
 class TrackingConfig:
-    """Everything that turns observations into tracks (part of the analysis cache key)."""
+    """Everything that turns observations into tracks (part of the analysis cache key).
+
+    ``align_sources``: within a segment where the full-frame landmarker and the recovery pass
+    (detector, crop, landmarker on the crop) take turns, bring the fewer frames' landmarks to the
+    others' scale and place (:func:`align_sources`).
+    """
 
     association: AssociationConfig = field(default_factory=AssociationConfig)
     gaps: GapConfig = field(default_factory=GapConfig)
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     identity_max_distance: float = SAME_FACE_MAX_DISTANCE
+    align_sources: bool = True
 
     def __post_init__(self) -> None:
         if not self.identity_max_distance >= 0:
@@ -394,14 +400,101 @@ def load_analysis(
     )
 
 
-def _fill_segment(seg: list[TrackedFace], config: SmoothingConfig, out: dict[str, NDArray[Any]]) -> None:
+#: :func:`align_sources` corrects a run of the rarer source where it stands off the other
+#: source's path by at least this in scale (log ratio) or in place (fraction of the face's size)
+#: at one of its ends; one source's own frame-to-frame change on the fixtures is about
+#: 0.002-0.004 in scale (median).
+SOURCE_BIAS_MIN = 0.01
+
+
+def _similarity_stats(landmarks: NDArray[np.floating]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``(N, 2)`` mesh centroids and ``(N,)`` sizes (RMS radius about the centroid), 2-D."""
+    pts = np.asarray(landmarks, np.float64)[:, :468, :2]
+    centre = pts.mean(axis=1)
+    return centre, np.sqrt(((pts - centre[:, None]) ** 2).sum(axis=2).mean(axis=1))
+
+
+def align_sources(landmarks: NDArray[np.float32], sources: NDArray[np.integer],
+                  frames: NDArray[np.integer]) -> int:
+    """Bring one segment's runs of its rarer source onto the other source's path, in place;
+    returns how many frames were moved.
+
+    The full-frame landmarker and the recovery pass (detector, crop, landmarker on the crop) read
+    the same face from different crops, and on some faces they disagree in scale and place: on
+    ghost_2person.mp4's right-hand face the two take turns 12 times, and each switch jumped the
+    face's size by 6 % (median; up to 12 %) where one source moves it by 0.4 % a frame. The
+    smoothing keeps such steps (it does not lag a real move), so every edit jumped with them,
+    and borrowed teeth were misplaced enough to be held back as "covered". The disagreement
+    drifts along the clip, so it is measured at each end of each run of the rarer source: the
+    run's first (last) frame against where the other source's path, continued by its last step,
+    puts the face there; the similarity between them (size ratio, centroid offset in face sizes)
+    is removed from the run, blended linearly from one end's to the other's. Bridged frames and
+    runs with the other source on neither side are left as they are.
+
+    Args:
+        landmarks: ``(N, 478, 3)`` one segment's raw landmarks (modified in place).
+        sources: ``(N,)`` :data:`SOURCE_CODES`.
+        frames: ``(N,)`` frame indices.
+    """
+    a, b = SOURCE_CODES[Source.LANDMARKER], SOURCE_CODES[Source.RECOVERED]
+    src = np.asarray(sources)
+    n_a, n_b = int(np.count_nonzero(src == a)), int(np.count_nonzero(src == b))
+    if not n_a or not n_b:
+        return 0
+    move, keep = (b, a) if n_b <= n_a else (a, b)
+    fr = np.asarray(frames, np.int64)
+    centre, size = _similarity_stats(landmarks)
+    n = len(src)
+
+    def predicted(at: int, step: int) -> tuple[NDArray[np.float64], float] | None:
+        """The kept source's centroid and size continued to row ``at`` from ``at - step``
+        (and ``at - 2 step`` for its velocity), or None."""
+        j = at - step
+        if not (0 <= j < n and src[j] == keep and abs(fr[at] - fr[j]) == 1):
+            return None
+        k = j - step
+        if 0 <= k < n and src[k] == keep and abs(fr[j] - fr[k]) == 1:
+            return 2 * centre[j] - centre[k], float(size[j] * size[j] / size[k])
+        return centre[j], float(size[j])
+
+    moved = 0
+    rows = np.flatnonzero(src == move)
+    runs = np.split(rows, np.flatnonzero((np.diff(rows) != 1) | (np.diff(fr[rows]) != 1)) + 1)
+    for run in runs:
+        ends = []
+        for at, step in ((int(run[0]), 1), (int(run[-1]), -1)):
+            pred = predicted(at, step)
+            if pred is not None:  # the run's end against the kept path: log size ratio, offset
+                ends.append((np.log(pred[1] / size[at]), (pred[0] - centre[at]) / size[at]))
+        if not ends:
+            continue
+        if all(abs(ls) < SOURCE_BIAS_MIN and float(np.linalg.norm(off)) < SOURCE_BIAS_MIN for ls, off in ends):
+            continue
+        (ls0, off0), (ls1, off1) = ends[0], ends[-1]
+        t = np.linspace(0.0, 1.0, run.size) if run.size > 1 else np.zeros(1)
+        k = np.exp(ls0 + (ls1 - ls0) * t)
+        off = off0[None] + (off1 - off0)[None] * t[:, None]
+        c = centre[run]
+        lm = landmarks[run].astype(np.float64)
+        lm[..., :2] = (c + off * size[run, None])[:, None] + (lm[..., :2] - c[:, None]) * k[:, None, None]
+        lm[..., 2] *= k[:, None]
+        landmarks[run] = lm.astype(landmarks.dtype)
+        moved += run.size
+    return moved
+
+
+def _fill_segment(seg: list[TrackedFace], config: SmoothingConfig, out: dict[str, NDArray[Any]],
+                  align: bool = True) -> None:
     """Write one segment's rows of every :data:`TRACK_ARRAYS` array but ``segment_ids`` into ``out``
     (views of the track's arrays), with no whole-segment copy beyond what the track keeps."""
     obs = [f.observation for f in seg]
     times = out["times"]
     times[:] = [f.time for f in seg]
     out["frame_indices"][:] = [o.frame_index for o in obs]
+    out["sources"][:] = [SOURCE_CODES[Source(o.source)] for o in obs]
     raw_lm = np.stack([o.landmarks for o in obs], out=out["raw_landmarks"])
+    if align:
+        align_sources(raw_lm, out["sources"], out["frame_indices"])
     raw_bs = np.stack([o.blendshapes for o in obs], out=out["raw_blendshapes"])
     raw_tf = np.stack([o.transform for o in obs], out=out["raw_transforms"])
     sm = smooth_segment(times, raw_lm, raw_bs, raw_tf, config, out_landmarks=out["landmarks"])
@@ -412,7 +505,6 @@ def _fill_segment(seg: list[TrackedFace], config: SmoothingConfig, out: dict[str
     out["confidence"][:] = [o.confidence for o in obs]
     out["boxes"][:, :2] = sm.landmarks[..., :2].min(axis=1)
     out["boxes"][:, 2:] = sm.landmarks[..., :2].max(axis=1)
-    out["sources"][:] = [SOURCE_CODES[Source(o.source)] for o in obs]
 
 
 def build_tracks(
@@ -464,7 +556,7 @@ def build_tracks(
         row = 0
         for i in parts:
             rows = slice(row, row + len(segments[i]))
-            _fill_segment(segments[i], cfg.smoothing, {name: a[rows] for name, a in arrays.items()})
+            _fill_segment(segments[i], cfg.smoothing, {name: a[rows] for name, a in arrays.items()}, cfg.align_sources)
             arrays["segment_ids"][rows] = seg_ids[i]
             row = rows.stop
         tracks.append(Track(track_id=track_id, **arrays))
