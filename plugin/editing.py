@@ -37,8 +37,8 @@ from compositing.warp import sample_frame_through_field, support_box
 from synthesis.plan import FacePlan
 from synthesis.regions import LEFT_EYE, LIPS, RIGHT_EYE, inter_ocular
 from synthesis.piecewise import border_anchors, flipped_triangles, triangulate
-from synthesis.reveal import hidden_points
 from synthesis.piecewise import opening_mask as _opening_mask
+from synthesis.reveal import hidden_points
 from synthesis.warpfield import WarpConfig, WarpField, build_field
 from tracking.analysis import Track
 from tracking.errors import ConfigError

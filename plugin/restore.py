@@ -94,8 +94,9 @@ class RestoreJob:
             that many frames late; negative: early). The swap's numbering is kept: the output
             has the swap's frames, and the plate's faces are compared with the swap frames that
             show them; frames with no plate frame to compare are left as they are.
-        auto_offset: use the lag the head motion shows (``synthesis.frame_offset``) instead of
-            ``offset`` where one is clear (the lag most paired faces agree on), else ``offset``.
+        auto_offset: use the lag the head motion shows instead of ``offset`` where it is clear
+            (``synthesis.frame_offset.agreed_lag``: every paired face with a clear lag shows the
+            same one), else ``offset``.
     """
 
     plate: Path
@@ -227,8 +228,9 @@ def plan_restore(job: RestoreJob, progress: ProgressCallback | None = None,
         unshifted = match_tracks(list(ptracks.values()), list(stracks.values()), job.config.match_min_iou)
         found = agreed_lag(_check_offsets(job, unshifted, ptracks, stracks, warn=False).values())
         lag = lag if found is None else found
-        _log.info("%s: restoring with the swap %d frame(s) %s the plate", job.swapped, abs(lag),
-                  "after" if lag >= 0 else "before")
+        if lag:
+            _log.info("%s: restoring with the swap %d frame(s) %s the plate", job.swapped, abs(lag),
+                      "after" if lag > 0 else "before")
     if lag:
         ptracks = {k: t for k, t in ((k, shift_track(t, lag, frame_times)) for k, t in ptracks.items())
                    if t is not None}
