@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("input", type=Path, metavar="IN", help="input video or image-sequence folder")
     edit.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
     edit.add_argument("--face", type=int, default=None, metavar="ID",
-                      help="face (track id from 'deltaface track') that the --delta options edit")
+                      help="face (track id from 'deltaface track') that the --delta options edit "
+                           "(default: the clip's only face)")
     edit.add_argument("--delta", action="append", default=[], metavar="NAME=STRENGTH@A-B",
                       help="a named control or a .delta file at a strength over frames A-B "
                            "(eased over 4 frames outside the range; '~R' sets the ramp; no '@' = "

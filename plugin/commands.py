@@ -143,7 +143,7 @@ def _render_project(args: argparse.Namespace) -> int:
 
 def cmd_edit(args: argparse.Namespace) -> int:
     from compositing.blend import BlendConfig
-    from plugin.edit_job import EditJob, run_edit
+    from plugin.edit_job import EditJob, check_output, resolve_deltas, run_edit
     from plugin.editing import RenderConfig
     from plugin.editlist import load_edit_list, schedule_from_specs
     from plugin.pipeline import RenderJob
@@ -153,8 +153,6 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
     if not args.delta and args.edits is None:
         raise ConfigError("nothing to do: give --face ID --delta NAME=STRENGTH@A-B, or --edits FILE")
-    if args.delta and args.face is None:
-        raise ConfigError("--delta needs --face ID (the track id 'deltaface track' prints)")
     info = probe(args.input)
     fps = float(info.average_rate) if info.average_rate else None
     schedule = EditSchedule()
@@ -171,15 +169,32 @@ def cmd_edit(args: argparse.Namespace) -> int:
         from plugin.report import check_report_dir
 
         check_report_dir(args.report, overwrite=args.overwrite)
-    if specs:
-        schedule = schedule + schedule_from_specs(specs, args.face, info.num_frames, fps)
-    if args.edits is not None:
-        schedule = schedule + load_edit_list(args.edits, info.num_frames, fps)
     render = RenderJob(input=args.input, output=args.output, output_config=_output_config(args),
                        allow_truncated=args.allow_truncated)
+    # parsed (and so checked) before any tracking; face 0 stands in until the face is known
+    from_specs = schedule_from_specs(specs, args.face or 0, info.num_frames, fps) if specs else EditSchedule()
+    if args.edits is not None:
+        schedule = load_edit_list(args.edits, info.num_frames, fps)
+    resolve_deltas(list((from_specs + schedule).delta_names()))
+    use_cache = not args.no_cache
+    if args.delta and args.face is None:  # the clip's only face, or say which there are
+        check_output(render)  # before tracking, as run_edit does
+        from plugin.analyze import run_analysis
+
+        with Progress("track", args.quiet) as track_progress:
+            tracks = run_analysis(args.input, _analysis_config(args), cache_dir=args.cache_dir, use_cache=use_cache,
+                                  allow_truncated=args.allow_truncated, progress=track_progress).analysis.tracks
+        if len(tracks) != 1:
+            raise ConfigError(f"--delta needs --face ID: {args.input} has "
+                              + (f"faces {', '.join(str(t.track_id) for t in tracks)}" if tracks else "no face")
+                              + " (see 'deltaface track')")
+        use_cache = True  # the analysis just made is the one to use
+        if tracks[0].track_id != 0:
+            from_specs = schedule_from_specs(specs, tracks[0].track_id, info.num_frames, fps)
+    schedule = from_specs + schedule
     job = EditJob(render=render, schedule=schedule, analysis=_analysis_config(args),
                   render_config=RenderConfig(blend=BlendConfig(method=args.blend), device=args.device),
-                  plan=PlanConfig(edit_unseen=args.edit_unseen), cache_dir=args.cache_dir, use_cache=not args.no_cache,
+                  plan=PlanConfig(edit_unseen=args.edit_unseen), cache_dir=args.cache_dir, use_cache=use_cache,
                   references=tuple(args.reference), **({"texture": None} if args.no_texture else {}))
     with Progress("track", args.quiet) as track_progress, Progress("render", args.quiet) as render_progress:
         summary = run_edit(job, progress=track_progress, render_progress=render_progress)

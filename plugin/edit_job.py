@@ -196,6 +196,14 @@ def prepare_edit(
     return PreparedEdit(result, tuple(plans), stage, compositor, events, by_face, ranges)
 
 
+def check_output(render: RenderJob) -> None:
+    """Refuse an output the codec cannot write, or one that exists (without overwrite) or is an
+    input, before anything is tracked (``plugin.output.check_output_path``)."""
+    render.output_config.check_path(render.output)
+    check_output_path(render.output, overwrite=render.output_config.overwrite, inputs=[render.input],
+                      is_folder=render.output_config.codec == "png")
+
+
 def run_edit(job: EditJob, progress: ProgressCallback | None = None,
              render_progress: ProgressCallback | None = None) -> EditSummary:
     """Analyse, plan and render one edit job.
@@ -205,9 +213,7 @@ def run_edit(job: EditJob, progress: ProgressCallback | None = None,
         InputError, OutputError: as for the render pass.
     """
     rj = job.render
-    rj.output_config.check_path(rj.output)
-    check_output_path(rj.output, overwrite=rj.output_config.overwrite, inputs=[rj.input],
-                      is_folder=rj.output_config.codec == "png")
+    check_output(rj)
     prepared = prepare_edit(rj.input, job.schedule, analysis=job.analysis, plan=job.plan,
                             render_config=job.render_config, texture=job.texture, references=job.references,
                             cache_dir=job.cache_dir, use_cache=job.use_cache, allow_truncated=rj.allow_truncated,

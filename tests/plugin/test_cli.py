@@ -163,21 +163,43 @@ def test_edit_rejects_unknown_face_and_bad_specs_before_writing(clip: Path, tmp_
     proc = deltaface("edit", clip, "-o", out, "--face", "7", "--delta", "smile=0.5@1-3", "--cache-dir", cache,
                      "--quiet")
     assert_one_line_error(proc, "7")
-    proc = deltaface("edit", clip, "-o", out, "--delta", "smile=0.5@1-3", "--cache-dir", cache)
-    assert_one_line_error(proc, "--face")
     proc = deltaface("edit", clip, "-o", out, "--face", "0", "--delta", "wink=0.5@1-3", "--cache-dir", cache)
     assert_one_line_error(proc, "wink")
+    proc = deltaface("edit", clip, "-o", out, "--delta", "wink=0.5@1-3", "--cache-dir", tmp_path / "fresh")
+    assert_one_line_error(proc, "wink")  # without --face too, and before any tracking
+    assert not (tmp_path / "fresh").exists()
     proc = deltaface("edit", clip, "-o", out, "--face", "0", "--delta", "smile=0.5@8-30", "--cache-dir", cache)
     assert_one_line_error(proc, "30")
     assert not out.exists()
 
 
-@pytest.mark.parametrize("command", ["edit", "restore", "track"])
+def test_edit_without_face_takes_the_only_face_or_names_them(clip: Path, tmp_path: Path) -> None:
+    import json
+
+    from tests.plugin.media import write_clip
+
+    out = tmp_path / "one.mkv"
+    proc = deltaface("edit", clip, "-o", out, "--codec", "ffv1", "--delta", "smile=0.5@4-5~2",
+                     "--cache-dir", tmp_path / "cache", "--json", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["edited_ranges_by_face"] == {"0": [[3, 6]]}
+    with VideoReader(clip) as reader:
+        frames = [f.image for f in reader][:4]
+    pair = write_clip(tmp_path / "pair.mkv", codec="ffv1", pix_fmt="bgr0",
+                      images=[np.concatenate([im, im[:, ::-1]], axis=1) for im in frames])
+    proc = deltaface("edit", pair, "-o", tmp_path / "two.mkv", "--codec", "ffv1", "--delta", "smile=0.5",
+                     "--cache-dir", tmp_path / "cache", "--quiet")
+    assert_one_line_error(proc, "--face", "faces 0, 1")
+    assert not (tmp_path / "two.mkv").exists()
+
+
+@pytest.mark.parametrize("command", ["edit", "edit_any_face", "restore", "track"])
 def test_an_output_the_codec_cannot_be_written_to_is_refused_before_tracking(command: str, clip: Path,
                                                                              tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     out = tmp_path / "out.webm"
     args = {"edit": ("edit", clip, "-o", out, "--face", "0", "--delta", "smile=0.5@1-3"),
+            "edit_any_face": ("edit", clip, "-o", out, "--delta", "smile=0.5@1-3"),
             "restore": ("restore", "--plate", clip, "--swapped", clip, "-o", out),
             "track": ("track", clip, "--preview", out)}[command]
     proc = deltaface(*args, "--cache-dir", cache, "--quiet")
