@@ -14,6 +14,7 @@ A project file (``version = 1``)::
 
     [tracking]
     num_faces = 8
+    align_sources = true               # optional (tracking.analysis.TrackingConfig)
     bundle = "models/face_landmarker.task"   # optional; like input: relative inside, or absolute
     [tracking.smoothing]               # optional: any field of tracking.smoothing.SmoothingConfig
     landmarks = { evidence_low = 2.0 }
@@ -87,7 +88,7 @@ PROJECT_SUFFIX = ".toml"
 MAX_PROJECT_BYTES = 1 << 20
 _TOP_KEYS = ("version", "input", "output", "tracking", "plan", "blend", "edit")
 _OUTPUT_KEYS = ("path", "codec", "crf", "preset", "keyframe_seconds")
-_TRACKING_KEYS = ("num_faces", "bundle", "smoothing")
+_TRACKING_KEYS = ("num_faces", "bundle", "smoothing", "align_sources")
 _VIDEO_SUFFIXES = frozenset(x for c, xs in SUFFIXES.items() if c != "png" for x in xs)
 _ARRAY_HEADER = re.compile(r"^\s*\[\[")
 _HEADER = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(?:#.*)?$")
@@ -348,6 +349,9 @@ def load_project(path: str | os.PathLike[str]) -> Project:
             bundle = _inside(base, trk["bundle"], ("tracking",), "bundle", allow_absolute=True)
             landmarker = _replace(landmarker, ("tracking",), "bundle", bundle_path=str(bundle))
         tracking = TrackingConfig()
+        if "align_sources" in trk:
+            tracking = dataclasses.replace(tracking, align_sources=_coerce(
+                trk["align_sources"], tracking.align_sources, ("tracking",), "align_sources"))
         if "smoothing" in trk:
             tracking = dataclasses.replace(tracking, smoothing=config_from_table(
                 SmoothingConfig, trk["smoothing"], ("tracking", "smoothing")))

@@ -106,6 +106,14 @@ def test_a_full_project_lands_in_the_config_dataclasses(project_dir: Path) -> No
     assert values[0] == pytest.approx(0.0)
 
 
+def test_source_alignment_can_be_turned_off(project_dir: Path) -> None:
+    base = 'version = 1\ninput = "plates/shot.mp4"\n[output]\npath = "out"\ncodec = "png"\n[tracking]\n'
+    assert load_project(write(project_dir, base)).analysis.tracking.align_sources is True
+    assert load_project(write(project_dir, base + "align_sources = false\n")).analysis.tracking.align_sources is False
+    with pytest.raises(ConfigError, match="'align_sources': 1 is not true or false"):
+        load_project(write(project_dir, base + "align_sources = 1\n"))
+
+
 def test_a_minimal_project_takes_every_default(project_dir: Path) -> None:
     p = load_project(write(project_dir, 'version = 1\ninput = "plates/shot.mp4"\n[output]\npath = "out"\n'
                                         'codec = "png"\n'))
