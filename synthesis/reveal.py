@@ -80,9 +80,8 @@ def hidden_points(landmarks: NDArray[np.floating]) -> NDArray[np.bool_]:
         return hidden
     p *= POINTS_RASTER_IOD_PX / iod
     p[:, :2] -= p[:, :2].min(axis=0) - 2.0
-    tris = triangles()  # (each call resolves the landmarker bundle)
-    area = _signed_areas(p, tris)
-    away = np.flatnonzero(np.sign(area) == -np.sign(np.median(area)))
+    tris = triangles()
+    away = np.flatnonzero(_turned_away(_signed_areas(p, tris)))
     if away.size == 0:
         return hidden
     # The mesh is a disk: it covers itself only where it folds, so a hidden point lies under a
@@ -126,6 +125,12 @@ def _signed_areas(points: NDArray[np.float64], tris: NDArray[np.int32] | None = 
                   - (p[:, 2, 0] - p[:, 0, 0]) * (p[:, 1, 1] - p[:, 0, 1]))
 
 
+def _turned_away(area: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """``(898,)`` which triangles wind against most of the face (seen from behind): most of a face
+    faces the camera, so the median signed area's sign is the front's. Flat ones count as neither."""
+    return np.sign(area) == -np.sign(np.median(area))
+
+
 def _shown(points: NDArray[np.float64], box: tuple[int, int, int, int]) -> NDArray[np.float64]:
     """``(898,)`` pixels of each triangle that show (nearer triangles drawn over farther ones)."""
     tri_map = triangle_map(points, np.arange(len(triangles())), box, points[:, 2])
@@ -159,8 +164,7 @@ def hidden_share(before: NDArray[np.floating], after: NDArray[np.floating]) -> f
     if total <= 0:
         return 0.0
     area = _signed_areas(b)
-    facing = np.sign(area) == np.sign(np.median(area))  # most of a face faces the camera
-    full = np.where(facing, np.abs(area), 0.0)
+    full = np.where(_turned_away(area), 0.0, np.abs(area))
     shown = np.where(full > 0, _shown(b, box) / np.maximum(full, 1e-9), 0.0)
     return float(shown_after[shown < SHOWN_AT].sum()) / total
 
