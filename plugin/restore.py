@@ -44,7 +44,7 @@ from plugin.pipeline import RenderJob, RenderSummary, run_render
 from plugin.provenance import merge_ranges
 from plugin.restore_loop import refine_plan
 from plugin.texture_stage import (
-    Reference, TextureCompositor, TextureConfig, load_references, prepare_texture, rebuild_face,
+    Reference, TextureCompositor, TextureConfig, chain_texture_events, load_references, prepare_texture, rebuild_face,
 )
 from plugin.video import VideoReader, probe
 from plugin.writer import OutputConfig
@@ -237,6 +237,7 @@ def plan_restore(job: RestoreJob, progress: ProgressCallback | None = None,
     pairs = match_tracks(list(ptracks.values()), list(stracks.values()), job.config.match_min_iou)
     offsets = _check_offsets(job, pairs, ptracks, stracks)
     restores, plans = [], []
+    first_events: list[dict[str, Any]] = []  # the clamps made before the closed loop
     bridges: dict[int, list[tuple[int, NDArray[np.float32], NDArray[np.float64]]]] = {}
     refinement: dict[int, dict[str, Any]] = {}
     info = probe(job.swapped)
@@ -250,7 +251,8 @@ def plan_restore(job: RestoreJob, progress: ProgressCallback | None = None,
         if job.config.refine_rounds > 0 and r.plan.frame_indices.size:
             plan, comp = r.plan, None
             if job.texture is not None:
-                (plan,), comp, _ = prepare_texture([plan], stracks, job.swapped, refs, job.texture)
+                (plan,), comp, clamped = prepare_texture([plan], stracks, job.swapped, refs, job.texture)
+                first_events.extend(clamped)
             try:
                 plan, refinement[pair.swap_id] = refine_plan(job.swapped, plan, job.config, job.render_config,
                                                              (info.height, info.width), comp, refine_progress)
@@ -277,6 +279,7 @@ def plan_restore(job: RestoreJob, progress: ProgressCallback | None = None,
     compositor, events = None, []
     if job.texture is not None and final:
         final, compositor, events = prepare_texture(final, stracks, job.swapped, refs, job.texture)
+        events = chain_texture_events(first_events, events)
     return RestorePlan(plate, swapped, tuple(restores), tuple(final), bridges, refinement, compositor, events,
                        offsets, lag, ptracks)
 

@@ -444,6 +444,53 @@ def _runs(values: NDArray[np.integer]) -> list[tuple[int, int]]:
     return [(cuts[i], cuts[i + 1]) for i in range(len(cuts) - 1) if cuts[i + 1] > cuts[i]]
 
 
+#: Order of a region's events in a run summary.
+_ACTION_ORDER = {"clamp": 0, "texture": 1, "warp_only": 2}
+
+
+def chain_texture_events(first: Sequence[dict[str, Any]], second: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events of two :func:`prepare_texture` passes, the second run on the first's clamped
+    plans (swap repair clamps before its closed loop, then prepares the refined plans again),
+    as one pass over the original plans would report them.
+
+    The second pass measures its clamps against plans already clamped, so on its own it
+    under-states them (a factor near 1, or none, or "warp_only" where the first pass clamped).
+    Here a frame's factor is the product of the two passes' (each the smallest of its event's
+    range), a frame the first pass clamped stays a clamp whatever the second says of it, and
+    "texture" events are the second pass's (the exemplars the render uses).
+    """
+    factors: dict[tuple[int, str, int], float] = {}
+    for e in first:
+        if e["action"] == "clamp":
+            for f in range(e["frames"][0], e["frames"][1] + 1):
+                factors[(e["face"], e["region"], f)] = float(e["factor"])
+    clamps = dict(factors)
+    kept: list[dict[str, Any]] = []
+    for e in second:
+        frames = range(e["frames"][0], e["frames"][1] + 1)
+        if e["action"] == "clamp":
+            for f in frames:
+                key = (e["face"], e["region"], f)
+                clamps[key] = factors.get(key, 1.0) * float(e["factor"])
+        elif e["action"] == "warp_only":
+            rest = [f for f in frames if (e["face"], e["region"], f) not in factors]
+            kept.extend({**e, "frames": [a, b]} for a, b in merge_ranges((f, f) for f in rest))
+        else:
+            kept.append(e)
+    by_region: dict[tuple[int, str], list[int]] = {}
+    for face, region, f in clamps:
+        by_region.setdefault((face, region), []).append(f)
+    reason = next((e["reason"] for e in (*first, *second) if e["action"] == "clamp"), "")
+    for (face, region), frames in by_region.items():
+        for a, b in merge_ranges((f, f) for f in frames):
+            low = min(clamps[(face, region, f)] for f in range(a, b + 1) if (face, region, f) in clamps)
+            kept.append({"face": face, "region": region, "frames": [a, b], "action": "clamp", "reason": reason,
+                         "factor": round(low, 3)})
+    regions = list(dict.fromkeys((e["face"], e["region"]) for e in (*first, *second)))
+    return sorted(kept, key=lambda e: (regions.index((e["face"], e["region"])), _ACTION_ORDER.get(e["action"], 3),
+                                       e["frames"][0]))
+
+
 def prepare_texture(
     plans: Sequence[FacePlan],
     tracks: dict[int, Track],
@@ -534,6 +581,8 @@ def prepare_texture(
             left = ch.unsupported & (ch.need > 0) & ~clamped
             for a, b in merge_ranges((int(f), int(f)) for f in plan.frame_indices[left]):
                 events.append({"face": plan.track_id, "region": name, "frames": [a, b], "action": "warp_only",
-                               "reason": "no exemplar in the target state; the edit is within what a warp shows"})
+                               "reason": "no exemplar in the target state; " + (
+                                   "the edit is within what a warp shows" if config.clamp_without_exemplar
+                                   else "clamping is off")})
         out_plans.append(plan)
     return out_plans, TextureCompositor(input_path, tracks, jobs, references, config), events

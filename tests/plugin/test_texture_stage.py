@@ -11,7 +11,7 @@ import pytest
 
 from plugin import texture_stage
 from plugin.analyze import run_analysis
-from plugin.texture_stage import TextureConfig, load_references, prepare_texture, rebuild_face
+from plugin.texture_stage import TextureConfig, chain_texture_events, load_references, prepare_texture, rebuild_face
 from synthesis.controls import named_controls
 from synthesis.exemplars import raw_features, state
 from synthesis.texregions import FACE, REGIONS
@@ -143,6 +143,45 @@ def test_without_an_exemplar_the_blink_is_clamped_and_recorded(lp_track) -> None
     requested = state(raw_features(plan.after, "eye_left"), "eye_left", gap)[:, 0]
     assert (requested - before).max() > REGIONS["eye_left"].warp_limit[0] + CLAMP_TOL
     assert (after - before).max() <= REGIONS["eye_left"].warp_limit[0] + CLAMP_TOL
+
+
+def test_a_second_pass_on_clamped_plans_keeps_the_first_clamp(lp_track) -> None:
+    # Swap repair prepares texture twice: before its closed loop and on the refined plans.
+    short = _before_blink(lp_track)
+    tracks = {short.track_id: short}
+    plans, comp, first = prepare_texture([_blink_plan(short)], tracks, CLIP)
+    comp.close()
+    again, comp, second = prepare_texture(plans, tracks, CLIP)
+    comp.close()
+    f1 = {tuple(e["frames"]): e["factor"] for e in first if e["action"] == "clamp"}
+    low1 = min(f1.values())
+    assert low1 < 0.9
+    # Alone, the second pass under-states the clamp: near 1, or no clamp at all.
+    assert min([e["factor"] for e in second if e["action"] == "clamp"], default=1.0) > low1 + 0.05
+    chained = chain_texture_events(first, second)
+    clamps = [e for e in chained if e["action"] == "clamp"]
+    assert [e["region"] for e in clamps] == ["eye_left"] * len(clamps)
+    clamped = {f for e in clamps for f in range(e["frames"][0], e["frames"][1] + 1)}
+    assert clamped >= {f for a, b in f1 for f in range(a, b + 1)}
+    assert low1 * 0.95 <= min(e["factor"] for e in clamps) <= low1
+    # No frame the first pass clamped is called "within what a warp shows".
+    for e in chained:
+        if e["action"] == "warp_only":
+            assert not clamped & set(range(e["frames"][0], e["frames"][1] + 1))
+    assert [e for e in chained if e["action"] == "texture"] == [e for e in second if e["action"] == "texture"]
+
+
+def test_chained_factors_multiply_per_frame() -> None:
+    first = [{"face": 0, "region": "eye_left", "frames": [4, 6], "action": "clamp", "reason": "r", "factor": 0.5}]
+    second = [{"face": 0, "region": "eye_left", "frames": [6, 8], "action": "clamp", "reason": "r", "factor": 0.8},
+              {"face": 0, "region": "mouth", "frames": [1, 9], "action": "warp_only", "reason": "w"},
+              {"face": 0, "region": "eye_left", "frames": [3, 5], "action": "warp_only", "reason": "w"}]
+    out = chain_texture_events(first, second)
+    assert out == [
+        {"face": 0, "region": "eye_left", "frames": [4, 8], "action": "clamp", "reason": "r", "factor": 0.4},
+        {"face": 0, "region": "eye_left", "frames": [3, 3], "action": "warp_only", "reason": "w"},
+        {"face": 0, "region": "mouth", "frames": [1, 9], "action": "warp_only", "reason": "w"},
+    ]
 
 
 def _lid_gap(lm) -> float:
