@@ -66,7 +66,8 @@ bit-identical.
 still of the swapped identity with closed eyes: the synthetic swap IS the plate's person, so its
 frame 66 stands in for what a DeepFaceLab user has in ``data_src/aligned``). The swap's own frames
 never close the right eye (its blink is inside the frozen range), so without a reference that
-blink is the warp's alone.
+blink borrows lids made from one of the swap's own open-eyed frames (``TextureConfig.closed_lids``,
+``compositing/lids.py``); the texture events name them.
 
 Stats of the restore's closed loop (``plugin.restore_loop.refine_plan``: shortfall of the change the
 re-detected face shows against the planned change, before and after the loop) per clip under

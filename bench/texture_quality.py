@@ -1,7 +1,9 @@
 """Region texture borrowed from other frames vs warp only, on the same edits (prints one JSON).
 
 For each clip and edit, ``run_edit`` renders twice to ffv1 (lossless): ``warp`` (``texture=None``)
-and ``texture`` (default ``TextureConfig``), and the outputs are re-tracked
+and ``texture`` (default ``TextureConfig``), and, for eye edits on clips without a closed eye,
+a third time: ``no_lids`` (``TextureConfig(closed_lids=False)``: no lids made from the face's own
+frames, so the edit is clamped where no exemplar exists). The outputs are re-tracked
 (``run_analysis(use_cache=False)``). On the full-strength frames:
 
 - blink: achieved change of the eye's ``eyeBlink*`` score (re-tracked RAW blendshapes, output minus
@@ -41,6 +43,7 @@ from plugin.analyze import run_analysis  # noqa: E402
 from plugin.demo import MotionSettings, write_demo_clip  # noqa: E402
 from plugin.edit_job import EditJob, run_edit  # noqa: E402
 from plugin.pipeline import RenderJob  # noqa: E402
+from plugin.texture_stage import TextureConfig  # noqa: E402
 from plugin.video import VideoReader  # noqa: E402
 from plugin.writer import OutputConfig  # noqa: E402
 from synthesis import regions as rg  # noqa: E402
@@ -98,6 +101,13 @@ def interior_luma(image: np.ndarray, lm: np.ndarray) -> tuple[float, float]:
     return round(float(y.mean()), 1), round(float(y.std()), 1)
 
 
+#: What each edit is rendered with: the warp alone, and texture from other frames (closed lids
+#: made from the face's own frames included, the default); ``no_lids`` (texture without them)
+#: where the clip has no closed eye.
+VARIANTS = ("warp", "texture")
+VARIANT_LABELS = {"warp": "warp only", "texture": "texture", "no_lids": "texture, no made lids"}
+
+
 def region_box(lm: np.ndarray, region: str, pad: int = 6) -> tuple[int, int, int, int]:
     pts = lm[:, list(REGIONS[region].outer), :2].reshape(-1, 2)
     x0, y0 = np.floor(pts.min(0)).astype(int) - pad
@@ -142,7 +152,8 @@ def crop(image: np.ndarray, box: tuple[int, int, int, int], height: int = 160) -
 
 
 def run_one(clip: Path, work: Path, cache: Path, track, frames_in: list[np.ndarray], key: str,
-            references: tuple[Path, ...] = (), ramps_name: str | None = None) -> tuple[dict[str, Any], list[np.ndarray]]:
+            references: tuple[Path, ...] = (), ramps_name: str | None = None,
+            variants: tuple[str, ...] = VARIANTS) -> tuple[dict[str, Any], list[np.ndarray]]:
     control, strength, full, region, bs_name = EDITS[key]
     sched = EditSchedule((EditEntry(track.track_id, control, StrengthCurve.over_range(strength, full[0], full[1], RAMP)),))
     rows = np.searchsorted(track.frame_indices, np.arange(full[0], full[1] + 1))
@@ -160,9 +171,11 @@ def run_one(clip: Path, work: Path, cache: Path, track, frames_in: list[np.ndarr
         res["input"]["inner_gap_px"] = round(float(mouth_gap(lm_in).mean()), 2)
         res["input"]["interior_luma_mean_std"] = interior_luma(frames_in[(full[0] + full[1]) // 2],
                                                               track.raw_landmarks[rows[len(rows) // 2]])
-    for variant in ("warp", "texture"):
+    for variant in variants:
         out = work / f"{clip.stem}_{key}_{variant}.mkv"
         kw: dict[str, Any] = {"texture": None} if variant == "warp" else {"references": tuple(references)}
+        if variant == "no_lids":
+            kw["texture"] = TextureConfig(closed_lids=False)
         if key in UNCLAMPED:
             kw["plan"] = PlanConfig(clamp_to_range=False)
         job = EditJob(RenderJob(clip, out, OutputConfig(codec="ffv1", overwrite=True)), sched, cache_dir=cache, **kw)
@@ -212,20 +225,27 @@ def save_ramps(rows: list[tuple[str, list[np.ndarray]]], frames: list[int], path
     cv2.imwrite(str(path), np.concatenate(lines, axis=0)[:, :, ::-1])
 
 
-def save_montage(rows: list[tuple[str, list[np.ndarray]]], path: Path) -> None:
+def save_montage(rows: list[tuple[str, list[np.ndarray]]], path: Path,
+                 variants: dict[str, tuple[str, ...]] | None = None) -> None:
+    """One row per edit: input, then each variant (``variants[label]``, default :data:`VARIANTS`),
+    then the exemplar frame when one lent the texture."""
     lines = []
     width = max(sum(s.shape[1] for s in tiles) for _, tiles in rows)
     for label, tiles in rows:
         line = np.concatenate(tiles, axis=1)
         line = np.pad(line, ((0, 0), (0, width - line.shape[1]), (0, 0)))
-        cv2.putText(line, f"{label}: input | warp only | texture" + (" | exemplar" if len(tiles) > 3 else ""), (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+        names = ["input", *(VARIANT_LABELS[v] for v in (variants or {}).get(label, VARIANTS))]
+        names += ["exemplar"] if len(tiles) > len(names) else []
+        cv2.putText(line, f"{label}: " + " | ".join(names), (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
                     (255, 255, 0), 1, cv2.LINE_AA)
         lines.append(line)
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), np.concatenate(lines, axis=0)[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
 
 
-def bench_clip(name: str, clip: Path, work: Path, keys: list[str]) -> dict[str, Any]:
+def bench_clip(name: str, clip: Path, work: Path, keys: list[str], lids: bool = False) -> dict[str, Any]:
+    """``lids``: eye edits also render without closed lids made from the face's frames
+    (``no_lids``: the clip and references alone lend, else the edit is clamped)."""
     cache = work / f"cache_{name}"
     analysis = run_analysis(clip, cache_dir=cache).analysis
     track = max(analysis.tracks, key=lambda t: len(t.frame_indices))
@@ -234,12 +254,13 @@ def bench_clip(name: str, clip: Path, work: Path, keys: list[str]) -> dict[str, 
                               "input_eyeBlink_max": [round(float(track.raw_blendshapes[:, BS[n]].max()), 3)
                                                      for n in ("eyeBlinkLeft", "eyeBlinkRight")],
                               "input_jawOpen_max": round(float(track.raw_blendshapes[:, BS["jawOpen"]].max()), 3)}
-    rows = []
+    rows, used = [], {}
     for key in keys:
-        res, stills = run_one(clip, work, cache, track, frames_in, key, ramps_name=f"{name}_{key}")
+        used[key] = (*VARIANTS, "no_lids") if lids and EDITS[key][3].startswith("eye_") else VARIANTS
+        res, stills = run_one(clip, work, cache, track, frames_in, key, ramps_name=f"{name}_{key}", variants=used[key])
         report[key] = res
         rows.append((key, stills))
-    save_montage(rows, RESULTS / f"texture_{name}.png")
+    save_montage(rows, RESULTS / f"texture_{name}.png", used)
     return report
 
 
@@ -256,12 +277,14 @@ def reference_check(work: Path) -> dict[str, Any]:
     frames_in = frames_of(cut)
     report: dict[str, Any] = {"clip": f"liveportrait_d0 frames 0-{REFERENCE_CUT - 1}",
                               "reference": f"liveportrait_d0 frame {REFERENCE_FRAME}"}
-    rows = []
+    rows, used = [], {}
     for label, refs in (("no_reference", ()), ("reference", (still,))):
-        res, stills = run_one(cut, work, cache, track, frames_in, "blink_left", refs)
+        row = f"blink_left {label.replace('_', ' ')}"
+        used[row] = (*VARIANTS, "no_lids") if not refs else VARIANTS
+        res, stills = run_one(cut, work, cache, track, frames_in, "blink_left", refs, variants=used[row])
         report[label] = res
-        rows.append((f"blink_left {label.replace('_', ' ')}", stills))
-    save_montage(rows, RESULTS / "texture_reference.png")
+        rows.append((row, stills))
+    save_montage(rows, RESULTS / "texture_reference.png", used)
     return report
 
 
@@ -326,7 +349,7 @@ def main() -> None:
         astro = work / "astronaut.mp4"
         write_demo_clip(astro, MotionSettings(num_frames=40))
         report["astronaut"] = bench_clip("astronaut", astro, work,
-                                         ["blink_left"] if args.quick else ["blink_left", "blink_right"])
+                                         ["blink_left"] if args.quick else ["blink_left", "blink_right"], lids=True)
         report["liveportrait_reference"] = reference_check(work)
     print(json.dumps(report, indent=1))
 

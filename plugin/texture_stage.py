@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from compositing.lids import close_eye
 from compositing.texture import (
     CLEAR_AT, TextureBlendConfig, composite, feathered_alpha, match_colour, ring_agreement, ring_mask, sample,
     uncovered_weight,
@@ -43,7 +44,7 @@ from synthesis.exemplars import (
     ChoiceConfig, Choice, ExemplarIndex, build_index, choose, clamp_factor, iod_2d, raw_features, state,
 )
 from synthesis.plan import FacePlan
-from synthesis.regions import rigid_weights
+from synthesis.regions import EYES, rigid_weights
 from synthesis.texregions import FACE, REGIONS, Region
 from synthesis.uvmap import correspondence_map, grow, triangle_map
 from tracking.analysis import Track
@@ -56,6 +57,13 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 MAX_REFERENCE_FRAMES = 60
 #: Rounds refining a clamp (the state measured after scaling the landmark change).
 CLAMP_ROUNDS = 4
+#: Lids made from a frame (:func:`closed_lid_references`): how far they are lowered (1: closed);
+#: the frame's eyes at most this closed; the closed still used only where the landmarker
+#: re-reads both eyes at least this closed, a lowered one where it reads within this of its
+#: amount, and each only where its face is within this mean distance (inter-ocular distances)
+#: of the frame's.
+LID_AMOUNTS = (0.5, 0.75, 1.0)
+LID_SOURCE_MAX_CLOSURE, LID_MIN_CLOSURE, LID_READ_TOL, LID_MAX_MOVE_IOD = 0.25, 0.6, 0.25, 0.1
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,9 @@ class TextureConfig:
         blend: colour match and feather.
         clamp_without_exemplar: clamp an edit's state change where no exemplar exists (else the
             warp alone shows the full edit).
+        closed_lids: where an eye must close and neither the clip nor the references show it
+            closed, close it on one of the face's own frames (:func:`closed_lid_references`) and
+            borrow from that, before clamping.
         cache_frames: decoded exemplar frames kept in memory.
         full_weight_need: a region's texture is composited at full weight from this need on
             (:attr:`synthesis.exemplars.Choice.need`), at ``need / full_weight_need`` below it
@@ -83,6 +94,7 @@ class TextureConfig:
     choice: ChoiceConfig = field(default_factory=ChoiceConfig)
     blend: TextureBlendConfig = field(default_factory=TextureBlendConfig)
     clamp_without_exemplar: bool = True
+    closed_lids: bool = True
     cache_frames: int = 8
     full_weight_need: float = 0.5
 
@@ -162,6 +174,60 @@ def load_references(paths: Sequence[Path]) -> list[Reference]:
     return out
 
 
+def closed_lid_references(track: Track, input_path: Path, near: NDArray[np.floating],
+                          open_gap: dict[str, float]) -> list[Reference]:
+    """Stills of this face with both eyes closed, and lowered part of the way (``LID_AMOUNTS``),
+    made from one of its own frames (:func:`compositing.lids.close_eye`), for a clip and
+    references that show no closed eye.
+
+    The frame is the one with both eyes open (closure at most ``LID_SOURCE_MAX_CLOSURE``) whose
+    head pose is nearest ``near`` (yaw, pitch, roll degrees). The landmarker re-reads every made
+    still, and its face (the one nearest the track's) gives the still's landmarks, so the
+    exemplar choice sees the closure it really shows. None is used unless the landmarker reads
+    both eyes of the closed one at least ``LID_MIN_CLOSURE`` closed; a partly lowered one is
+    left out where it reads more than ``LID_READ_TOL`` from its amount on either eye.
+    """
+    from tracking.aspect import SquarePixels
+    from tracking.landmarker import Landmarker, LandmarkerConfig
+
+    eyes = ("eye_left", "eye_right")
+    closure = np.stack([state(raw_features(track.landmarks, e), e, open_gap.get(e, 1.0))[:, 0] for e in eyes], 1)
+    ok = (closure.max(axis=1) <= LID_SOURCE_MAX_CLOSURE) & (track.confidence > 0)
+    if not ok.any():
+        return []
+    far = np.abs(track.angles - np.asarray(near, np.float64)[None]).max(axis=1)
+    row = int(np.flatnonzero(ok)[np.argmin(far[ok])])
+    frame = int(track.frame_indices[row])
+    with VideoReader(input_path) as reader:
+        image = reader.frame_at(frame).image
+        aspect = reader.info.sample_aspect_ratio
+    src = track.landmarks[row]
+    iod = iod_2d(src[None])[0]
+    made: list[Reference] = []
+    with Landmarker(LandmarkerConfig(running_mode="image")) as lm:
+        for amount in sorted(LID_AMOUNTS, reverse=True):  # the closed one first: it decides
+            closed = image
+            for upper, lower, _ in (EYES["left"], EYES["right"]):
+                closed = close_eye(closed, src[list(upper)], src[list(lower)], amount)
+            faces = SquarePixels(image.shape[1], aspect).detect_image(lm, closed, search_only_if_none=True)
+            moved = [float(np.linalg.norm(o.landmarks[:468, :2] - src[:468, :2], axis=1).mean()) for o in faces]
+            if not faces or min(moved) > LID_MAX_MOVE_IOD * iod:  # none, or not this face
+                if amount == 1.0:
+                    return []
+                continue
+            face = faces[int(np.argmin(moved))]
+            read = np.array([state(raw_features(face.landmarks, e), e, open_gap.get(e, 1.0))[0] for e in eyes])
+            if amount == 1.0 and read.min() < LID_MIN_CLOSURE:
+                return []
+            if amount < 1.0 and np.abs(read - amount).max() > LID_READ_TOL:
+                continue
+            name = f"closed lids made from frame {frame}" if amount == 1.0 else \
+                f"lids {amount:.0%} lowered, made from frame {frame}"
+            made.append(Reference(name, closed, face.landmarks, np.array([face.yaw, face.pitch, face.roll], np.float32),
+                                  face.blendshapes))
+    return made
+
+
 def reference_index(refs: Sequence[Reference], open_gap: dict[str, float]) -> ExemplarIndex:
     """An exemplar index over reference stills (keys are positions in ``refs``)."""
     n = len(refs)
@@ -221,12 +287,16 @@ class TextureCompositor:
         jobs: ``{track_id: [region jobs]}`` from :func:`prepare_texture`.
         references: reference stills (the index's source 1 rows).
         config: settings.
+        track_references: per track id, the references of a track that has its own (closed
+            lids made from its frames), in place of ``references``.
     """
 
     def __init__(self, input_path: Path, tracks: dict[int, Track], jobs: dict[int, list[_RegionJob]],
-                 references: Sequence[Reference], config: TextureConfig) -> None:
+                 references: Sequence[Reference], config: TextureConfig,
+                 track_references: dict[int, list[Reference]] | None = None) -> None:
         self.input_path, self.tracks, self.jobs = Path(input_path), tracks, jobs
         self.references, self.config = list(references), config
+        self.track_references = dict(track_references or {})
         self._reader: VideoReader | None = None
         self._cache: OrderedDict[int, NDArray[np.uint8]] = OrderedDict()
         self.frames_textured = 0
@@ -254,7 +324,7 @@ class TextureCompositor:
         sid, row = int(cand[0]), int(cand[1])
         if sid == 0:
             return self._clip_frame(int(track.frame_indices[row])), track.landmarks[row]
-        ref = self.references[row]
+        ref = self.track_references.get(track.track_id, self.references)[row]
         return ref.image, ref.landmarks
 
     def __call__(self, image: NDArray[np.uint8], frame_index: int, plan: FacePlan, row: int,
@@ -522,6 +592,8 @@ def prepare_texture(
     out_plans: list[FacePlan] = []
     jobs: dict[int, list[_RegionJob]] = {}
     events: list[dict[str, Any]] = []
+    lids: dict[int, list[Reference]] = {}  # lids made per track (empty: tried, none usable)
+    track_refs: dict[int, list[Reference]] = {}  # a track's references when it has its own
     for plan in plans:
         track = tracks[plan.track_id]
         if plan.frame_indices.size == 0:
@@ -530,8 +602,9 @@ def prepare_texture(
         index = build_index(track.frame_indices, track.landmarks, track.angles, track.blendshapes, track.confidence,
                             frame_size=frame_size)
         indexes = [index]
-        if references:
-            indexes.append(reference_index(references, dict(index.open_gap)))
+        own = track_refs.get(plan.track_id, references)
+        if own:
+            indexes.append(reference_index(own, dict(index.open_gap)))
         rows = np.searchsorted(track.frame_indices, plan.frame_indices)
         tracked, bs = track.angles[rows], track.blendshapes[rows]
         angles = turned_angles(plan.before, plan.after, tracked, rigid_weights())
@@ -542,6 +615,15 @@ def prepare_texture(
             after = state(raw_features(plan.after, name), name, gap)
             ch = choose(name, before, after, angles, bs, plan.segments, indexes, gap, config=config.choice,
                         angles_before=tracked)
+            closing = ch.unsupported & (after[:, 0] > before[:, 0])
+            if config.closed_lids and name.startswith("eye_") and plan.track_id not in lids and closing.any():
+                made = closed_lid_references(track, input_path, np.median(angles[closing], axis=0), dict(index.open_gap))
+                lids[plan.track_id] = made
+                if made:
+                    track_refs[plan.track_id] = [*references, *made]
+                    indexes = [index, reference_index(track_refs[plan.track_id], dict(index.open_gap))]
+                    ch = choose(name, before, after, angles, bs, plan.segments, indexes, gap, config=config.choice,
+                                angles_before=tracked)
             clamped = np.zeros(plan.frame_indices.shape, bool)
             if ch.unsupported.any() and config.clamp_without_exemplar:
                 factors = np.where(ch.unsupported, clamp_factor(name, before, after), 1.0)
@@ -570,7 +652,8 @@ def prepare_texture(
                     sel = used & (plan.frame_indices >= a) & (plan.frame_indices <= b)
                     def label(c: int) -> str:
                         sid, r = (int(v) for v in ch.candidates[c])
-                        return f"clip:{int(track.frame_indices[r])}" if sid == 0 else f"reference:{references[r].name}"
+                        refs = track_refs.get(plan.track_id, references)
+                        return f"clip:{int(track.frame_indices[r])}" if sid == 0 else f"reference:{refs[r].name}"
 
                     picks = sorted({int(c) for c in np.concatenate([ch.first[sel], ch.second[sel]]) if c >= 0})
                     rows_ = np.flatnonzero(sel)
@@ -585,4 +668,4 @@ def prepare_texture(
                                    "the edit is within what a warp shows" if config.clamp_without_exemplar
                                    else "clamping is off")})
         out_plans.append(plan)
-    return out_plans, TextureCompositor(input_path, tracks, jobs, references, config), events
+    return out_plans, TextureCompositor(input_path, tracks, jobs, references, config, track_refs), events

@@ -130,10 +130,14 @@ def test_blink_borrows_the_clips_own_closed_eye(lp_track) -> None:
         comp.close()
 
 
+#: Texture without closed lids made from the face's own frames: only the clip and references lend.
+NO_LIDS = TextureConfig(closed_lids=False)
+
+
 def test_without_an_exemplar_the_blink_is_clamped_and_recorded(lp_track) -> None:
     short = _before_blink(lp_track)
     plan = _blink_plan(short)
-    plans, comp, events = prepare_texture([plan], {short.track_id: short}, CLIP)
+    plans, comp, events = prepare_texture([plan], {short.track_id: short}, CLIP, config=NO_LIDS)
     comp.close()
     clamps = [e for e in events if e["action"] == "clamp"]
     assert clamps and clamps[0]["region"] == "eye_left" and clamps[0]["factor"] < 1
@@ -145,13 +149,42 @@ def test_without_an_exemplar_the_blink_is_clamped_and_recorded(lp_track) -> None
     assert (after - before).max() <= REGIONS["eye_left"].warp_limit[0] + CLAMP_TOL
 
 
+def test_without_a_closed_eye_anywhere_the_lid_is_made_from_the_face_itself(lp_track) -> None:
+    from plugin.video import VideoReader
+    from tracking.landmarker import Landmarker, LandmarkerConfig
+
+    short = _before_blink(lp_track)
+    plan = _blink_plan(short)
+    plans, comp, events = prepare_texture([plan], {short.track_id: short}, CLIP)
+    try:
+        assert not [e for e in events if e["action"] == "clamp" and e["region"] == "eye_left"]
+        tex = [e for e in events if e["action"] == "texture" and e["region"] == "eye_left"]
+        made = {s for e in tex for s in e["exemplars"] if s.startswith("reference:closed lids made from frame ")}
+        assert len(made) == 1 and int(made.pop().rsplit(" ", 1)[1]) in set(short.frame_indices.tolist())
+        ref = next(r for r in comp.track_references[short.track_id] if r.name.startswith("closed lids"))
+        gap = float(np.percentile(raw_features(short.landmarks, "eye_left")[:, 0], 90))
+        assert state(raw_features(ref.landmarks, "eye_left"), "eye_left", gap)[0] >= texture_stage.LID_MIN_CLOSURE
+        # The borrowed lid, laid on the planned (closed) geometry, reads closed to the landmarker.
+        row = int(np.searchsorted(plans[0].frame_indices, 15))
+        with VideoReader(CLIP) as r:
+            frame = r.frame_at(15).image
+        out = comp(frame, 15, plans[0], row)
+        with Landmarker(LandmarkerConfig(running_mode="image")) as lm:
+            read = [state(raw_features(lm.detect_image(img)[0].landmarks, "eye_left"), "eye_left", gap)[0]
+                    for img in (frame, out)]
+        # composited on the frame as it is (no warp): the open eye now reads mostly closed
+        assert read[0] < 0.1 and read[1] > read[0] + 0.3
+    finally:
+        comp.close()
+
+
 def test_a_second_pass_on_clamped_plans_keeps_the_first_clamp(lp_track) -> None:
     # Swap repair prepares texture twice: before its closed loop and on the refined plans.
     short = _before_blink(lp_track)
     tracks = {short.track_id: short}
-    plans, comp, first = prepare_texture([_blink_plan(short)], tracks, CLIP)
+    plans, comp, first = prepare_texture([_blink_plan(short)], tracks, CLIP, config=NO_LIDS)
     comp.close()
-    again, comp, second = prepare_texture(plans, tracks, CLIP)
+    again, comp, second = prepare_texture(plans, tracks, CLIP, config=NO_LIDS)
     comp.close()
     f1 = {tuple(e["frames"]): e["factor"] for e in first if e["action"] == "clamp"}
     low1 = min(f1.values())
@@ -182,6 +215,15 @@ def test_chained_factors_multiply_per_frame() -> None:
         {"face": 0, "region": "eye_left", "frames": [3, 3], "action": "warp_only", "reason": "w"},
         {"face": 0, "region": "mouth", "frames": [1, 9], "action": "warp_only", "reason": "w"},
     ]
+
+
+def _closure(before: Path, after: Path, cache: Path, frames=range(12, 19)) -> float:
+    """Median left-eye closure re-read on ``after``'s ``frames``: 1 - its lid gap over ``before``'s."""
+    gaps = []
+    for clip in (before, after):
+        track = run_analysis(clip, cache_dir=cache).analysis.tracks[0]
+        gaps.append(raw_features(track.landmarks[np.isin(track.frame_indices, list(frames))], "eye_left")[:, 0])
+    return float(np.median(1.0 - gaps[1] / gaps[0]))
 
 
 def _lid_gap(lm) -> float:
@@ -265,16 +307,22 @@ def test_edit_job_takes_a_reference_still_where_the_clip_has_no_closed_eye(tmp_p
                 writer.write(f)
         cv2.imwrite(str(still), reader.frame_at(66).image[:, :, ::-1])
     sched = EditSchedule((EditEntry(0, "blink_left", StrengthCurve.over_range(1.0, 10, 20, 2)),))
-    actions = {}
-    for label, refs in (("none", ()), ("ref", (still,))):
+    actions, closure = {}, {}
+    for label, refs, config in (("clamp", (), NO_LIDS), ("made", (), TextureConfig()), ("ref", (still,), NO_LIDS)):
         out = tmp_path / f"{label}.mkv"
         summary = run_edit(EditJob(RenderJob(cut, out, OutputConfig(codec="ffv1", overwrite=True)), sched,
-                                   cache_dir=tmp_path / "cache", references=refs))
+                                   cache_dir=tmp_path / "cache", references=refs, texture=config))
         actions[label] = summary.texture
         assert summary.as_dict()["texture"] == summary.texture
-    assert any(e["action"] == "clamp" and e["region"] == "eye_left" for e in actions["none"])
+        closure[label] = _closure(cut, out, tmp_path / "cache")
+    assert any(e["action"] == "clamp" and e["region"] == "eye_left" for e in actions["clamp"])
     lent = [x for e in actions["ref"] if e["action"] == "texture" for x in e["exemplars"]]
     assert any(x.startswith("reference:") for x in lent)
+    made = [x for e in actions["made"] if e["action"] == "texture" for x in e["exemplars"]]
+    assert any(x.startswith("reference:closed lids made from frame ") for x in made)
+    assert not any(e["action"] == "clamp" and e["region"] == "eye_left" for e in actions["made"])
+    # Re-read on the output: the made lid closes the eye further than the clamped warp.
+    assert closure["made"] > closure["clamp"] + 0.2
 
 
 def test_transfer_in_place_writes_the_same_pixels_into_the_frame(astronaut_face) -> None:
