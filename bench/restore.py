@@ -19,6 +19,15 @@ LivePortrait fixture and the astronaut demo clip) the way swap models fail, and
   runs with ``bridge``: those frames get the nearest good swap frame's face warped to the
   plate's pose and rebuilt through UV space (``plugin.texture_stage.rebuild_face``); "before"
   figures there are against the tracker's interpolated face and mean little;
+- ``garble``: the face melts: inside the face oval (feathered) the frame is resampled through a
+  smooth random displacement (a fresh one per frame, amplitude ``GARBLE_IOD`` inter-ocular
+  distances, varying over about half of one), the way a swap model breaks down on a pose it
+  did not learn. The landmarker still finds a face there. The restore runs with ``bridge``, so
+  frames it finds garbled (``RestoreConfig.garbled_drop``) are rebuilt from the nearest good
+  swap frame; ``garbled_flagged`` counts them, ``detail_drop`` is the mean of how much less the
+  face's texture agrees with the rest of its track than the plate's does
+  (``synthesis.consistency``), before (swap) and after (output), and ``garbled_elsewhere``
+  lists frames flagged outside every garble range (false alarms);
 - ``limit_teeth``, ``limit_gaze``: freezes that warping cannot undo (the plate shows teeth the
   frozen closed mouth has not; the plate's irises swing from one eye corner to the other).
   Reported with ``"limit": true``, not counted toward the targets.
@@ -57,7 +66,7 @@ after (output):
   below it the range was flagged (and fixed) for its pose alone.
 
 ``targets`` (per clip) checks the issue's figures over the counted ranges (``limit`` ranges and
-``lose``, whose "before" is against an interpolated face, are left out; ranges left out of a
+``lose`` and ``garble``, whose faces are rebuilt rather than warped, are left out; ranges left out of a
 target are listed with the reason): pose after within 2 degrees (max), expression reduction at
 least 0.7 where ``expr_diverged``, identity against the plate under 0.01 IOD, untouched frames
 bit-identical.
@@ -98,7 +107,7 @@ from plugin.demo import MotionSettings, write_demo_clip  # noqa: E402
 from plugin.edit_job import EditJob, run_edit  # noqa: E402
 from plugin.editlist import schedule_from_specs  # noqa: E402
 from plugin.pipeline import RenderJob  # noqa: E402
-from plugin.restore import RestoreJob, run_restore
+from plugin.restore import RestoreJob, detail_agreements, run_restore
 from plugin.video import VideoReader, probe  # noqa: E402
 from plugin.writer import OutputConfig, VideoWriter  # noqa: E402
 from synthesis.codespace import invert_track  # noqa: E402
@@ -117,6 +126,9 @@ DAMAGE: dict[str, list[tuple[str, int, int, Any]]] = {
                      ("limit_teeth", 19, 27, 14), ("limit_gaze", 31, 39, 24)],
     "astronaut": [("rotate", 10, 22, ("head_pitch=-8",)), ("express", 30, 36, ("smile=-0.5", "brow_raise=0.8")),
                   ("lose", 40, 41, None), ("rotate", 48, 60, ("head_yaw=-10",))],
+    # the same plates melted on one range only (the clips above have no room left for it)
+    "liveportrait_garble": [("garble", 40, 46, 1)],
+    "astronaut_garble": [("garble", 30, 36, 2)],
 }
 #: The reference check: (clip, damage kind, frame of the plate given as a still of the swapped identity).
 REFERENCE = ("liveportrait", "freeze", 66)
@@ -124,6 +136,8 @@ REFERENCE = ("liveportrait", "freeze", 66)
 #: swap's closed mouth does not have, an iris swung from one eye corner to the other.
 LIMITS = ("limit_teeth", "limit_gaze")
 FEATHER = 0.04
+#: The garble's displacement: amplitude and the spacing of its random nodes (inter-ocular distances).
+GARBLE_IOD, GARBLE_NODE_IOD = 0.15, 0.5
 #: The resampling floor's shift (pixels, x and y; see the module doc).
 FLOOR_SHIFT_PX = 0.25
 #: The issue's targets (#6): pose after (degrees, max), expression reduction, identity (IOD).
@@ -169,6 +183,24 @@ def lose_face(frames: list[np.ndarray], landmarks: np.ndarray, frame_rows: dict[
         frames[f] = np.clip(np.round(frames[f] * (1 - a) + mean * a), 0, 255).astype(np.uint8)
 
 
+def garble_face(frames: list[np.ndarray], landmarks: np.ndarray, frame_rows: dict[int, int], first: int, last: int,
+                seed: int) -> None:
+    """Melt the face on frames first..last (in place; see the module doc)."""
+    rng = np.random.default_rng(seed)
+    for f in range(first, last + 1):
+        lf = landmarks[frame_rows[f]]
+        h, w = frames[f].shape[:2]
+        iod = inter_ocular(lf)
+        step = max(int(GARBLE_NODE_IOD * iod), 4)
+        nodes = rng.normal(size=(h // step + 2, w // step + 2, 2)).astype(np.float32)
+        field = cv2.resize(nodes, (w, h), interpolation=cv2.INTER_CUBIC) * np.float32(GARBLE_IOD * iod)
+        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        moved = cv2.remap(frames[f], gx + field[..., 0], gy + field[..., 1], cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REFLECT101)
+        a = _oval_alpha((h, w), lf)
+        frames[f] = np.clip(np.round(frames[f] * (1 - a) + moved * a), 0, 255).astype(np.uint8)
+
+
 def make_bad_swap(plate: Path, out: Path, damage: list[tuple[str, int, int, Any]], work: Path,
                   cache: Path) -> None:
     """Write ``out`` (ffv1 .mp4): ``plate`` damaged as ``damage`` says (see module doc)."""
@@ -191,6 +223,8 @@ def make_bad_swap(plate: Path, out: Path, damage: list[tuple[str, int, int, Any]
                     freeze_face(frames, track.raw_landmarks, rows, int(arg), a, b)
                 elif kind == "lose":
                     lose_face(frames, track.raw_landmarks, rows, a, b)
+                elif kind == "garble":
+                    garble_face(frames, track.raw_landmarks, rows, a, b, int(arg))
             for fr, img in zip(reader, frames):
                 writer.write(type(fr)(fr.index, fr.pts, fr.time_base, img))
 
@@ -210,7 +244,9 @@ def shifted_plate(plate: Path, out: Path, shift: float = FLOOR_SHIFT_PX) -> Path
 
 def targets(ranges: list[dict[str, Any]], untouched: list[int]) -> dict[str, Any]:
     """The issue's targets over the counted ranges (see the module doc)."""
-    counted = [r for r in ranges if not r["limit"] and r["kind"] != "lose"]
+    counted = [r for r in ranges if not r["limit"] and r["kind"] not in ("lose", "garble")]
+    if not counted:
+        return {"untouched_bit_identical": {"met": untouched[0] == untouched[1]}}
     name = [f"{r['kind']} {r['frames'][0]}-{r['frames'][1]}" for r in counted]
     pose = [r["pose_div_deg_after"]["max"] for r in counted]
     expr = [(n, r["expr_div_reduction"]) for n, r in zip(name, counted) if r["expr_diverged"]]
@@ -276,6 +312,9 @@ def bench_clip(name: str, plate: Path, work: Path) -> dict[str, Any]:
     ot = run_analysis(out, cache_dir=cache).analysis.tracks[0]
     ft = run_analysis(shifted_plate(plate, work / f"{name}_plate_shifted.mp4"), cache_dir=cache).analysis.tracks[0]
     threshold = RestoreConfig().expression_threshold
+    flagged = {f for ranges in summary.garbled.values() for a, b in ranges for f in range(a, b + 1)}
+    detail = {key: detail_agreements(path, [track]).get(track.track_id, {})
+              for key, path, track in (("plate", plate, pt), ("swap", swap, st), ("out", out, ot))}
     edited = {int(f) for p in summary.plan.plans for f in p.frame_indices}
     edited |= {f for a, b in summary.bridged for f in range(a, b + 1)}
     same = total = 0
@@ -317,8 +356,16 @@ def bench_clip(name: str, plate: Path, work: Path) -> dict[str, Any]:
             "identity_floor_iod": round(_identity_change(_rows(pt, clean), _rows(pt, frames)), 4),
             "still": str(png.relative_to(RESULTS.parent.parent)),
         })
+        if kind == "garble":
+            ranges[-1]["garbled_flagged"] = [len(flagged & set(range(a, b + 1))), b - a + 1]
+            ranges[-1]["detail_drop"] = {
+                k: round(float(np.nanmean([detail["plate"].get(int(f), np.nan) - detail[k].get(int(f), np.nan)
+                                           for f in frames])), 3) for k in ("swap", "out")}
     report = {"clip": name, "frames": len(imgs_s), "damage": ranges, "bridged": summary.bridged,
             "lost": {str(k): v for k, v in summary.lost.items()},
+            "garbled": {str(k): v for k, v in summary.garbled.items()},
+            "garbled_elsewhere": sorted(flagged - {f for kind, a, b, _ in damage if kind == "garble"
+                                                   for f in range(a, b + 1)}),
             "untouched_bit_identical": [same, total], "edited_frames": len(edited),
             "targets": targets(ranges, [same, total]),
             "restore_summary": summary.as_dict()["fixed_ranges"],
@@ -364,9 +411,9 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         clips = {}
         if args.clip in ("liveportrait", "all"):
-            clips["liveportrait"] = FIXTURES / "liveportrait_d0.mp4"
+            clips["liveportrait"] = clips["liveportrait_garble"] = FIXTURES / "liveportrait_d0.mp4"
         if args.clip in ("astronaut", "all"):
-            clips["astronaut"] = write_demo_clip(work / "astronaut.mp4", MotionSettings())
+            clips["astronaut"] = clips["astronaut_garble"] = write_demo_clip(work / "astronaut.mp4", MotionSettings())
         for name, path in clips.items():
             print(f"bench/restore.py: {name}", file=sys.stderr, flush=True)
             out["clips"].append(bench_clip(name, path, work))

@@ -187,8 +187,11 @@ def _add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-pose", action="store_true", help="leave the head pose as the swap has it")
     p.add_argument("--no-expression", action="store_true", help="leave the expression as the swap has it")
     p.add_argument("--bridge", action="store_true",
-                   help="where the swap lost the face, rebuild it from the nearest good swap frame's face, "
-                        "warped to the plate's pose (default: pass such frames through)")
+                   help="where the swap lost the face, or its face is garbled, rebuild it from the nearest good "
+                        "swap frame's face, warped to the plate's pose (default: pass such frames through)")
+    p.add_argument("--garbled-drop", type=float, default=None, metavar="X",
+                   help="a swap face is garbled where its texture agrees with the rest of its frames this much "
+                        "less than the plate's face does (0-2; 0: never; default 0.25)")
     p.add_argument("--edits", type=Path, default=None, metavar="FILE",
                    help="TOML edit list applied as well (face ids of the swapped frames)")
     p.add_argument("--reference", type=Path, action="append", default=None, metavar="FILE",

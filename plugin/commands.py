@@ -400,7 +400,7 @@ def _restore_job(args: argparse.Namespace, plate: Path, swapped: Path, output: P
     from synthesis.restore import RestoreConfig
 
     given = {"pose_threshold_deg": args.pose_threshold, "expression_threshold": args.expression_threshold,
-             "ramp_frames": args.ramp, "refine_rounds": args.loop_rounds}
+             "ramp_frames": args.ramp, "refine_rounds": args.loop_rounds, "garbled_drop": args.garbled_drop}
     config = RestoreConfig(**{k: v for k, v in given.items() if v is not None}, correct_pose=not args.no_pose,
                            correct_expression=not args.no_expression)
     schedule = None
@@ -433,10 +433,13 @@ def _restore_lines(result: dict[str, Any]) -> list[str]:
         if r["rotation_clamped"]:
             line += " (rotation clamped to the warp's limits)"
         lines.append(line)
+    bridged = (" (bridged: " + ", ".join(f"{a}-{b}" for a, b in result["bridged_frames"]) + ")"
+               if result["bridged_frames"] else " (passed through; --bridge fills them)")
     for face, ranges in result["lost_frames_by_face"].items():
-        lines.append(f"  face {face}: the swap has no face on frames " + ", ".join(f"{a}-{b}" for a, b in ranges)
-                     + (" (bridged: " + ", ".join(f"{a}-{b}" for a, b in result["bridged_frames"]) + ")"
-                        if result["bridged_frames"] else " (passed through; --bridge fills them)"))
+        lines.append(f"  face {face}: the swap has no face on frames " + ", ".join(f"{a}-{b}" for a, b in ranges) + bridged)
+    for face, ranges in result.get("garbled_frames_by_face", {}).items():
+        lines.append(f"  face {face}: the swap's face is garbled on frames " + ", ".join(f"{a}-{b}" for a, b in ranges)
+                     + " (its texture strays from the rest of the face's frames; not warped)" + bridged)
     offset = result.get("frame_offset", 0)
     if offset:
         lines.append(f"  the plate's frame F was compared with the swap's frame F{offset:+d}")

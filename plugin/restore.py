@@ -49,10 +49,12 @@ from plugin.texture_stage import (
 from plugin.video import VideoReader, probe
 from plugin.writer import OutputConfig
 from synthesis.codespace import TrackCode, invert_track
+from synthesis.consistency import detail_agreement, face_detail
 from synthesis.frame_offset import Offset, agreed_lag, frame_offset
 from synthesis.plan import FacePlan, plan_track
 from synthesis.restore import (
-    FacePair, PairRestore, RestoreConfig, bridge_target, combine_plans, divergence, match_tracks, restore_pair,
+    FacePair, PairRestore, RestoreConfig, bridge_target, combine_plans, divergence, garbled_rows, match_tracks,
+    restore_pair,
 )
 from synthesis.schedule import EditSchedule
 from tracking.analysis import SOURCE_CODES, TRACK_ARRAYS, ClipAnalysis, Track
@@ -159,6 +161,7 @@ class RestoreSummary:
     lost: dict[int, list[list[int]]]
     bridged: list[list[int]]
     verified: bool
+    garbled: dict[int, list[list[int]]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -170,6 +173,7 @@ class RestoreSummary:
                        "matched_frames": int(r.pair.frame_indices.size)} for r in self.plan.restores],
             "fixed_ranges": self.ranges,
             "lost_frames_by_face": {str(k): v for k, v in self.lost.items()},
+            "garbled_frames_by_face": {str(k): v for k, v in self.garbled.items()},
             "border_limited_frames_by_face": {
                 str(r.pair.plate_id): merge_ranges((int(f), int(f)) for f in r.border_limited)
                 for r in self.plan.restores if r.border_limited.size},
@@ -200,6 +204,41 @@ def _track_code(track: Track) -> TrackCode:
     return invert_track(track.landmarks, track.blendshapes, conf if conf.sum() > 0 else None)
 
 
+def detail_agreements(clip: Path, tracks: Sequence[Track],
+                      progress: ProgressCallback | None = None) -> dict[int, dict[int, float]]:
+    """Per track id and frame: how well the face's texture agrees with the rest of its track
+    (``synthesis.consistency``; frames where the face was found, bridged rows left out). Decodes
+    ``clip`` once (``progress``: frames read of the clip's)."""
+    rows: dict[int, list[tuple[int, NDArray[np.int8], NDArray[np.bool_]]]] = {t.track_id: [] for t in tracks}
+    found = {t.track_id: t.sources != SOURCE_CODES[Source.BRIDGED] for t in tracks}
+    with VideoReader(clip) as reader:
+        total = len(reader)
+        for done, frame in enumerate(reader, 1):
+            if progress is not None:
+                progress(done, total)
+            for t in tracks:
+                row = t.row(frame.index)
+                if row is not None and found[t.track_id][row]:
+                    rows[t.track_id].append((row, *face_detail(frame.image, t.landmarks[row])))
+    out: dict[int, dict[int, float]] = {}
+    for t in tracks:
+        got = rows[t.track_id]
+        if not got:
+            out[t.track_id] = {}
+            continue
+        r = np.array([g[0] for g in got])
+        agree = detail_agreement(np.stack([g[1] for g in got]), np.stack([g[2] for g in got]), t.segment_ids[r])
+        out[t.track_id] = {int(t.frame_indices[k]): float(v) for k, v in zip(r, agree)}
+    return out
+
+
+def _garbled(pair: FacePair, plate: dict[int, float], swap: dict[int, float], lag: int, drop: float) -> NDArray[np.bool_]:
+    """Per pair row: the swap's face garbled there (``synthesis.restore.garbled_rows``); the
+    plate's frame ``f`` was renumbered ``f + lag``."""
+    fr = [int(f) for f in pair.frame_indices]
+    return garbled_rows(np.array([plate.get(f - lag, np.nan) for f in fr]), np.array([swap.get(f, np.nan) for f in fr]), drop)
+
+
 def plan_restore(job: RestoreJob, progress: ProgressCallback | None = None,
                  refine_progress: ProgressCallback | None = None) -> RestorePlan:
     """Analyse both inputs and plan the correction (nothing is written but analysis caches).
@@ -222,6 +261,11 @@ def plan_restore(job: RestoreJob, progress: ProgressCallback | None = None,
         if unknown:
             raise ConfigError(f"{job.plate}: no face with id {', '.join(map(str, unknown))}")
         ptracks = {k: v for k, v in ptracks.items() if k in job.plate_faces}
+    # garbled swap faces: each face's texture against its own track, plate and swap (as numbered)
+    agreement: tuple[dict[int, dict[int, float]], dict[int, dict[int, float]]] | None = None
+    if job.config.garbled_drop > 0 and ptracks and stracks:
+        agreement = (detail_agreements(job.plate, list(ptracks.values()), progress),
+                     detail_agreements(job.swapped, list(stracks.values()), progress))
     frame_times = swapped.analysis.frame_times
     lag = job.offset
     if job.auto_offset:
@@ -247,7 +291,9 @@ def plan_restore(job: RestoreJob, progress: ProgressCallback | None = None,
     for pair in pairs:
         pt, st = ptracks[pair.plate_id], stracks[pair.swap_id]
         pc, sc = _track_code(pt), _track_code(st)
-        r = restore_pair(pair, pt, st, job.config, pc, sc, (info.height, info.width))
+        garbled = None if agreement is None else _garbled(
+            pair, agreement[0].get(pair.plate_id, {}), agreement[1].get(pair.swap_id, {}), lag, job.config.garbled_drop)
+        r = restore_pair(pair, pt, st, job.config, pc, sc, (info.height, info.width), garbled)
         if job.config.refine_rounds > 0 and r.plan.frame_indices.size:
             plan, comp = r.plan, None
             if job.texture is not None:
@@ -323,14 +369,15 @@ def _check_offsets(job: RestoreJob, pairs: Sequence[FacePair], ptracks: dict[int
 
 def _bridge_jobs(r: PairRestore, pt: Track, st: Track, pc: TrackCode, sc: TrackCode,
                  max_frames: int) -> list[tuple[int, int, NDArray[np.float64]]]:
-    """(lost frame, source frame, target landmarks) for each lost frame with a good frame near.
+    """(lost frame, source frame, target landmarks) for each lost or garbled frame with a good
+    frame near.
 
-    The source is the nearest swap frame where the swap's face was found (fixed or not: its
-    input pixels and tracked landmarks are what is warped).
+    The source is the nearest swap frame where the swap's face was found and is not garbled
+    (fixed or not: its input pixels and tracked landmarks are what is warped).
     """
-    good_frames = st.frame_indices[st.sources != SOURCE_CODES[Source.BRIDGED]]
+    good_frames = st.frame_indices[(st.sources != SOURCE_CODES[Source.BRIDGED]) & ~np.isin(st.frame_indices, r.garbled)]
     out = []
-    for f in r.lost:
+    for f in np.union1d(r.lost, r.garbled):
         prow = pt.row(int(f))
         if prow is None or good_frames.size == 0:
             continue
@@ -479,7 +526,7 @@ def run_restore(job: RestoreJob, progress: ProgressCallback | None = None,
     by_face = {p.track_id: merge_ranges((f, f) for f in p.frame_indices) for p in plan.plans if p.frame_indices.size}
     if plan.bridges:
         for r in plan.restores:
-            fr = [f for f in plan.bridges if f in set(int(x) for x in r.lost)]
+            fr = [f for f in plan.bridges if f in set(int(x) for x in np.union1d(r.lost, r.garbled))]
             if fr:
                 by_face[r.pair.swap_id] = merge_ranges([*by_face.get(r.pair.swap_id, []), *((f, f) for f in fr)])
     ranges = merge_ranges(x for rs in by_face.values() for x in rs)
@@ -494,6 +541,8 @@ def run_restore(job: RestoreJob, progress: ProgressCallback | None = None,
         per_pair = measure_output(plan.plate_tracks, out.analysis, plan.restores, job.config)
         measured = {pid: v for (pid, _), v in per_pair.items()}
     lost = {r.pair.plate_id: merge_ranges((int(f), int(f)) for f in r.lost) for r in plan.restores if r.lost.size}
+    garbled = {r.pair.plate_id: merge_ranges((int(f), int(f)) for f in r.garbled) for r in plan.restores
+               if r.garbled.size}
     bridged = merge_ranges((f, f) for f in (bridge.done if bridge is not None else []))
     return RestoreSummary(job.plate, plan, render, range_report(plan.restores, measured), lost, bridged,
-                          measured is not None)
+                          measured is not None, garbled)

@@ -57,7 +57,10 @@ Frames where it limited the correction are listed (:attr:`PairRestore.border_lim
 Frames where the swap track exists only by the tracker's bridging (no face was found there in the
 swapped frame) but the plate has a face are listed as ``lost`` and never corrected: the plugin
 passes them through, or bridges them from the nearest good swapped frame
-(:func:`bridge_target`).
+(:func:`bridge_target`). So are frames where the swap's face is found but ``garbled``: its
+texture strays from the rest of its track far more than the plate's face does on the same frame
+(:func:`garbled_rows`, on :mod:`synthesis.consistency`'s readings, which the plugin takes from
+the pixels). Warping a melted face only moves the melt.
 
 Pure maths: no I/O.
 """
@@ -116,6 +119,12 @@ class RestoreConfig:
         border_full_inside: a face with at least this fraction of its mesh points inside the
             picture is corrected fully (module doc: a face cut by the border).
         border_min_inside: ... with at most this fraction, not at all (and never flagged).
+        garbled_drop: a swap frame is garbled where its face's texture agrees with the rest of
+            its track this much less than the plate's face does on the same frame
+            (:mod:`synthesis.consistency`; clean faces turned 8-9 degrees away from the plate
+            drop 0.08-0.13, faces melted by a displacement of 0.1 inter-ocular distances
+            0.35-0.67). Garbled frames are not warped: like lost ones they are listed, and
+            bridged when asked. 0 turns the check off.
     """
 
     pose_threshold_deg: float = 3.0
@@ -138,6 +147,7 @@ class RestoreConfig:
     refine_smooth_rounds: int = 3
     border_full_inside: float = 0.95
     border_min_inside: float = 0.6
+    garbled_drop: float = 0.25
 
     def __post_init__(self) -> None:
         if not 0 <= self.border_min_inside < self.border_full_inside <= 1:
@@ -160,6 +170,8 @@ class RestoreConfig:
             raise ConfigError(f"RestoreConfig.refine_gain must be in (0, 2], got {self.refine_gain}")
         if not self.refine_max_iod > 0:
             raise ConfigError(f"RestoreConfig.refine_max_iod must be > 0, got {self.refine_max_iod}")
+        if not 0 <= self.garbled_drop <= 2:
+            raise ConfigError(f"RestoreConfig.garbled_drop must be in [0, 2] (0: off), got {self.garbled_drop}")
         if not (self.correct_pose or self.correct_expression):
             raise ConfigError("RestoreConfig: correct_pose and correct_expression are both off: nothing to do")
 
@@ -322,6 +334,7 @@ class PairRestore:
         clamped: ``(M,)`` bool: the rotation correction was clamped there.
         plan: the edit of the swap face (only frames with a non-zero weight).
         lost: frames where the swap has no face found but the plate has one.
+        garbled: frames where the swap's face is found but garbled (:func:`garbled_rows`).
         offset: ``(3,)`` pixels: where the swap puts its face's canonical origin against the
             plate's (median over the frames where the two agree).
         scale_ratio: the swap's face scale over the plate's (median over the same frames).
@@ -342,6 +355,7 @@ class PairRestore:
     clamped: NDArray[np.bool_]
     plan: FacePlan
     lost: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    garbled: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     offset: NDArray[np.float64] = field(default_factory=lambda: np.zeros(3))
     scale_ratio: float = 1.0
     expression_offset: NDArray[np.float64] = field(default_factory=lambda: np.zeros((478, 3)))
@@ -393,9 +407,22 @@ def smooth_motion(x: NDArray[np.floating], frames: NDArray[np.integer], sigma: f
     return out
 
 
+def garbled_rows(plate_agreement: NDArray[np.floating], swap_agreement: NDArray[np.floating],
+                 drop: float) -> NDArray[np.bool_]:
+    """``(M,)`` bool: the swap's face texture agrees with its track at least ``drop`` less than the
+    plate's on the same frame (``synthesis.consistency.detail_agreement``, one value per pair row;
+    NaN, a face too little seen, is never garbled; ``drop`` 0: none is)."""
+    p, s = np.asarray(plate_agreement, np.float64), np.asarray(swap_agreement, np.float64)
+    if drop <= 0:
+        return np.zeros(p.shape, bool)
+    with np.errstate(invalid="ignore"):
+        return np.nan_to_num(p - s, nan=-np.inf) >= drop
+
+
 def restore_pair(pair: FacePair, plate: Track, swap: Track, config: RestoreConfig,
                  plate_code: TrackCode | None = None, swap_code: TrackCode | None = None,
-                 frame_size: tuple[int, int] | None = None) -> PairRestore:
+                 frame_size: tuple[int, int] | None = None,
+                 garbled: NDArray[np.bool_] | None = None) -> PairRestore:
     """Measure one pair's divergence and plan the correction (module doc, steps 2-5).
 
     Args:
@@ -405,6 +432,9 @@ def restore_pair(pair: FacePair, plate: Track, swap: Track, config: RestoreConfi
         plate_code, swap_code: the tracks' inversions, if already computed.
         frame_size: ``(height, width)`` of the frames: faces cut by the picture's border are
             corrected less (module doc); None: every face counts as inside.
+        garbled: ``(M,)`` bool per pair row, the swap's face garbled there (:func:`garbled_rows`):
+            such frames are neither corrected nor used to measure where the two faces agree,
+            and are listed in ``PairRestore.garbled``.
 
     Returns:
         The measurements and the plan (track id: the swap's).
@@ -414,7 +444,8 @@ def restore_pair(pair: FacePair, plate: Track, swap: Track, config: RestoreConfi
     pr, sr, fr = pair.plate_rows, pair.swap_rows, pair.frame_indices
     diff, pose_div, expr_div = divergence(pc.rotations[pr], sc.rotations[sr], plate.blendshapes[pr],
                                           swap.blendshapes[sr])
-    ok = ~pair.swap_lost
+    bad = np.zeros(len(fr), bool) if garbled is None else np.asarray(garbled, bool) & ~pair.swap_lost
+    ok = ~pair.swap_lost & ~bad
     border = np.ones(len(fr))
     if frame_size is not None and len(fr):
         inside = np.minimum(inside_fraction(plate.landmarks[pr], frame_size),
@@ -477,8 +508,8 @@ def restore_pair(pair: FacePair, plate: Track, swap: Track, config: RestoreConfi
         strengths={"restore": weights[rows]},
     )
     lost = np.union1d(fr[pair.swap_lost], pair.plate_only).astype(np.int64)
-    return PairRestore(pair, diff, pose_div, expr_div, planned, weights, ranges, clamped, plan, lost, t_off, s_ratio,
-                       e_off, border, border_limited)
+    return PairRestore(pair, diff, pose_div, expr_div, planned, weights, ranges, clamped, plan, lost,
+                       fr[bad].astype(np.int64), t_off, s_ratio, e_off, border, border_limited)
 
 
 def _conf(track: Track) -> NDArray[np.float64]:

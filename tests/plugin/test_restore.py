@@ -31,12 +31,14 @@ from tracking.errors import ConfigError, InputError
 
 #: Three analyses, an edit and two renders of the clip: about a minute on two busy cores.
 SLOW = pytest.mark.slow
-FRAMES = 28
+FRAMES = 34
 #: The swap turns the head by WRONG_YAW on TURNED (eased in and out over 4 frames outside).
 WRONG_YAW = -9.0
 TURNED = (7, 11)
 #: The swap has no face on these frames.
 LOST = (21, 22)
+#: The swap's face melts on these frames (found by the landmarker, garbled).
+GARBLED = (29, 30)
 #: Pose divergence left after the repair, re-measured on the output (issue #6: 2 degrees).
 POSE_AFTER_DEG = 2.0
 #: The wrong turn reads at least this much before the repair.
@@ -55,6 +57,23 @@ def wipe_face(image: np.ndarray, landmarks: np.ndarray, grow: float = 1.6) -> np
     return out
 
 
+def melt_face(image: np.ndarray, landmarks: np.ndarray, seed: int, amplitude_iod: float = 0.15) -> np.ndarray:
+    """The face oval resampled through a smooth random displacement (bench/restore.py's garble)."""
+    from synthesis.regions import inter_ocular
+
+    rng = np.random.default_rng(seed)
+    h, w = image.shape[:2]
+    iod = inter_ocular(landmarks)
+    step = max(int(iod / 2), 4)
+    field = cv2.resize(rng.normal(size=(h // step + 2, w // step + 2, 2)).astype(np.float32), (w, h),
+                       interpolation=cv2.INTER_CUBIC) * np.float32(amplitude_iod * iod)
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    moved = cv2.remap(image, gx + field[..., 0], gy + field[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+    mask = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(mask, cv2.convexHull(face_oval(landmarks).astype(np.float32)).astype(np.int32), 1)
+    return np.where(mask[..., None] > 0, moved, image)
+
+
 @pytest.fixture(scope="module")
 def bad_swap(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     work = tmp_path_factory.mktemp("restore")
@@ -71,6 +90,8 @@ def bad_swap(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             img = fr.image
             if LOST[0] <= fr.index <= LOST[1]:
                 img = wipe_face(img, track.landmarks[track.row(fr.index)])
+            if GARBLED[0] <= fr.index <= GARBLED[1]:
+                img = melt_face(img, track.landmarks[track.row(fr.index)], fr.index)
             writer.write(type(fr)(fr.index, fr.pts, fr.time_base, img))
     return {"plate": plate, "swap": swap, "cache": cache, "work": work}
 
@@ -101,22 +122,30 @@ def test_wrong_turn_is_fixed_and_measured_on_the_output(restored):
 def test_lost_frames_are_reported_and_bridged(restored, bad_swap):
     summary, out = restored
     assert summary.lost == {0: [list(LOST)]}
-    assert summary.bridged == [list(LOST)]
+    assert summary.garbled == {0: [list(GARBLED)]}
+    assert summary.bridged == [list(LOST), list(GARBLED)]
     swap = [f.image for f in VideoReader(bad_swap["swap"])]
     output = [f.image for f in VideoReader(out)]
-    for f in range(LOST[0], LOST[1] + 1):
+    for f in (*range(LOST[0], LOST[1] + 1), *range(GARBLED[0], GARBLED[1] + 1)):
         assert not np.array_equal(swap[f], output[f])
     # the bridged face is a face again: the output is tracked there from a real observation
     tracks = run_analysis(out, cache_dir=bad_swap["cache"]).analysis.tracks
     t = tracks[0]
     assert all(t.confidence[t.row(f)] > 0 for f in range(LOST[0], LOST[1] + 1))
+    # and the rebuilt faces are no longer melted: their texture agrees with the face's other frames
+    from plugin.restore import detail_agreements
+
+    swap_t = run_analysis(bad_swap["swap"], cache_dir=bad_swap["cache"]).analysis.tracks[0]
+    before, after = detail_agreements(bad_swap["swap"], [swap_t])[0], detail_agreements(out, [t])[t.track_id]
+    for f in range(GARBLED[0], GARBLED[1] + 1):
+        assert after[f] > before[f] + 0.25
 
 
 @SLOW
 def test_untouched_frames_are_bit_identical(restored, bad_swap):
     summary, out = restored
     touched = {int(f) for p in summary.plan.plans for f in p.frame_indices}
-    touched |= set(range(LOST[0], LOST[1] + 1))
+    touched |= set(range(LOST[0], LOST[1] + 1)) | set(range(GARBLED[0], GARBLED[1] + 1))
     swap = [f.image for f in VideoReader(bad_swap["swap"])]
     output = [f.image for f in VideoReader(out)]
     assert len(output) == len(swap) == FRAMES
@@ -134,6 +163,7 @@ def test_cli_json_summary_and_pass_through(bad_swap, tmp_path, capsys):
     assert [r["frames"][0] <= TURNED[0] for r in result["fixed_ranges"]] == [True]
     assert "pose_divergence_deg_after" not in result["fixed_ranges"][0]
     assert result["lost_frames_by_face"] == {"0": [list(LOST)]}
+    assert result["garbled_frames_by_face"] == {"0": [list(GARBLED)]}
     assert result["bridged_frames"] == []
     # the plate against itself: nothing diverges, nothing is fixed
     same = ["restore", "--plate", str(bad_swap["plate"]), "--swapped", str(bad_swap["plate"]),
@@ -207,6 +237,31 @@ def test_restore_cli_defaults_match_the_config():
     assert f"default {d.expression_threshold:g})" in helps["expression_threshold"]
     assert f"default {d.ramp_frames})" in helps["ramp"]
     assert f"default {d.refine_rounds})" in helps["loop_rounds"]
+    assert f"default {d.garbled_drop:g})" in helps["garbled_drop"]
+
+
+#: Frames of a short demo clip melted in the swap (a swap model breaking down).
+MELTED = (9, 11)
+
+
+def test_melted_swap_frames_are_found_garbled_and_no_others(tmp_path):
+    from plugin.restore import _garbled, detail_agreements
+    from synthesis.restore import RestoreConfig, match_tracks
+
+    plate = write_demo_clip(tmp_path / "plate.mp4", MotionSettings(num_frames=16))
+    track = run_analysis(plate, cache_dir=tmp_path / "cache").analysis.tracks[0]
+    swap = tmp_path / "swap.mp4"
+    with VideoReader(plate) as reader, VideoWriter(swap, reader.info, OutputConfig(codec="ffv1"), {}) as writer:
+        for fr in reader:
+            img = fr.image
+            if MELTED[0] <= fr.index <= MELTED[1]:
+                img = melt_face(img, track.landmarks[track.row(fr.index)], fr.index)
+            writer.write(type(fr)(fr.index, fr.pts, fr.time_base, img))
+    st = run_analysis(swap, cache_dir=tmp_path / "cache").analysis.tracks[0]
+    (pair,) = match_tracks([track], [st], RestoreConfig().match_min_iou)
+    plate_agree, swap_agree = detail_agreements(plate, [track]), detail_agreements(swap, [st])
+    flags = _garbled(pair, plate_agree[track.track_id], swap_agree[st.track_id], 0, RestoreConfig().garbled_drop)
+    assert set(pair.frame_indices[flags].tolist()) == set(range(MELTED[0], MELTED[1] + 1))
 
 
 #: The report's "after" yaw on the wrongly turned frames comes this close to the plate's yaw.
