@@ -16,6 +16,8 @@ landmarker re-reads the result, and only a still it reads as closed is used.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from kornia.geometry.transform import remap
@@ -74,29 +76,51 @@ def _lash_line(image: NDArray[np.uint8], c0: NDArray[np.float64], ex: NDArray[np
     return np.concatenate([[0.0], xs, [width]]), np.concatenate([ends[:1], ys, ends[1:]]), np.median(rgb, axis=0)
 
 
-def close_eye(image: NDArray[np.uint8], upper: NDArray[np.floating], lower: NDArray[np.floating],
-              amount: float = 1.0) -> NDArray[np.uint8]:
-    """A copy of ``image`` with one eye closed (see the module doc), or partly closed.
+@dataclass(frozen=True)
+class _Lids:
+    """One eye's lid geometry in its own frame (x from corner to corner, y toward the lower lid)."""
 
-    Args:
-        image: ``(H, W, 3)`` uint8 RGB.
-        upper, lower: ``(K, 2+)`` frame pixels of the upper and lower lid contours, each from
-            one corner of the eye to the other (the first and last points are the corners).
-        amount: how far the upper lid comes down, 0 (not at all) to 1 (the lids meet). Below
-            its edge the eyeball shows as it is; the lower lid rises only past
-            ``LOWER_RISE_FROM``.
+    c0: NDArray[np.float64]
+    ex: NDArray[np.float64]
+    ey: NDArray[np.float64]
+    up: NDArray[np.float64]  # (K, 2) local upper contour
+    low: NDArray[np.float64]  # (K, 2) local lower contour
+    width: float
+    opening: float
+    amount: float
+    lash: tuple[NDArray[np.float64], NDArray[np.float64]]  # local lash line (xs, ys)
+    lash_rgb: NDArray[np.float64]  # the lashes' colour
 
-    Returns:
-        The new image; pixels outside the eye's box keep their exact bytes.
-    """
-    if not 0.0 <= amount <= 1.0:
-        raise ValueError(f"amount must be in [0, 1], got {amount}")
+    def local(self, pts: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        rel = pts - self.c0
+        return rel @ self.ex, rel @ self.ey
+
+    def columns(self, lx: NDArray[np.float64]) -> dict[str, NDArray[np.float64]]:
+        """Per local x: the lid bands' ends (``top`` of the upper band, the lash line ``um``, the
+        lid's new edge ``close``, where the lower lid's source starts ``start``, the band's
+        ``bottom``) and the ``fade`` over the corner margins."""
+        u, lo = _profile(self.up, lx), _profile(self.low, lx)
+        gap = np.maximum(lo - u, 0.0)
+        a = self.amount
+        close = u + a * (lo - CLOSURE_ABOVE_LOWER * gap - u)  # the lid's edge: amount of the way down
+        # a lid barely lowered keeps its own contour as the edge, so that amount 0 moves nothing
+        um = u + min(a / LASH_FROM, 1.0) * (np.interp(lx, *self.lash) - u)
+        rise = float(np.clip((a - LOWER_RISE_FROM) / (1.0 - LOWER_RISE_FROM), 0.0, 1.0))
+        lower = lo + LOWER_MARGIN_SHIFT * self.opening * np.clip(gap / self.opening * 2.0, 0.0, 1.0)
+        margin = CORNER_MARGIN * self.width
+        fade = np.clip(np.minimum(lx + margin, self.width + margin - lx) / max(margin, 1e-6), 0.0, 1.0)
+        return {"top": u - UPPER_BAND * self.opening, "um": um, "close": close, "start": close + rise * (lower - close),
+                "bottom": lo + LOWER_BAND * self.opening, "gap": gap, "fade": fade}
+
+
+def _lids(image: NDArray[np.uint8], upper: NDArray[np.floating], lower: NDArray[np.floating],
+          amount: float) -> _Lids | None:
     up_pts = np.asarray(upper, np.float64)[:, :2]
     low_pts = np.asarray(lower, np.float64)[:, :2]
     c0, c1 = up_pts[0], up_pts[-1]
     width = float(np.linalg.norm(c1 - c0))
     if width < 2.0:
-        return image.copy()
+        return None
     ex = (c1 - c0) / width
     ey = np.array([-ex[1], ex[0]])
     up_local = (up_pts - c0) @ np.stack([ex, ey], 1)
@@ -107,13 +131,67 @@ def close_eye(image: NDArray[np.uint8], upper: NDArray[np.floating], lower: NDAr
         low_local[:, 1] *= -1
     opening = float(np.max(_profile(low_local, up_local[:, 0]) - up_local[:, 1]))
     if opening < 0.5:
-        return image.copy()
-    top, bottom = UPPER_BAND * opening, LOWER_BAND * opening
-    # The box of frame pixels that can change: the eye's local box, corners to corners.
+        return None
+    xs, ys, rgb = _lash_line(image, c0, ex, ey, up_local, width, opening)
+    return _Lids(c0, ex, ey, up_local, low_local, width, opening, amount, (xs, ys), rgb)
+
+
+def close_eye(image: NDArray[np.uint8], upper: NDArray[np.floating], lower: NDArray[np.floating],
+              amount: float = 1.0, points: NDArray[np.floating] | None = None
+              ) -> tuple[NDArray[np.uint8], NDArray[np.float64] | None]:
+    """A copy of ``image`` with one eye closed (see the module doc), or partly closed.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB.
+        upper, lower: ``(K, 2+)`` frame pixels of the upper and lower lid contours, each from
+            one corner of the eye to the other (the first and last points are the corners).
+        amount: how far the upper lid comes down, 0 (not at all) to 1 (the lids meet). Below
+            its edge the eyeball shows as it is; the lower lid rises only past
+            ``LOWER_RISE_FROM``.
+        points: optional ``(N, 2+)`` frame pixels of features of this face (its landmarks).
+
+    Returns:
+        The new image (pixels outside the eye's box keep their exact bytes) and, when
+        ``points`` are given, where each now is (a copy; extra columns kept): skin in the lid
+        bands moves with its pixels, and a point the lid now covers (on the eyeball, or the lid
+        margin itself) lands on the lid's edge.
+    """
+    if not 0.0 <= amount <= 1.0:
+        raise ValueError(f"amount must be in [0, 1], got {amount}")
+    lids = _lids(image, upper, lower, amount)
+    moved = None if points is None else np.array(points, np.float64)
+    if lids is None:
+        return image.copy(), moved
+    if moved is not None:
+        moved[:, :2] = _move_points(lids, moved[:, :2])
+    return _render(image, lids), moved
+
+
+def _move_points(lids: _Lids, pts: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Where points of the source image are in the closed one (the inverse of the remap)."""
+    lx, ly = lids.local(pts)
+    c = lids.columns(lx)
+    out = ly.copy()
+    upper_band = (ly >= c["top"]) & (ly <= c["um"])
+    out[upper_band] = (c["top"] + (ly - c["top"]) * (c["close"] - c["top"]) / np.maximum(c["um"] - c["top"], 1e-9))[upper_band]
+    lower_band = (ly >= c["start"]) & (ly <= c["bottom"])
+    out[lower_band] = (c["bottom"] - (c["bottom"] - ly) * (c["bottom"] - c["close"])
+                       / np.maximum(c["bottom"] - c["start"], 1e-9))[lower_band]
+    hidden = (ly > c["um"]) & (ly < c["start"])  # between the lash line and the lower lid's source: covered
+    out[hidden] = c["close"][hidden]
+    inside = (lx >= -CORNER_MARGIN * lids.width) & (lx <= lids.width * (1 + CORNER_MARGIN))
+    dy = np.where(inside, (out - ly) * c["fade"], 0.0)
+    return pts + dy[:, None] * lids.ey[None]
+
+
+def _render(image: NDArray[np.uint8], lids: _Lids) -> NDArray[np.uint8]:
+    """The remap of the module doc, on the eye's box."""
+    width, opening = lids.width, lids.opening
     margin = CORNER_MARGIN * width
-    corners_local = np.array([[-margin, up_local[:, 1].min() - top], [width + margin, up_local[:, 1].min() - top],
-                              [-margin, low_local[:, 1].max() + bottom], [width + margin, low_local[:, 1].max() + bottom]])
-    corners = c0 + corners_local[:, :1] * ex + corners_local[:, 1:] * ey
+    top, bottom = UPPER_BAND * opening, LOWER_BAND * opening
+    corners_local = np.array([[-margin, lids.up[:, 1].min() - top], [width + margin, lids.up[:, 1].min() - top],
+                              [-margin, lids.low[:, 1].max() + bottom], [width + margin, lids.low[:, 1].max() + bottom]])
+    corners = lids.c0 + corners_local[:, :1] * lids.ex + corners_local[:, 1:] * lids.ey
     h, w = image.shape[:2]
     x0, y0 = np.floor(corners.min(axis=0)).astype(int) - 1
     x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + 2
@@ -121,40 +199,29 @@ def close_eye(image: NDArray[np.uint8], upper: NDArray[np.floating], lower: NDAr
     if x1 <= x0 or y1 <= y0:
         return image.copy()
     yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
-    rel = np.stack([xx - c0[0], yy - c0[1]], -1)
-    lx, ly = rel @ ex, rel @ ey
-    u, lo = _profile(up_local, lx), _profile(low_local, lx)
-    gap = np.maximum(lo - u, 0.0)
-    # The lid's edge comes down this far: ``amount`` of the way to where the lids meet.
-    close = u + amount * (lo - CLOSURE_ABOVE_LOWER * gap - u)
+    lx, ly = lids.local(np.stack([xx, yy], -1))
+    c = lids.columns(lx)
     src_y = ly.copy()
-    above = (ly <= close) & (ly >= u - top)
-    # [u - top, close] -> [u - top, um]: the lid skin stretched, its lash line landing on the edge
-    # (a lid barely lowered keeps its own contour as the edge, so that amount 0 moves nothing)
-    lash_x, lash_y, lash_rgb = _lash_line(image, c0, ex, ey, up_local, width, opening)
-    um = u + min(amount / LASH_FROM, 1.0) * (np.interp(lx, lash_x, lash_y) - u)
-    src_y[above] = (u - top)[above] + (ly - (u - top))[above] * ((um - u + top) / (close - u + top))[above]
-    # Below the edge the eyeball shows as it is, until the lower lid rises to meet the upper:
-    # [close, lo + bottom] -> [start, lo + bottom], from itself to the lower margin.
-    rise = float(np.clip((amount - LOWER_RISE_FROM) / (1.0 - LOWER_RISE_FROM), 0.0, 1.0))
-    lower = lo + LOWER_MARGIN_SHIFT * opening * np.clip(gap / opening * 2.0, 0.0, 1.0)
-    start = close + rise * (lower - close)
-    below = (ly > close) & (ly <= lo + bottom)
-    src_y[below] = (lo + bottom)[below] - ((lo + bottom) - ly)[below] * ((lo + bottom - start) / (lo + bottom - close))[below]
-    # Fade the move out over the corner margins (no opening there: nothing to hide).
-    fade = np.clip(np.minimum(lx + margin, width + margin - lx) / max(margin, 1e-6), 0.0, 1.0)
-    dy = (src_y - ly) * fade
-    sx = xx + dy * ey[0]
-    sy = yy + dy * ey[1]
+    # [top, close] -> [top, um]: the lid skin stretched, its lash line landing on the edge
+    above = (ly <= c["close"]) & (ly >= c["top"])
+    src_y[above] = (c["top"] + (ly - c["top"]) * (c["um"] - c["top"]) / (c["close"] - c["top"]))[above]
+    # below the edge the eyeball shows as it is until the lower lid rises to meet the upper:
+    # [close, bottom] -> [start, bottom]
+    below = (ly > c["close"]) & (ly <= c["bottom"])
+    src_y[below] = (c["bottom"] - (c["bottom"] - ly) * (c["bottom"] - c["start"]) / (c["bottom"] - c["close"]))[below]
+    dy = (src_y - ly) * c["fade"]
+    sx = xx + dy * lids.ey[0]
+    sy = yy + dy * lids.ey[1]
     # Every source lies in the box too (moves run along the eye's y, inside the lid bands).
     region = torch.from_numpy(np.ascontiguousarray(image[y0:y1, x0:x1])).permute(2, 0, 1)[None].float()
     box = remap(region, torch.from_numpy(sx - x0).float()[None], torch.from_numpy(sy - y0).float()[None],
                 mode="bilinear", padding_mode="border", align_corners=True)[0].permute(1, 2, 0).numpy()
     # The lash line: the lashes of a closed lid hang over the seam; darken toward their colour.
-    d = ly - close
+    d = ly - c["close"]
     sigma = max(LASH_WIDTH * opening, 0.6)
-    weight = LASH_STRENGTH * amount * np.exp(-0.5 * (d / sigma) ** 2) * np.clip(gap / opening * 2.0, 0.0, 1.0) * fade
-    box = box + (lash_rgb[None, None, :] - box) * np.minimum(weight, 1.0)[..., None]
+    weight = (LASH_STRENGTH * lids.amount * np.exp(-0.5 * (d / sigma) ** 2)
+              * np.clip(c["gap"] / opening * 2.0, 0.0, 1.0) * c["fade"])
+    box = box + (lids.lash_rgb[None, None, :] - box) * np.minimum(weight, 1.0)[..., None]
     out = image.copy()
     out[y0:y1, x0:x1] = np.clip(np.round(box), 0, 255).astype(np.uint8)
     return out

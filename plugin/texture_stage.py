@@ -44,7 +44,7 @@ from synthesis.exemplars import (
     ChoiceConfig, Choice, ExemplarIndex, build_index, choose, clamp_factor, iod_2d, raw_features, state,
 )
 from synthesis.plan import FacePlan
-from synthesis.regions import EYES, rigid_weights
+from synthesis.regions import EYE_PAIRS, EYES, rigid_weights
 from synthesis.texregions import FACE, REGIONS, Region
 from synthesis.uvmap import correspondence_map, grow, triangle_map
 from tracking.analysis import Track
@@ -181,11 +181,13 @@ def closed_lid_references(track: Track, input_path: Path, near: NDArray[np.float
     references that show no closed eye.
 
     The frame is the one with both eyes open (closure at most ``LID_SOURCE_MAX_CLOSURE``) whose
-    head pose is nearest ``near`` (yaw, pitch, roll degrees). The landmarker re-reads every made
-    still, and its face (the one nearest the track's) gives the still's landmarks, so the
-    exemplar choice sees the closure it really shows. None is used unless the landmarker reads
-    both eyes of the closed one at least ``LID_MIN_CLOSURE`` closed; a partly lowered one is
-    left out where it reads more than ``LID_READ_TOL`` from its amount on either eye.
+    head pose is nearest ``near`` (yaw, pitch, roll degrees). A made still's landmarks are the
+    frame's, moved as its pixels were (:func:`compositing.lids.close_eye`): the lids are exactly
+    where they were drawn, so the exemplar choice and the composite see the closure the still
+    shows. The landmarker re-reads every still as a check that it is taken for a face with those
+    lids: none is used unless it finds this face (within ``LID_MAX_MOVE_IOD``) and reads both
+    eyes of the closed one at least ``LID_MIN_CLOSURE`` closed; a partly lowered one is left out
+    where it reads more than ``LID_READ_TOL`` from the closure drawn on either eye.
     """
     from tracking.aspect import SquarePixels
     from tracking.landmarker import Landmarker, LandmarkerConfig
@@ -206,24 +208,30 @@ def closed_lid_references(track: Track, input_path: Path, near: NDArray[np.float
     made: list[Reference] = []
     with Landmarker(LandmarkerConfig(running_mode="image")) as lm:
         for amount in sorted(LID_AMOUNTS, reverse=True):  # the closed one first: it decides
-            closed = image
-            for upper, lower, _ in (EYES["left"], EYES["right"]):
-                closed = close_eye(closed, src[list(upper)], src[list(lower)], amount)
+            closed, points = image, src.astype(np.float64)
+            for side in ("left", "right"):
+                upper, lower, _ = EYES[side]
+                # each eye's contours as the other eye's closing left them (they do not overlap)
+                closed, points = close_eye(closed, points[list(upper)], points[list(lower)], amount, points)
+                if amount == 1.0:  # shut: each upper lid point meets its lower one, as a landmarker puts them
+                    for a, b in EYE_PAIRS[side]:
+                        points[[a, b], :2] = (points[a, :2] + points[b, :2]) / 2
             faces = SquarePixels(image.shape[1], aspect).detect_image(lm, closed, search_only_if_none=True)
-            moved = [float(np.linalg.norm(o.landmarks[:468, :2] - src[:468, :2], axis=1).mean()) for o in faces]
-            if not faces or min(moved) > LID_MAX_MOVE_IOD * iod:  # none, or not this face
+            dist = [float(np.linalg.norm(o.landmarks[:468, :2] - points[:468, :2], axis=1).mean()) for o in faces]
+            if not faces or min(dist) > LID_MAX_MOVE_IOD * iod:  # none, or not this face
                 if amount == 1.0:
                     return []
                 continue
-            face = faces[int(np.argmin(moved))]
+            face = faces[int(np.argmin(dist))]
+            drawn = np.array([state(raw_features(points, e), e, open_gap.get(e, 1.0))[0] for e in eyes])
             read = np.array([state(raw_features(face.landmarks, e), e, open_gap.get(e, 1.0))[0] for e in eyes])
             if amount == 1.0 and read.min() < LID_MIN_CLOSURE:
                 return []
-            if amount < 1.0 and np.abs(read - amount).max() > LID_READ_TOL:
+            if amount < 1.0 and np.abs(read - drawn).max() > LID_READ_TOL:
                 continue
             name = f"closed lids made from frame {frame}" if amount == 1.0 else \
                 f"lids {amount:.0%} lowered, made from frame {frame}"
-            made.append(Reference(name, closed, face.landmarks, np.array([face.yaw, face.pitch, face.roll], np.float32),
+            made.append(Reference(name, closed, points.astype(np.float32), track.angles[row].astype(np.float32),
                                   face.blendshapes))
     return made
 
