@@ -295,3 +295,28 @@ def audio_only(folder: Path) -> Path:
             c.mux(a.encode(af))
         c.mux(a.encode(None))
     return path
+
+
+def melt_face(image: NDArray[np.uint8], landmarks: NDArray[np.floating], seed: int, amplitude_iod: float = 0.15,
+              oval: bool = True) -> NDArray[np.uint8]:
+    """A face-swap model breaking down: the frame resampled through a smooth random displacement
+    (``amplitude_iod`` inter-ocular distances, varying over about half of one), inside the face
+    oval only with ``oval`` (as bench/restore.py's ``garble``, without its feather)."""
+    import cv2
+
+    from compositing.mask import face_oval
+    from synthesis.regions import inter_ocular
+
+    rng = np.random.default_rng(seed)
+    h, w = image.shape[:2]
+    iod = inter_ocular(landmarks)
+    step = max(int(iod / 2), 4)
+    field = cv2.resize(rng.normal(size=(h // step + 2, w // step + 2, 2)).astype(np.float32), (w, h),
+                       interpolation=cv2.INTER_CUBIC) * np.float32(amplitude_iod * iod)
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    moved = cv2.remap(image, gx + field[..., 0], gy + field[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+    if not oval:
+        return moved
+    mask = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(mask, cv2.convexHull(face_oval(landmarks).astype(np.float32)).astype(np.int32), 1)
+    return np.where(mask[..., None] > 0, moved, image)

@@ -27,6 +27,7 @@ from plugin.pipeline import RenderJob
 from plugin.restore import RestoreJob, run_restore
 from plugin.video import VideoReader
 from plugin.writer import OutputConfig, VideoWriter
+from tests.plugin.media import melt_face
 from tracking.errors import ConfigError, InputError
 
 #: Three analyses, an edit and two renders of the clip: about a minute on two busy cores.
@@ -55,23 +56,6 @@ def wipe_face(image: np.ndarray, landmarks: np.ndarray, grow: float = 1.6) -> np
     out = image.copy()
     out[mask > 0] = image[mask > 0].mean(axis=0).round().astype(np.uint8)
     return out
-
-
-def melt_face(image: np.ndarray, landmarks: np.ndarray, seed: int, amplitude_iod: float = 0.15) -> np.ndarray:
-    """The face oval resampled through a smooth random displacement (bench/restore.py's garble)."""
-    from synthesis.regions import inter_ocular
-
-    rng = np.random.default_rng(seed)
-    h, w = image.shape[:2]
-    iod = inter_ocular(landmarks)
-    step = max(int(iod / 2), 4)
-    field = cv2.resize(rng.normal(size=(h // step + 2, w // step + 2, 2)).astype(np.float32), (w, h),
-                       interpolation=cv2.INTER_CUBIC) * np.float32(amplitude_iod * iod)
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    moved = cv2.remap(image, gx + field[..., 0], gy + field[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
-    mask = np.zeros((h, w), np.uint8)
-    cv2.fillConvexPoly(mask, cv2.convexHull(face_oval(landmarks).astype(np.float32)).astype(np.int32), 1)
-    return np.where(mask[..., None] > 0, moved, image)
 
 
 @pytest.fixture(scope="module")

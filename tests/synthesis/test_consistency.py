@@ -8,8 +8,8 @@ import pytest
 
 from plugin.demo import astronaut_image
 from synthesis.consistency import MIN_SEEN, detail_agreement, face_detail, stable_texels
-from synthesis.regions import inter_ocular
 from synthesis.restore import garbled_rows
+from tests.plugin.media import melt_face
 from tracking.landmarker import Landmarker, LandmarkerConfig
 
 #: Clean copies agree at least this well; a melted copy at least this much less.
@@ -36,24 +36,12 @@ def _moved(image, landmarks, angle_deg, shift, gain):
     return out, lm
 
 
-def _melted(image, landmarks, amplitude_iod, seed):
-    """The face resampled through a smooth random displacement (a swap model breaking down)."""
-    rng = np.random.default_rng(seed)
-    h, w = image.shape[:2]
-    iod = inter_ocular(landmarks)
-    step = max(int(iod / 2), 4)
-    field = cv2.resize(rng.normal(size=(h // step + 2, w // step + 2, 2)).astype(np.float32), (w, h),
-                       interpolation=cv2.INTER_CUBIC) * np.float32(amplitude_iod * iod)
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(image, gx + field[..., 0], gy + field[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
-
-
 def test_moved_faces_agree_and_melted_ones_do_not(face) -> None:
     image, lm = face
     frames = [_moved(image, lm, a, s, g) for a, s, g in
               ((0, (0, 0), 1.0), (4, (3.5, -2), 1.1), (-6, (-5, 4.5), 0.9), (8, (1.5, 6), 1.05),
                (-3, (7, -1.5), 0.95), (2, (-2.5, -4), 1.0))]
-    frames += [(_melted(image, lm, 0.15, seed), lm) for seed in (1, 2)]
+    frames += [(melt_face(image, lm, seed, 0.15, oval=False), lm) for seed in (1, 2)]
     got = [face_detail(img, pts) for img, pts in frames]
     agree = detail_agreement(np.stack([d for d, _ in got]), np.stack([s for _, s in got]))
     clean, melted = agree[:6], agree[6:]
