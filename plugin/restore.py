@@ -10,6 +10,11 @@ edit list (face ids are the swap's track ids, as ``deltaface track SWAPPED`` pri
 the edit stage (and the bridge stage with ``bridge``), then, with ``verify``, track the output
 and measure the divergence that is left on every fixed range.
 
+Frames where the swap's face is found but garbled (``synthesis.consistency``: its texture
+strays from the rest of its track far more than the plate's face does on the same frame;
+:func:`detail_agreements` decodes both inputs once more for it) are not warped, and are bridged
+like lost ones.
+
 Bridging a frame in which the swap has no trackable face: the nearest swap frame (within
 ``RestoreConfig.bridge_max_frames``) whose face was found is warped so that its face takes the
 plate's pose, expression and place in the lost frame (``synthesis.restore.bridge_target``); the
@@ -297,8 +302,8 @@ def plan_restore(job: RestoreJob, progress: ProgressCallback | None = None,
         if job.config.refine_rounds > 0 and r.plan.frame_indices.size:
             plan, comp = r.plan, None
             if job.texture is not None:
-                (plan,), comp, clamped = prepare_texture([plan], stracks, job.swapped, refs, job.texture)
-                first_events.extend(clamped)
+                (plan,), comp, events0 = prepare_texture([plan], stracks, job.swapped, refs, job.texture)
+                first_events.extend(events0)
             try:
                 plan, refinement[pair.swap_id] = refine_plan(job.swapped, plan, job.config, job.render_config,
                                                              (info.height, info.width), comp, refine_progress)
