@@ -35,7 +35,8 @@ Stills (before | after at a full-strength frame) of every control go to bench/re
 
 The edit engine's warp is measured alone unless ``--texture`` (texture from other frames is
 ``bench/texture_quality.py``'s subject; with it, a blink on a clip that has no closed-eye frame
-is clamped, as ``deltaface edit`` does by default).
+borrows lids made from the face's own open eye, as ``deltaface edit`` does by default, or is
+clamped where none can be made).
 
     python bench/quality.py [--quick] [--skip-speed] [--texture]
 """

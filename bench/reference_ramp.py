@@ -93,7 +93,8 @@ def closed_reference(work: Path) -> tuple[Reference, Path]:
         cv2.imwrite(str(lp), reader.frame_at(LP_CLOSED_FRAME).image[:, :, ::-1])
     clip, out = still_clip(astronaut_image(), work / "still.mkv"), work / "still_closed.mkv"
     sched = EditSchedule((EditEntry(0, "blink_left", StrengthCurve.over_range(1.0, 0, STILL_FRAMES - 1, 0)),))
-    prep = prepare_edit(clip, sched, texture=TextureConfig(), references=(lp,), cache_dir=work / "cache_still")
+    prep = prepare_edit(clip, sched, texture=TextureConfig(closed_lids=False), references=(lp,),
+                        cache_dir=work / "cache_still")
     try:
         run_render(RenderJob(clip, out, OutputConfig(codec="ffv1", overwrite=True)), [prep.stage],
                    edited_ranges=[tuple(r) for r in prep.edited_ranges], edited_by_face=prep.edited_by_face)
@@ -131,7 +132,8 @@ def render(clip: Path, work: Path, label: str, sched: EditSchedule,
     plans, comp, events = list(prep.plans), None, []
     if refs is not None:
         tracks = {t.track_id: t for t in prep.analysis.analysis.tracks}
-        plans, comp, events = prepare_texture(plans, tracks, clip, refs, TextureConfig())
+        # the reference as the only exemplar: no lids made from the clip's own frames
+        plans, comp, events = prepare_texture(plans, tracks, clip, refs, TextureConfig(closed_lids=False))
     stage = EditStage(plans, frames_of(clip)[0].shape[:2], None, texture=comp)
     try:
         run_render(RenderJob(clip, out, OutputConfig(codec="ffv1", overwrite=True)), [stage],
