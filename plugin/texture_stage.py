@@ -44,7 +44,7 @@ from synthesis.exemplars import (
     ChoiceConfig, Choice, ExemplarIndex, build_index, choose, clamp_factor, iod_2d, raw_features, state,
 )
 from synthesis.plan import FacePlan
-from synthesis.regions import EYE_PAIRS, EYES, rigid_weights
+from synthesis.regions import EYES, rigid_weights
 from synthesis.texregions import FACE, REGIONS, Region
 from synthesis.uvmap import correspondence_map, grow, triangle_map
 from tracking.analysis import Track
@@ -209,13 +209,12 @@ def closed_lid_references(track: Track, input_path: Path, near: NDArray[np.float
     with Landmarker(LandmarkerConfig(running_mode="image")) as lm:
         for amount in sorted(LID_AMOUNTS, reverse=True):  # the closed one first: it decides
             closed, points = image, src.astype(np.float64)
-            for side in ("left", "right"):
-                upper, lower, _ = EYES[side]
-                # each eye's contours as the other eye's closing left them (they do not overlap)
+            for upper, lower, _ in (EYES["left"], EYES["right"]):
+                # each eye's contours as the other eye's closing left them (they do not overlap).
+                # The lid points move straight across the eye, as the blink control moves them, so
+                # a drawn-shut eye measures as shut as a planned one (paired points keep their
+                # offset along the eye).
                 closed, points = close_eye(closed, points[list(upper)], points[list(lower)], amount, points)
-                if amount == 1.0:  # shut: each upper lid point meets its lower one, as a landmarker puts them
-                    for a, b in EYE_PAIRS[side]:
-                        points[[a, b], :2] = (points[a, :2] + points[b, :2]) / 2
             faces = SquarePixels(image.shape[1], aspect).detect_image(lm, closed, search_only_if_none=True)
             dist = [float(np.linalg.norm(o.landmarks[:468, :2] - points[:468, :2], axis=1).mean()) for o in faces]
             if not faces or min(dist) > LID_MAX_MOVE_IOD * iod:  # none, or not this face

@@ -84,7 +84,7 @@ def raw_features(landmarks: NDArray[np.floating], region: str) -> NDArray[np.flo
         region: a key of :data:`REGIONS`.
 
     Returns:
-        ``(N, k)`` (or ``(k,)``): eyes: lid gap / IOD, gaze x, gaze y (eye widths); mouth: inner
+        ``(N, k)`` (or ``(k,)``): eyes: lid gap across the eye / IOD, gaze x, gaze y (eye widths); mouth: inner
         gap / IOD, corner width / IOD; cheeks: facing angle (degrees).
     """
     lm = np.asarray(landmarks, dtype=np.float64)
@@ -94,13 +94,15 @@ def raw_features(landmarks: NDArray[np.floating], region: str) -> NDArray[np.flo
     if region.startswith("eye_"):
         side = region[4:]
         pairs = np.asarray(rg.EYE_PAIRS[side])
-        gap = np.linalg.norm(lm[:, pairs[:, 0], :2] - lm[:, pairs[:, 1], :2], axis=-1).mean(axis=1) / iod
         upper, _, iris = rg.EYES[side]
         a, b = lm[:, upper[0], :2], lm[:, upper[-1], :2]
         axis = b - a
         width = np.maximum(np.linalg.norm(axis, axis=-1), 1e-6)
         ux = axis / width[:, None]
         uy = np.stack([-ux[:, 1], ux[:, 0]], -1)
+        # the lids' distance across the eye: a pair's offset along it (a closed lid's points need
+        # not meet their partners exactly) is not an opening
+        gap = np.abs(((lm[:, pairs[:, 0], :2] - lm[:, pairs[:, 1], :2]) * uy[:, None]).sum(-1)).mean(axis=1) / iod
         rel = lm[:, iris[0], :2] - (a + b) / 2
         out = np.stack([gap, (rel * ux).sum(-1) / width, (rel * uy).sum(-1) / width], -1)
     elif region == "mouth":
