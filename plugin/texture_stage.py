@@ -560,7 +560,7 @@ def chain_texture_events(first: Sequence[dict[str, Any]], second: Sequence[dict[
     reason = next((e["reason"] for e in (*first, *second) if e["action"] == "clamp"), "")
     for (face, region), frames in by_region.items():
         for a, b in merge_ranges((f, f) for f in frames):
-            low = min(clamps[(face, region, f)] for f in range(a, b + 1) if (face, region, f) in clamps)
+            low = min(clamps[(face, region, f)] for f in range(a, b + 1))  # runs of clamped frames only
             kept.append({"face": face, "region": region, "frames": [a, b], "action": "clamp", "reason": reason,
                          "factor": round(low, 3)})
     regions = list(dict.fromkeys((e["face"], e["region"]) for e in (*first, *second)))
@@ -574,6 +574,7 @@ def prepare_texture(
     input_path: Path,
     references: Sequence[Reference] = (),
     config: TextureConfig | None = None,
+    lids: dict[int, list[Reference]] | None = None,
 ) -> tuple[list[FacePlan], TextureCompositor, list[dict[str, Any]]]:
     """Choose exemplars for every planned face and region; clamp where none exists.
 
@@ -583,6 +584,9 @@ def prepare_texture(
         input_path: the clip (exemplar frames are decoded from it during the render).
         references: reference stills of the person (used for every face).
         config: settings.
+        lids: lids made per track id (:func:`closed_lid_references`; an empty list: tried, none
+            usable), read and filled: a caller preparing the same clip twice (swap repair, before
+            and after its closed loop) passes one dict, so that they are made once.
 
     Returns:
         The plans (clamped where needed), the compositor for ``EditStage(texture=...)``, and
@@ -599,8 +603,9 @@ def prepare_texture(
     out_plans: list[FacePlan] = []
     jobs: dict[int, list[_RegionJob]] = {}
     events: list[dict[str, Any]] = []
-    lids: dict[int, list[Reference]] = {}  # lids made per track (empty: tried, none usable)
-    track_refs: dict[int, list[Reference]] = {}  # a track's references when it has its own
+    lids = {} if lids is None else lids
+    # a track's references when it has its own (lids made from its frames)
+    track_refs = {tid: [*references, *made] for tid, made in lids.items() if made}
     for plan in plans:
         track = tracks[plan.track_id]
         if plan.frame_indices.size == 0:
