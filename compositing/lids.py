@@ -64,16 +64,18 @@ def _lash_line(image: NDArray[np.uint8], c0: NDArray[np.float64], ex: NDArray[np
     ly = u[:, None] - steps[None, :]
     px = c0[0] + xs[:, None] * ex[0] + ly * ey[0]
     py = c0[1] + xs[:, None] * ex[1] + ly * ey[1]
-    luma = image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    vals = map_coordinates(luma, [py.ravel(), px.ravel()], order=1, mode="nearest").reshape(ly.shape)
+    # only the searched points are sampled (not the whole frame converted), in RGB
+    coords = [py.ravel(), px.ravel()]
+    rgb = np.stack([map_coordinates(image[..., c], coords, order=1, mode="nearest", output=np.float32)
+                    for c in range(3)], -1).reshape(*ly.shape, 3)
+    vals = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    cols = np.arange(len(xs))
     best = vals.argmin(axis=1)
-    ys = median_filter(ly[np.arange(len(xs)), best], size=5, mode="nearest")
-    # The lashes' colour: the darker half of the points found, in RGB.
-    pick = np.argsort(vals[np.arange(len(xs)), best])[: max(len(xs) // 2, 1)]
-    rgb = np.stack([map_coordinates(image[..., c].astype(np.float32), [py[pick, best[pick]], px[pick, best[pick]]],
-                                    order=1, mode="nearest") for c in range(3)], 1)
+    ys = median_filter(ly[cols, best], size=5, mode="nearest")
+    # The lashes' colour: the darker half of the points found.
+    pick = np.argsort(vals[cols, best])[: max(len(xs) // 2, 1)]
     ends = _profile(up_local, np.array([0.0, width]))  # at the corners, on the contour (no opening)
-    return np.concatenate([[0.0], xs, [width]]), np.concatenate([ends[:1], ys, ends[1:]]), np.median(rgb, axis=0)
+    return np.concatenate([[0.0], xs, [width]]), np.concatenate([ends[:1], ys, ends[1:]]), np.median(rgb[cols, best][pick], axis=0)
 
 
 @dataclass(frozen=True)
