@@ -10,9 +10,9 @@ the edited face) and ``compositing.texture`` (colour match and feathered composi
    exemplar is in the target state, the edit is CLAMPED in that region to what a warp can show
    (:attr:`synthesis.texregions.Region.warp_limit`), and the run summary says so.
 2. :class:`TextureCompositor` (called by ``plugin.editing.EditStage`` after each face is warped):
-   composites the chosen exemplars' region onto the warped frame. Exemplar frames are decoded from
-   the input with ``VideoReader.frame_at`` and a small cache (choices are held over runs, so few
-   distinct frames are read).
+   composites the chosen exemplars' region onto the warped frame. The lending frames are decoded
+   from the input in one forward pass and kept as face crops until their last use
+   (``plugin.exemplar_frames``).
 
 :func:`rebuild_face` is the same machinery for swap repair: one face rebuilt from another frame.
 """
@@ -38,6 +38,7 @@ from compositing.texture import (
     CLEAR_AT, TextureBlendConfig, composite, feathered_alpha, match_colour, ring_agreement, ring_mask, sample,
     uncovered_weight,
 )
+from plugin.exemplar_frames import ExemplarFrames
 from plugin.provenance import merge_ranges
 from plugin.video import VideoReader, probe
 from synthesis.exemplars import (
@@ -82,7 +83,10 @@ class TextureConfig:
         closed_lids: where an eye must close and neither the clip nor the references show it
             closed, close it on one of the face's own frames (:func:`closed_lid_references`) and
             borrow from that, before clamping.
-        cache_frames: decoded exemplar frames kept in memory.
+        cache_frames: decoded exemplar frames kept in memory (when the compositor is not told
+            which frame borrows from which in advance).
+        exemplar_bytes: most bytes of lending-frame crops the compositor keeps
+            (``plugin.exemplar_frames``).
         full_weight_need: a region's texture is composited at full weight from this need on
             (:attr:`synthesis.exemplars.Choice.need`), at ``need / full_weight_need`` below it
             (times the choice's fade, :meth:`synthesis.exemplars.Choice.weight`).
@@ -96,6 +100,7 @@ class TextureConfig:
     clamp_without_exemplar: bool = True
     closed_lids: bool = True
     cache_frames: int = 8
+    exemplar_bytes: int = 256 << 20
     full_weight_need: float = 0.5
 
     def __post_init__(self) -> None:
@@ -106,6 +111,8 @@ class TextureConfig:
             raise ConfigError(f"TextureConfig.regions: unknown {unknown}; known: {', '.join(REGIONS)}")
         if self.cache_frames < 1:
             raise ConfigError(f"TextureConfig.cache_frames must be >= 1, got {self.cache_frames}")
+        if self.exemplar_bytes < 0:
+            raise ConfigError(f"TextureConfig.exemplar_bytes must be >= 0, got {self.exemplar_bytes}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -296,14 +303,19 @@ class TextureCompositor:
         config: settings.
         track_references: per track id, the references of a track that has its own (closed
             lids made from its frames), in place of ``references``.
+        plan_frames: per track id, the frame index of each plan row (``FacePlan.frame_indices``):
+            with them the lending frames are read forward, once (``plugin.exemplar_frames``);
+            without, one at a time through a small cache.
     """
 
     def __init__(self, input_path: Path, tracks: dict[int, Track], jobs: dict[int, list[_RegionJob]],
                  references: Sequence[Reference], config: TextureConfig,
-                 track_references: dict[int, list[Reference]] | None = None) -> None:
+                 track_references: dict[int, list[Reference]] | None = None,
+                 plan_frames: dict[int, NDArray[np.integer]] | None = None) -> None:
         self.input_path, self.tracks, self.jobs = Path(input_path), tracks, jobs
         self.references, self.config = list(references), config
         self.track_references = dict(track_references or {})
+        self.lending = None if plan_frames is None else self._lending_frames(plan_frames)
         self._reader: VideoReader | None = None
         self._cache: OrderedDict[int, NDArray[np.uint8]] = OrderedDict()
         self.frames_textured = 0
@@ -313,6 +325,25 @@ class TextureCompositor:
         # The edit stage composites two frames at once: the reader, its cache and the count are
         # shared, the compositing itself (most of the time) is not.
         self._lock = threading.Lock()
+
+    def _lending_frames(self, plan_frames: dict[int, NDArray[np.integer]]) -> ExemplarFrames:
+        """The clip frames the jobs borrow from, with the last frame borrowing from each."""
+        uses: dict[tuple[int, int], int] = {}
+        landmarks: dict[tuple[int, int], NDArray[np.float32]] = {}
+        for tid, jobs in self.jobs.items():
+            track, frames = self.tracks[tid], np.asarray(plan_frames[tid])
+            for job in jobs:
+                ch = job.choice
+                rows = np.flatnonzero(job.weights > 0)
+                for pick in (ch.first[rows], ch.second[rows]):
+                    ok = pick >= 0
+                    cand = ch.candidates[pick[ok]]
+                    clip = cand[:, 0] == 0
+                    for r, at in zip(cand[clip, 1].tolist(), frames[rows[ok][clip]].tolist(), strict=True):
+                        key = (tid, int(track.frame_indices[r]))
+                        uses[key] = max(uses.get(key, -1), int(at))
+                        landmarks[key] = track.landmarks[r]
+        return ExemplarFrames(self.input_path, uses, landmarks, self.config.exemplar_bytes)
 
     def _clip_frame(self, index: int) -> NDArray[np.uint8]:
         img = self._cache.get(index)
@@ -327,10 +358,14 @@ class TextureCompositor:
             self._cache.move_to_end(index)
         return img
 
-    def _exemplar(self, track: Track, cand: NDArray[np.int64]) -> tuple[NDArray[np.uint8], NDArray[np.float32]]:
+    def _exemplar(self, track: Track, cand: NDArray[np.int64],
+                  now: int) -> tuple[NDArray[np.uint8], NDArray[np.float32]]:
         sid, row = int(cand[0]), int(cand[1])
         if sid == 0:
-            return self._clip_frame(int(track.frame_indices[row])), track.landmarks[row]
+            frame = int(track.frame_indices[row])
+            if self.lending is not None and (track.track_id, frame) in self.lending.uses:
+                return self.lending.get(track.track_id, frame, now)
+            return self._clip_frame(frame), track.landmarks[row]
         ref = self.track_references.get(track.track_id, self.references)[row]
         return ref.image, ref.landmarks
 
@@ -358,9 +393,10 @@ class TextureCompositor:
             if weight <= 0:
                 continue
             with self._lock:
-                layers = [(*self._exemplar(track, ch.candidates[ch.first[row]]), 1.0 - float(ch.mix[row]))]
+                layers = [(*self._exemplar(track, ch.candidates[ch.first[row]], frame_index), 1.0 - float(ch.mix[row]))]
                 if ch.second[row] >= 0:
-                    layers.append((*self._exemplar(track, ch.candidates[ch.second[row]]), float(ch.mix[row])))
+                    layers.append((*self._exemplar(track, ch.candidates[ch.second[row]], frame_index),
+                                   float(ch.mix[row])))
             target = plan.after[row]
             if ch.extend is not None and ch.extend[row] > 1:  # a faded-in exemplar, at its own state
                 scale = region_scale(job.region, ch.extend[row])[:, None]
@@ -393,6 +429,8 @@ class TextureCompositor:
             self._reader.close()
             self._reader = None
         self._cache.clear()
+        if self.lending is not None:
+            self.lending.close()
 
 
 def transfer_region(
@@ -680,4 +718,5 @@ def prepare_texture(
                                    "the edit is within what a warp shows" if config.clamp_without_exemplar
                                    else "clamping is off")})
         out_plans.append(plan)
-    return out_plans, TextureCompositor(input_path, tracks, jobs, references, config, track_refs), events
+    frames = {p.track_id: p.frame_indices for p in out_plans}
+    return out_plans, TextureCompositor(input_path, tracks, jobs, references, config, track_refs, frames), events
