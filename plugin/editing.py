@@ -33,7 +33,7 @@ from compositing.fields import crop_box, field_image
 from compositing.mask import face_oval, motion_weight, polygon_mask, polygon_size, snap
 from compositing.occlusion import keep_in_front
 from compositing.support import below_jaw_support, head_polygons, picture_area, picture_support
-from compositing.warp import sample_frame_through_field, support_box
+from compositing.warp import sample_frame_through_field, support_box, warp_blend_lerp
 from synthesis.plan import FacePlan
 from synthesis.regions import LEFT_EYE, LIPS, RIGHT_EYE, inter_ocular
 from synthesis.piecewise import border_anchors, flipped_triangles, triangulate
@@ -359,6 +359,13 @@ def apply_warp(image: NDArray[np.uint8], warp: FaceWarp, config: RenderConfig) -
         return image.copy()
     x0, y0, x1, y1 = warp.box
     with torch.inference_mode():
+        if config.blend.method == "lerp":  # the default: sampled and blended where the mask lets through
+            done = warp_blend_lerp(image, warp.crop, warp.field_and_mask, warp.box,
+                                   INTERPOLATIONS[config.interpolation], config.blend.floor)
+            out = image.copy()
+            if done is not None:
+                out[y0:y1, x0:x1] = done
+            return out
         fg, alpha = sample_frame_through_field(image, warp.crop, warp.field_and_mask, warp.box,
                                                INTERPOLATIONS[config.interpolation])
         alpha = snap(alpha, config.blend.floor)

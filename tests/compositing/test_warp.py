@@ -277,3 +277,30 @@ def test_frame_sampled_through_a_field_matches_float64(params: tuple[float, floa
     assert still[~moving].max() < SAMPLE_TOL_LEVELS
     moved = np.abs(ref_fg[0].permute(1, 2, 0).numpy() * 255.0 - frame[y0:y1, x0:x1]).max(axis=2)
     assert moved[moving].max() > 10.0  # the field really moves texture (the check above can fail)
+
+
+@pytest.mark.parametrize("params", [(300.3, 170.7, 1.7, 0.37), (40.0, 60.0, 1.3, -0.2)])
+def test_warp_and_lerp_in_one_matches_sampling_then_blending(params: tuple[float, float, float, float]) -> None:
+    """``warp_blend_lerp`` (only the pixels the mask lets through) gives what sampling the box,
+    snapping the mask and ``blend_lerp`` give, to a grey level, and the other pixels bit for bit."""
+    from compositing.blend import blend_lerp
+    from compositing.mask import snap
+    from compositing.warp import sample_frame_through_field, warp_blend_lerp
+
+    frame, crop, fm = _sampling_case(params)
+    box = support_box(crop, fm[:, 2:3])
+    assert box is not None
+    x0, y0, x1, y1 = box
+    floor = 0.05
+    fg, alpha = sample_frame_through_field(frame, crop, fm, box, "bicubic")
+    alpha = snap(alpha, floor)
+    want = blend_lerp(frame[y0:y1, x0:x1], fg, alpha)
+    got = warp_blend_lerp(frame, crop, fm, box, "bicubic", floor)
+    assert got is not None and got.shape == want.shape and got.dtype == np.uint8
+    diff = np.abs(got.astype(int) - want.astype(int)).max(axis=2)
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.01
+    through = (alpha[0, 0] > 0).numpy()
+    assert 0.2 < through.mean() < 1.0
+    np.testing.assert_array_equal(got[~through], frame[y0:y1, x0:x1][~through])
+    assert np.abs(got[through].astype(int) - frame[y0:y1, x0:x1][through]).max() > 10  # it really moved
+    assert warp_blend_lerp(frame, crop, fm * torch.tensor([1.0, 1.0, 0.0])[None, :, None, None], box) is None
