@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from plugin.deep import DeepSources
+from plugin.heap import keep_freed_memory
 from plugin.overlap import BackgroundSink, Prefetch, ordered_map
 from plugin.provenance import build_provenance
 from plugin.ranges import FrameRange
@@ -155,6 +156,7 @@ def run_render(
         OutputError: the output exists (without overwrite) or cannot be written.
     """
     started = time.perf_counter()
+    keep_freed_memory()  # per-frame buffers reused, not mapped and faulted in again (plugin/heap.py)
     chain = StageChain(stages)
     clock = _Clock()
     written = 0
