@@ -404,7 +404,7 @@ def build_field(
             lam *= 10.0  # with no flipped triangle, a fold comes from the spline
         else:
             d = s + REPAIR_FACTOR * (d - s)
-    max_disp = float(disp.norm(dim=-1).max())
+    max_disp = float(torch.addcmul(disp[..., 0] * disp[..., 0], disp[..., 1], disp[..., 1]).max().sqrt())
     return WarpField(sample, config.method, max_disp, min_det, repairs, folded_px)
 
 

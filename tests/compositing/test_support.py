@@ -101,6 +101,35 @@ def test_picture_support_is_one_inside_and_zero_beyond_the_frame() -> None:
     assert w[: row_of(299) - 13, :].min() == pytest.approx(1.0, abs=EPS)
 
 
+def test_picture_support_skips_its_transform_only_where_the_transform_gives_all_ones(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shortcut for a crop well inside the picture returns what the distance transform
+    returns there (all ones), and is not taken for crops near enough for the fade to show."""
+    import compositing.support as support
+
+    rng = np.random.default_rng(3)
+    taken = faded = 0
+    for _ in range(60):
+        cx, cy = rng.uniform(60, 340), rng.uniform(60, 240)
+        crop = crop_from_params(np.array([cx, cy, rng.uniform(0.8, 3.0), rng.uniform(-0.6, 0.6)]), 96, (300, 400))
+        width = float(rng.uniform(3, 20))
+        fast = picture_support(crop, (0, 0, 400, 300), width)
+        with monkeypatch.context() as m:
+            m.setattr(support, "_inside_by", lambda *a: False)
+            slow = picture_support(crop, (0, 0, 400, 300), width)
+        taken += int(support._inside_by(*_crop_poly(crop, (0, 0, 400, 300)), support.INSIDE_MARGIN * width + 2.0))
+        assert np.array_equal(fast.numpy(), slow.numpy())  # all ones wherever the shortcut is taken
+        faded += int(float(slow.min()) < 1.0)
+    assert taken > 5 and faded > 5  # both ways were exercised
+
+
+def _crop_poly(crop, area):
+    x0, y0, x1, y1 = area
+    corners = np.array([[x0, y0], [x1 - 1, y0], [x1 - 1, y1 - 1], [x0, y1 - 1]], np.float64)
+    m = crop.crop_trans_frame
+    return corners @ m[:2, :2].T + m[:2, 2], crop.size
+
+
 def test_picture_support_stops_at_a_letterbox_bar() -> None:
     crop = crop_from_params(np.array([200.0, 200.0, 1.0, 0.0]), 128, (300, 400))
     w = picture_support(crop, (0, 0, 400, 240), 6.0).numpy()
