@@ -125,11 +125,13 @@ def triangle_map(
     return tri_map
 
 
-def _barycentric_affines(points: NDArray[np.floating], origin: tuple[int, int]) -> NDArray[np.float64]:
-    """``(898, 3, 3)``: per triangle, the affine map from (x, y, 1) (pixels relative to
-    ``origin``) to the barycentric weights of its three vertices (degenerate triangles: 1/3 each)."""
+def _barycentric_affines(points: NDArray[np.floating], origin: tuple[int, int],
+                         tri_ids: NDArray[np.integer] | None = None) -> NDArray[np.float64]:
+    """``(898, 3, 3)`` (or ``(T, 3, 3)`` for the triangles ``tri_ids``): per triangle, the affine
+    map from (x, y, 1) (pixels relative to ``origin``) to the barycentric weights of its three
+    vertices (degenerate triangles: 1/3 each)."""
     p = np.asarray(points, dtype=np.float64)[:, :2] - np.asarray(origin, np.float64)
-    tris = triangles()
+    tris = triangles() if tri_ids is None else triangles()[np.asarray(tri_ids, np.intp)]
     a, b, c = (p[tris[:, j]] for j in range(3))
     det = (b[:, 1] - c[:, 1]) * (a[:, 0] - c[:, 0]) + (c[:, 0] - b[:, 0]) * (a[:, 1] - c[:, 1])
     ok = np.abs(det) > 1e-9
@@ -184,17 +186,19 @@ def rasterize(
 
 
 def source_affines(target: NDArray[np.floating], source: NDArray[np.floating],
-                   origin: tuple[int, int] = (0, 0)) -> NDArray[np.float64]:
-    """``(898, 2, 3)``: per mesh triangle, ``source_trans_target``: the affine map from a target
-    pixel (x, y, 1), relative to ``origin``, to the source pixel at the same mesh point.
+                   origin: tuple[int, int] = (0, 0), tri_ids: NDArray[np.integer] | None = None) -> NDArray[np.float64]:
+    """``(898, 2, 3)`` (or ``(T, 2, 3)`` for the triangles ``tri_ids``): per mesh triangle,
+    ``source_trans_target``: the affine map from a target pixel (x, y, 1), relative to
+    ``origin``, to the source pixel at the same mesh point.
 
     Args:
         target, source: ``(468+, 2|3)`` landmarks in pixels.
         origin: ``(x0, y0)`` subtracted from target pixels first (a box's corner).
+        tri_ids: only these triangles (None: all).
     """
     s = np.asarray(source, dtype=np.float64)[:, :2]
-    corners = s[triangles()]  # (898, 3, 2)
-    return np.einsum("tjc,tjk->tck", corners, _barycentric_affines(target, origin))
+    corners = s[triangles() if tri_ids is None else triangles()[np.asarray(tri_ids, np.intp)]]  # (T, 3, 2)
+    return np.einsum("tjc,tjk->tck", corners, _barycentric_affines(target, origin, tri_ids))
 
 
 def correspondence_map(
@@ -225,19 +229,27 @@ def correspondence_map(
     t = np.asarray(target, dtype=np.float64)
     if tri_map is None:
         tri_map = triangle_map(t, tri_ids, box, t[:, 2] if t.shape[1] > 2 else None)
-    covered = tri_map >= 0
     if tri_map.size == 0:
         empty = np.full(tri_map.shape, -1.0, np.float32)
-        return empty, empty.copy(), covered
-    xy = _per_pixel(source_affines(t, source, box[:2]), tri_map, np.full(2, -1.0))
-    lo, hi = _source_bounds(t, source)
-    k = tri_map[covered]
+        return empty, empty.copy(), tri_map >= 0
+    # Per-triangle work only for the triangles asked for (a region's few hundred of the mesh's
+    # 898), looked up through their rank in ``ids``.
+    ids = np.unique(np.asarray(tri_ids, np.intp))
+    rank = np.full(len(triangles()) + 1, -1, np.int32)
+    rank[ids + 1] = np.arange(len(ids), dtype=np.int32)
+    local = rank[tri_map + 1]
+    covered = local >= 0
+    xy = _per_pixel(source_affines(t, source, box[:2], ids), local, np.full(2, -1.0))
+    lo, hi = _source_bounds(t, source, ids)
+    k = local[covered]
     xy[covered] = np.clip(xy[covered], lo[k], hi[k])
     return np.ascontiguousarray(xy[..., 0]), np.ascontiguousarray(xy[..., 1]), covered
 
 
-def _source_bounds(target: NDArray[np.float64], source: NDArray[np.floating]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    """``(898, 2)`` low and high corners of each source triangle's box, grown by
+def _source_bounds(target: NDArray[np.float64], source: NDArray[np.floating],
+                   tri_ids: NDArray[np.integer] | None = None) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """``(898, 2)`` (or ``(T, 2)`` for the triangles ``tri_ids``) low and high corners of each
+    source triangle's box, grown by
     :data:`EXTRAPOLATE_PX` times the triangle's source-to-target size ratio (at least 1).
 
     The rasterizer gives a triangle the pixels its outline touches, whose centres may lie a
@@ -246,7 +258,7 @@ def _source_bounds(target: NDArray[np.float64], source: NDArray[np.floating]) ->
     a closed mouth) has a huge affine gain across itself, and half a pixel off it maps anywhere
     in the source (specks of background on a closed lid). The source point is kept near the
     source triangle instead."""
-    tris = triangles()
+    tris = triangles() if tri_ids is None else triangles()[np.asarray(tri_ids, np.intp)]
     s = np.asarray(source, dtype=np.float64)[:, :2][tris]
     d = target[:, :2][tris]
     size_s = np.linalg.norm(s.max(axis=1) - s.min(axis=1), axis=1)
