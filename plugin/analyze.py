@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from plugin.heap import keep_freed_memory
 from plugin.overlap import Prefetch
 from plugin.video import VideoReader
 from tracking.analysis import (
@@ -331,6 +332,7 @@ def run_analysis(
                 return AnalysisResult(cached, cache_path, True, time.perf_counter() - started)
             except DeltafaceError:
                 pass  # stale or damaged cache: analyse again and replace it
+        keep_freed_memory()  # per-frame buffers reused, not mapped and faulted in again (plugin/heap.py)
         with Prefetch(reader) as frames:  # decode on a worker thread, beside the landmarker
             analysis, recovered = analyze_frames(
                 frames, config, input_hash=digest, time_base=info.time_base, progress=progress,
