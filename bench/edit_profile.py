@@ -4,7 +4,10 @@ Builds (once, cached under ``--work``) a clip of the moving astronaut's head (be
 clip) at ``--height``, analyses it, plans ``--edits`` on its face and pushes ``--frames`` frames
 through :func:`plugin.editing.render_face` (no texture hook: texture is profiled elsewhere) on
 ``--threads`` torch threads (1 by default, as bench/perf.py runs the render pass:
-``OMP_NUM_THREADS=1``).
+``OMP_NUM_THREADS=1``). With ``--stage`` the frames go, in clip order, through the edit stage
+itself (``EditStage.push``) with texture from other frames, as ``deltaface edit`` and bench/perf.py's
+edit step run it: the whole per-frame cost of the render pass's edit workers, on one thread
+(``cpu_ms_per_frame``), with the texture hook and the lending frames' decoding among the parts.
 
 Every part is timed with ``time.process_time`` around the call (inclusive); a part called from
 inside another is reported under ``parent/child``; with ``--repeat`` each part reports the least
@@ -16,7 +19,7 @@ To compare two versions of the code, run this script from each checkout (it puts
 checkout first on ``sys.path``) with the same ``--work``.
 
     python bench/edit_profile.py [--height 1080] [--frames 12] [--edits smile:0.7] [--repeat 3]
-                                 [--threads 1] [--work DIR] [--save out.npz] [--compare ref.npz]
+                                 [--threads 1] [--stage] [--work DIR] [--save out.npz] [--compare ref.npz]
 """
 
 from __future__ import annotations
@@ -44,8 +47,10 @@ HEAD = (slice(0, 300), slice(78, 378))  # as bench/perf.py
 PARTS: dict[str, tuple[str, ...]] = {
     "plugin.editing": ("face_field", "warp_points", "fold_free_points", "_field", "build_field", "triangulate",
                        "flipped_triangles", "jacobian_det", "face_region_mask", "motion_weight", "support_box",
-                       "sample_frame_through_field", "blend", "snap",
-                       "blend_mask", "field_support"),
+                       "sample_frame_through_field", "blend", "snap", "warp_blend_lerp",
+                       "blend_mask", "field_support", "face_warp", "apply_warp"),
+    "plugin.texture_stage": ("transfer_region",),
+    "plugin.exemplar_frames": ("ExemplarFrames.get",),
     "synthesis.warpfield": ("triangulate", "flipped_triangles", "tps_displacement", "pa_interpolate",
                             "jacobian_det", "_displacement", "border_taper", "farthest_point_subset"),
     # (triangulate, flipped_triangles and pa_interpolate live in synthesis.piecewise; wrapped
@@ -77,13 +82,19 @@ def _instrument() -> None:
     import importlib
 
     for mod_name, names in PARTS.items():
-        mod = importlib.import_module(mod_name)
+        try:
+            mod = importlib.import_module(mod_name)
+        except ImportError:  # an older checkout (run from another tree to compare)
+            continue
         for name in names:
-            if hasattr(mod, name):
-                setattr(mod, name, _timed(name, getattr(mod, name)))
+            owner, _, attr = name.rpartition(".")
+            target = getattr(mod, owner) if owner else mod
+            if hasattr(target, attr):
+                setattr(target, attr, _timed(name, getattr(target, attr)))
 
 
-def _prepare(work: Path, height: int, frames: int, edits: list[tuple[str, float]]) -> tuple[Any, Path]:
+def _prepare(work: Path, height: int, frames: int, edits: list[tuple[str, float]],
+             texture: bool = False) -> tuple[Any, Path]:
     from passthrough import make_clip
 
     from plugin.analyze import run_analysis
@@ -96,7 +107,9 @@ def _prepare(work: Path, height: int, frames: int, edits: list[tuple[str, float]
         make_clip(clip, height, frames, FPS, region=HEAD, faces=1)
     tid = run_analysis(clip, cache_dir=work / "cache").analysis.tracks[0].track_id
     schedule = EditSchedule(tuple(EditEntry(tid, name, StrengthCurve.constant(s)) for name, s in edits))
-    prepared = prepare_edit(clip, schedule, texture=None, cache_dir=work / "cache")
+    from plugin.texture_stage import TextureConfig
+
+    prepared = prepare_edit(clip, schedule, texture=TextureConfig() if texture else None, cache_dir=work / "cache")
     return prepared, clip
 
 
@@ -110,7 +123,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (the render bench uses 1)")
     ap.add_argument("--save", type=Path)
     ap.add_argument("--compare", type=Path)
+    ap.add_argument("--stage", action="store_true", help="push whole frames through EditStage, texture included")
     args = ap.parse_args()
+    if args.stage:
+        stage_profile(args)
+        return
 
     import torch
 
@@ -183,6 +200,42 @@ def main() -> None:
             cv2.imwrite(str(png), np.concatenate([outputs[k][..., ::-1], d.astype(np.uint8)[..., ::-1]], axis=1))
             report["compare"]["png"] = str(png)
     print(json.dumps(report, indent=1))
+
+
+def stage_profile(args: argparse.Namespace) -> None:
+    """``--stage``: every frame, in clip order, through ``EditStage.push`` with texture."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    edits = [(e.split(":")[0], float(e.split(":")[1])) for e in args.edits.split(",") if e]
+    prepared, clip = _prepare(args.work, args.height, args.frames, edits, texture=True)
+    stage = prepared.stage
+    from plugin.video import VideoReader
+
+    with VideoReader(clip) as reader:
+        frames = list(reader)
+    _instrument()
+    push = _timed("push", stage.push)
+    runs: list[dict[str, float]] = []
+    try:
+        for _ in range(args.repeat):
+            _cpu.clear()
+            _calls.clear()
+            for frame in frames:
+                push(frame)
+            runs.append({k: 1000.0 * v / len(frames) for k, v in _cpu.items()})
+    finally:
+        prepared.close()
+    per = {k: round(min(r.get(k, 0.0) for r in runs), 2) for k in sorted(runs[0])}
+    print(json.dumps({
+        "bench": "edit_profile", "mode": "stage", "height": args.height, "edits": args.edits,
+        "frames": len(frames), "repeats": args.repeat, "torch_threads": torch.get_num_threads(),
+        "code": str(Path(sys.modules["plugin"].__file__).parents[1]),
+        "cpu_ms_per_frame": per.get("push", 0.0),
+        "cpu_ms_per_frame_median": round(float(np.median([r["push"] for r in runs])), 2),
+        "parts_cpu_ms_per_frame_min": per,
+        "texture_events": [{k: e[k] for k in ("region", "frames", "action")} for e in prepared.texture_events],
+    }, indent=1))
 
 
 if __name__ == "__main__":
