@@ -17,7 +17,7 @@ to show that memory is flat in clip length (``--rss-modes`` picks which of the t
 them; each row also gives its peak RSS less the shortest clip's, in MB and percent).
 
     python bench/perf.py [--frames 150] [--sizes 720,1080] [--faces 1,2] [--preset veryfast]
-                         [--rss-seconds 10,60] [--rss-modes analysis,passthrough,edit]
+                         [--rounds 1] [--rss-seconds 10,60] [--rss-modes analysis,passthrough,edit]
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -101,12 +103,28 @@ def measure(script: Path, mode: str, clip: Path, work: Path, preset: str) -> dic
 MODES = ("analysis", "passthrough", "edit")
 
 
-def run_case(clip: Path, work: Path, preset: str, modes: tuple[str, ...] = MODES) -> dict[str, Any]:
-    """Measure ``modes`` on ``clip`` (``edit`` needs ``analysis`` before it, for the cache)."""
+def run_case(clip: Path, work: Path, preset: str, modes: tuple[str, ...] = MODES, rounds: int = 1) -> dict[str, Any]:
+    """Measure ``modes`` on ``clip`` (``edit`` needs ``analysis`` before it, for the cache).
+
+    With ``rounds`` > 1 the pass-through and edit renders are run that many times, alternating
+    (the machine's speed drifts by a third within minutes: a ratio of two runs far apart in time
+    measures the drift as much as the code): each reports the median fps and ``fps_runs``, and
+    ``edit_over_passthrough`` is the median of the rounds' ratios (``ratio_runs``)."""
     script = Path(__file__).resolve()
     case = {mode: measure(script, mode, clip, work, preset) for mode in modes}
     if "edit" in case and "passthrough" in case:
-        case["edit_over_passthrough"] = round(case["edit"]["fps"] / case["passthrough"]["fps"], 3)
+        ratios = [case["edit"]["fps"] / case["passthrough"]["fps"]]
+        runs: dict[str, list[float]] = {m: [case[m]["fps"]] for m in ("passthrough", "edit")}
+        for _ in range(rounds - 1):
+            again = {m: measure(script, m, clip, work, preset) for m in ("passthrough", "edit")}
+            for m in runs:
+                runs[m].append(again[m]["fps"])
+            ratios.append(again["edit"]["fps"] / again["passthrough"]["fps"])
+        if rounds > 1:
+            for m, fps in runs.items():
+                case[m] |= {"fps": round(float(np.median(fps)), 2), "fps_runs": fps}
+            case["ratio_runs"] = [round(r, 3) for r in ratios]
+        case["edit_over_passthrough"] = round(float(np.median(ratios)), 3)
     return case
 
 
@@ -118,6 +136,8 @@ def main() -> None:
     ap.add_argument("--preset", default="veryfast")
     ap.add_argument("--rss-seconds", default="", help="also 1080p one-face clips of these lengths (s)")
     ap.add_argument("--rss-modes", default=",".join(MODES), help="what to measure on the --rss-seconds clips")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run pass-through and edit this many times, alternating; report medians")
     ap.add_argument("--child", nargs=3, metavar=("MODE", "CLIP", "WORK"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -134,7 +154,7 @@ def main() -> None:
         "bench": "perf",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "av": av.__version__,
                     "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
-        "preset": args.preset, "frames": args.frames, "cases": {}, "rss": {},
+        "preset": args.preset, "frames": args.frames, "rounds": args.rounds, "cases": {}, "rss": {},
     }
     with tempfile.TemporaryDirectory(prefix="deltaface-perf-") as tmp:
         work = Path(tmp)
@@ -142,7 +162,7 @@ def main() -> None:
             for faces in (int(f) for f in args.faces.split(",") if f):
                 clip = work / f"clip_{size}p_{faces}face.mp4"
                 make_clip(clip, size, args.frames, FPS, region=HEAD, faces=faces)
-                report["cases"][f"{size}p_{faces}face"] = run_case(clip, work, args.preset)
+                report["cases"][f"{size}p_{faces}face"] = run_case(clip, work, args.preset, rounds=args.rounds)
                 print(f"[perf] {size}p {faces} face(s) done", file=sys.stderr)
         modes = tuple(m for m in MODES if m in args.rss_modes.split(","))
         if "edit" in modes and "analysis" not in modes:
