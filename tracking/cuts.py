@@ -219,9 +219,12 @@ class CutDetector:
         self._since_cut += 1
         return CutDecision(index, bool(cut), score, baseline)
 
-    def push(self, item: Frame) -> list[CutDecision]:
-        """Take the next frame; return the decision for the previous one (none for the first)."""
-        feats = frame_features(item.image, self.config)
+    def push(self, item: Frame, features: FrameFeatures | None = None) -> list[CutDecision]:
+        """Take the next frame; return the decision for the previous one (none for the first).
+
+        ``features``: ``frame_features(item.image, config)`` when already computed (on another
+        thread); computed here otherwise."""
+        feats = frame_features(item.image, self.config) if features is None else features
         out: list[CutDecision] = []
         if self._prev is not None:
             index, prev_feats, score, structure, before = self._prev

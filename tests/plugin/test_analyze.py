@@ -155,3 +155,28 @@ def test_a_clip_that_repeats_pts_is_tracked_and_edited(clip: Path, tmp_path: Pat
     run_edit(EditJob(RenderJob(src, out, OutputConfig(preset="ultrafast")), schedule, cache_dir=tmp_path / "cache"))
     with av.open(str(out)) as c:
         assert [f.pts for f in c.decode(video=0)] == [0, 40, 80, 81, 160, 200, 201, 202, 320, 360]
+
+
+@pytest.mark.skipif(not (FIXTURES / "ghost_2person.mp4").exists(), reason="shared fixtures not present")
+def test_cut_features_read_beside_the_decoder_find_the_same_cuts_and_faces() -> None:
+    """``CutFeatures`` moves the cut detector's features to the decoding thread: a clip with a
+    hard cut (two real clips joined) gives the same cut and the same tracks either way."""
+    from plugin.analyze import CutFeatures
+    from plugin.video import VideoReader
+
+    with VideoReader(FIXTURES / "ghost_2person.mp4") as reader:
+        frames = list(reader.frames(0, 10))
+    with VideoReader(FIXTURES / "liveportrait_d0.mp4") as reader:
+        other = [f.image for f in reader.frames(0, 10)]
+    h, w = frames[0].image.shape[:2]
+    import cv2
+
+    frames += [Frame(10 + i, 10 + i, frames[0].time_base, cv2.resize(img, (w, h))) for i, img in enumerate(other)]
+    plain, _ = analyze_frames(frames, AnalysisConfig())
+    features = CutFeatures(AnalysisConfig().cuts)
+    read = analyze_frames(features.read(frames), AnalysisConfig(), cut_features=features.take)[0]
+    assert plain.cut_frames.tolist() == [10] == read.cut_frames.tolist()
+    assert len(plain.tracks) == len(read.tracks) >= 2
+    for a, b in zip(plain.tracks, read.tracks, strict=True):
+        assert np.array_equal(a.frame_indices, b.frame_indices) and np.array_equal(a.landmarks, b.landmarks)
+    assert features.take(3) is None  # handed over once
