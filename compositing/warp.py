@@ -301,7 +301,9 @@ def warp_blend_lerp(
 ) -> NDArray[np.uint8] | None:
     """The frame box sampled once through the field and alpha-blended over itself, computed only
     at the pixels the mask lets through: what :func:`sample_frame_through_field`, ``snap`` and
-    ``compositing.blend.blend_lerp`` give, bit for bit, without building the whole box in floats
+    ``compositing.blend.blend_lerp`` give (to one grey level: the frame window read around the
+    samples, and so the float rounding of their positions, may differ; pixels the mask leaves
+    out are the frame's own bytes either way), without building the whole box in floats
     (a face edit moves about half of its box: measured on a smile at 1080p, 58 %).
 
     Args:
