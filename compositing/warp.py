@@ -177,6 +177,13 @@ def _box_grid(crop: FaceCrop, box: tuple[int, int, int, int], size: int, dev: to
     return grid
 
 
+def _field_at_box(crop: FaceCrop, field_and_mask: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
+    """``(1, 3, h, w)``: the crop's displacement x, y and mask at each frame pixel of ``box``
+    (bilinear; 0 outside the crop)."""
+    grid = _box_grid(crop, box, field_and_mask.shape[-1], field_and_mask.device)
+    return F.grid_sample(field_and_mask, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+
+
 def _window(lo: tuple[float, float], hi: tuple[float, float], frame_size: tuple[int, int]) -> tuple[int, int, int, int]:
     """Frame window ``(x0, y0, x1, y1)`` holding the positions in ``[lo, hi]`` and the kernel's margin."""
     h, w = frame_size
@@ -239,10 +246,8 @@ def sample_frame_through_field(
     dev = field_and_mask.device
     x0, y0, x1, y1 = box
     bw, bh = x1 - x0, y1 - y0
-    s = field_and_mask.shape[-1]
     a = crop.frame_trans_crop[:2, :2]
-    grid = _box_grid(crop, box, s, dev)
-    at = F.grid_sample(field_and_mask, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    at = _field_at_box(crop, field_and_mask, box)
     alpha = at[:, 2:3]
     moving = alpha[0, 0] > 0
     count = int(torch.count_nonzero(moving))
@@ -317,8 +322,7 @@ def warp_blend_lerp(
     if mode not in SAMPLE_MODES:
         raise ValueError(f"mode must be one of {SAMPLE_MODES}, got {mode!r}")
     x0, y0, x1, y1 = box
-    at = F.grid_sample(field_and_mask, _box_grid(crop, box, field_and_mask.shape[-1], field_and_mask.device),
-                       mode="bilinear", padding_mode="zeros", align_corners=True)
+    at = _field_at_box(crop, field_and_mask, box)
     a = at[0, 2].reshape(-1)
     # snap() leaves exactly the values at or above the floor (above 0 without one) non-zero:
     # select those first, then snap only them

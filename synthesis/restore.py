@@ -415,8 +415,7 @@ def garbled_rows(plate_agreement: NDArray[np.floating], swap_agreement: NDArray[
     p, s = np.asarray(plate_agreement, np.float64), np.asarray(swap_agreement, np.float64)
     if drop <= 0:
         return np.zeros(p.shape, bool)
-    with np.errstate(invalid="ignore"):
-        return np.nan_to_num(p - s, nan=-np.inf) >= drop
+    return (p - s) >= drop  # NaN compares False
 
 
 def restore_pair(pair: FacePair, plate: Track, swap: Track, config: RestoreConfig,
