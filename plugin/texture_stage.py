@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -83,8 +82,6 @@ class TextureConfig:
         closed_lids: where an eye must close and neither the clip nor the references show it
             closed, close it on one of the face's own frames (:func:`closed_lid_references`) and
             borrow from that, before clamping.
-        cache_frames: decoded exemplar frames kept in memory (when the compositor is not told
-            which frame borrows from which in advance).
         exemplar_bytes: most bytes of lending-frame crops the compositor keeps
             (``plugin.exemplar_frames``).
         full_weight_need: a region's texture is composited at full weight from this need on
@@ -99,7 +96,6 @@ class TextureConfig:
     blend: TextureBlendConfig = field(default_factory=TextureBlendConfig)
     clamp_without_exemplar: bool = True
     closed_lids: bool = True
-    cache_frames: int = 8
     exemplar_bytes: int = 256 << 20
     full_weight_need: float = 0.5
 
@@ -109,8 +105,6 @@ class TextureConfig:
         unknown = [r for r in self.regions if r not in REGIONS]
         if unknown:
             raise ConfigError(f"TextureConfig.regions: unknown {unknown}; known: {', '.join(REGIONS)}")
-        if self.cache_frames < 1:
-            raise ConfigError(f"TextureConfig.cache_frames must be >= 1, got {self.cache_frames}")
         if self.exemplar_bytes < 0:
             raise ConfigError(f"TextureConfig.exemplar_bytes must be >= 0, got {self.exemplar_bytes}")
 
@@ -304,25 +298,23 @@ class TextureCompositor:
         track_references: per track id, the references of a track that has its own (closed
             lids made from its frames), in place of ``references``.
         plan_frames: per track id, the frame index of each plan row (``FacePlan.frame_indices``):
-            with them the lending frames are read forward, once (``plugin.exemplar_frames``);
-            without, one at a time through a small cache.
+            the lending frames are read forward, once, in the order the render needs them
+            (``plugin.exemplar_frames``).
     """
 
     def __init__(self, input_path: Path, tracks: dict[int, Track], jobs: dict[int, list[_RegionJob]],
                  references: Sequence[Reference], config: TextureConfig,
-                 track_references: dict[int, list[Reference]] | None = None,
-                 plan_frames: dict[int, NDArray[np.integer]] | None = None) -> None:
+                 track_references: dict[int, list[Reference]] | None,
+                 plan_frames: dict[int, NDArray[np.integer]]) -> None:
         self.input_path, self.tracks, self.jobs = Path(input_path), tracks, jobs
         self.references, self.config = list(references), config
         self.track_references = dict(track_references or {})
-        self.lending = None if plan_frames is None else self._lending_frames(plan_frames)
-        self._reader: VideoReader | None = None
-        self._cache: OrderedDict[int, NDArray[np.uint8]] = OrderedDict()
+        self.lending = self._lending_frames(plan_frames)
         self.frames_textured = 0
         #: (track id, region name) -> {frame: lowest ring agreement} where a region's texture was
         #: held back, wholly or in part, because something covered the region in that frame.
         self.covered: dict[tuple[int, str], dict[int, float]] = {}
-        # The edit stage composites two frames at once: the reader, its cache and the count are
+        # The edit stage composites two frames at once: the lending frames and the counts are
         # shared, the compositing itself (most of the time) is not.
         self._lock = threading.Lock()
 
@@ -345,27 +337,11 @@ class TextureCompositor:
                         landmarks[key] = track.landmarks[r]
         return ExemplarFrames(self.input_path, uses, landmarks, self.config.exemplar_bytes)
 
-    def _clip_frame(self, index: int) -> NDArray[np.uint8]:
-        img = self._cache.get(index)
-        if img is None:
-            if self._reader is None:
-                self._reader = VideoReader(self.input_path)
-            img = self._reader.frame_at(index).image
-            self._cache[index] = img
-            while len(self._cache) > self.config.cache_frames:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(index)
-        return img
-
     def _exemplar(self, track: Track, cand: NDArray[np.int64],
                   now: int) -> tuple[NDArray[np.uint8], NDArray[np.float32]]:
         sid, row = int(cand[0]), int(cand[1])
         if sid == 0:
-            frame = int(track.frame_indices[row])
-            if self.lending is not None and (track.track_id, frame) in self.lending.uses:
-                return self.lending.get(track.track_id, frame, now)
-            return self._clip_frame(frame), track.landmarks[row]
+            return self.lending.get(track.track_id, int(track.frame_indices[row]), now)
         ref = self.track_references.get(track.track_id, self.references)[row]
         return ref.image, ref.landmarks
 
@@ -425,12 +401,7 @@ class TextureCompositor:
         return events
 
     def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
-        self._cache.clear()
-        if self.lending is not None:
-            self.lending.close()
+        self.lending.close()
 
 
 def transfer_region(
