@@ -383,7 +383,7 @@ def _bridge_jobs(r: PairRestore, pt: Track, st: Track, pc: TrackCode, sc: TrackC
     """
     good_frames = st.frame_indices[(st.sources != SOURCE_CODES[Source.BRIDGED]) & ~np.isin(st.frame_indices, r.garbled)]
     out = []
-    for f in np.union1d(r.lost, r.garbled):
+    for f in r.faceless:
         prow = pt.row(int(f))
         if prow is None or good_frames.size == 0:
             continue
@@ -532,7 +532,8 @@ def run_restore(job: RestoreJob, progress: ProgressCallback | None = None,
     by_face = {p.track_id: merge_ranges((f, f) for f in p.frame_indices) for p in plan.plans if p.frame_indices.size}
     if plan.bridges:
         for r in plan.restores:
-            fr = [f for f in plan.bridges if f in set(int(x) for x in np.union1d(r.lost, r.garbled))]
+            faceless = {int(x) for x in r.faceless}
+            fr = [f for f in plan.bridges if f in faceless]
             if fr:
                 by_face[r.pair.swap_id] = merge_ranges([*by_face.get(r.pair.swap_id, []), *((f, f) for f in fr)])
     ranges = merge_ranges(x for rs in by_face.values() for x in rs)

@@ -362,6 +362,12 @@ class PairRestore:
     border: NDArray[np.float64] | None = None
     border_limited: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
 
+    @property
+    def faceless(self) -> NDArray[np.int64]:
+        """Frames where the swap shows no usable face, lost or garbled (sorted): what a bridge
+        rebuilds."""
+        return np.union1d(self.lost, self.garbled).astype(np.int64)
+
 
 def smooth_motion(x: NDArray[np.floating], frames: NDArray[np.integer], sigma: float,
                   trust: NDArray[np.floating] | None = None) -> NDArray[np.float64]:
