@@ -12,9 +12,11 @@ process so that its peak RSS is its own:
 
 and reports fps, ``edit / passthrough`` (the target is >= 0.8 at 1080p with one face), the busy
 share of each part of the render pass (decode, the edit stage, encode: they overlap on threads, so
-shares can sum past 1), and peak RSS. ``--rss-seconds 10,60`` adds 1080p clips of those lengths
-to show that memory is flat in clip length (``--rss-modes`` picks which of the three to run on
-them; each row also gives its peak RSS less the shortest clip's, in MB and percent).
+shares can sum past 1), the render pass's CPU time per frame over all its threads and how many
+cores it kept busy on average (``cpu_ms_per_frame``, ``cores_busy``), and peak RSS.
+``--rss-seconds 10,60`` adds 1080p clips of those lengths to show that memory is flat in clip
+length (``--rss-modes`` picks which of the three to run on them; each row also gives its peak RSS
+less the shortest clip's, in MB and percent).
 
     python bench/perf.py [--frames 150] [--sizes 720,1080] [--faces 1,2] [--preset veryfast]
                          [--rounds 1] [--rss-seconds 10,60] [--rss-modes analysis,passthrough,edit]
@@ -82,8 +84,11 @@ def child(mode: str, clip: Path, work: Path, preset: str) -> dict[str, Any]:
                                 cache_dir=cache))
         summary = edit.render
         planning = time.perf_counter() - t0 - summary.seconds
+    cpu = summary.cpu_seconds  # the render pass's, all threads
     result = {"fps": round(summary.fps, 2), "seconds": round(summary.seconds, 2),
               "frames": summary.frames_written,
+              "cpu_ms_per_frame": round(1000.0 * cpu / max(summary.frames_written, 1), 1),
+              "cores_busy": round(cpu / summary.seconds, 2),
               "busy_share": {k: round(v / summary.seconds, 3) for k, v in getattr(summary, "busy_seconds", {}).items()}}
     if mode == "edit":
         result |= {"faces_edited": len(schedule.face_ids()), "plan_seconds": round(planning, 2),

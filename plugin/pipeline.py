@@ -57,6 +57,7 @@ class RenderSummary:
 
     ``busy_seconds``: time spent decoding, in each stage (by class name) and encoding. Decoding
     and encoding run on their own threads, so these overlap and may sum to more than ``seconds``.
+    ``cpu_seconds``: the process's CPU time over the pass, all threads (encoder threads included).
     """
 
     input: Path
@@ -67,6 +68,7 @@ class RenderSummary:
     truncated_at: int | None
     seconds: float
     busy_seconds: Mapping[str, float] = field(default_factory=dict)
+    cpu_seconds: float = float("nan")
 
     @property
     def fps(self) -> float:
@@ -155,7 +157,7 @@ def run_render(
             left under the output name.
         OutputError: the output exists (without overwrite) or cannot be written.
     """
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     keep_freed_memory()  # per-frame buffers reused, not mapped and faulted in again (plugin/heap.py)
     chain = StageChain(stages)
     clock = _Clock()
@@ -213,6 +215,7 @@ def run_render(
         truncated_at=truncated_at,
         seconds=time.perf_counter() - started,
         busy_seconds={"decode": clock.seconds["decode"], **chain.seconds, "encode": clock.seconds["encode"]},
+        cpu_seconds=time.process_time() - started_cpu,
     )
 
 

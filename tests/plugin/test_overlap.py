@@ -221,3 +221,37 @@ def test_stages_on_worker_threads_run_torch_on_one_thread(tmp_path):
             assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_render_summary_counts_the_pass_cpu_time(tmp_path):
+    """``RenderSummary.cpu_seconds`` holds the CPU the stages spent (bench/perf.py reads the
+    render pass's cores from it): a stage that burns 40 ms of CPU a frame on 4 frames shows."""
+    import time
+
+    import numpy as np
+
+    from plugin.pipeline import RenderJob, run_render
+    from plugin.writer import OutputConfig
+    from tests.plugin.media import write_clip
+
+    class Burn:
+        latency = 0
+        parallel_safe = False
+
+        def push(self, frame):
+            end = time.process_time() + 0.04
+            while time.process_time() < end:
+                pass
+            return [frame]
+
+        def flush(self):
+            return []
+
+        def reset(self) -> None:
+            pass
+
+    clip = write_clip(tmp_path / "clip.mkv", images=[np.zeros((32, 32, 3), np.uint8)] * 4, width=32, height=32,
+                      codec="ffv1", pix_fmt="bgr0")
+    summary = run_render(RenderJob(clip, tmp_path / "o.mkv", OutputConfig(codec="ffv1")), [Burn()])
+    assert summary.frames_written == 4
+    assert 0.16 <= summary.cpu_seconds < 0.16 + 2 * summary.seconds + 1.0
