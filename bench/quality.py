@@ -14,12 +14,18 @@ output is re-tracked with ``run_analysis(use_cache=False)``. Figures compare the
   eyes, lips, oval), yet ``matrix`` reads 7.5 degrees and ``procrustes`` 9.1 (``image`` 9.5).
   No reader is the truth: on pitch the three disagree the other way (astronaut pitch +10:
   ``matrix`` 10.8, ``procrustes`` 9.7, ``image`` 6.1; a weak-perspective fit of x-y alone is
-  weakly determined in pitch), so all three are reported;
+  weakly determined in pitch), so all three are reported. A fourth figure, ``geometry``, needs no
+  landmarker: the ``image`` reader applied to where the rendered field itself puts the landmarks
+  (:func:`field_landmarks`), so a shortfall of the render and one of the re-reading are told apart;
 - blendshapes: achieved change of each control's intended score vs ``Delta.blendshapes x strength``;
 - identity: ``identity_change`` outside the delta's region (fraction of inter-ocular distance),
   with the same figure between neighbouring unedited input frames as the noise floor; for pose
   edits also ``identity_image`` (:func:`image_identity`: the input frame's 3-D shape fitted to the
-  output's image positions alone, since the landmarker's depth barely follows a 2-D warp);
+  output's image positions alone, since the landmarker's depth barely follows a 2-D warp) and
+  ``identity_geometry`` (the same fit to where the field puts the landmarks, beside the fit to the
+  positions before the edit);
+- real blinks (LivePortrait): the blendshape change MediaPipe reads on the clip's own shut eyes,
+  the yardstick for "the intended score moves most" (:func:`real_blinks`);
 - pixels: differing pixels in frames outside the plan (must be 0) and, in edited frames, outside
   the face box grown by half the face size;
 - temporal: landmark jitter (second difference after a 2-D similarity to the first frame, / IOD)
@@ -78,6 +84,7 @@ from synthesis.deltas import identity_change  # noqa: E402
 from synthesis.plan import PlanConfig  # noqa: E402
 from synthesis.regions import inter_ocular, rigid_weights  # noqa: E402
 from synthesis.schedule import EditEntry, EditSchedule, StrengthCurve  # noqa: E402
+from synthesis.warpfield import field_at  # noqa: E402
 from tracking.mediapipe_results import BLENDSHAPE_NAMES  # noqa: E402
 from tracking.pose import euler_from_matrix, similarity_fit  # noqa: E402
 
@@ -187,6 +194,46 @@ def image_identity(bench: Bench, result: dict[str, Any]) -> dict[str, float]:
         if i + 1 < len(raw):
             floor.append(shape_residual(raw[i + 1, :468, :2].astype(np.float64), shape))
     return {"rms_iod": round(float(np.mean(out)), 5), "floor_rms_iod": round(float(np.mean(floor)), 5)}
+
+
+def field_landmarks(plan: Any, stage: EditStage, row: int, iterations: int = 8) -> np.ndarray:
+    """``(468, 2)`` frame pixels where the rendered warp puts each mesh landmark of ``row``: the
+    output position ``p`` whose backward sample is the landmark's input position (``field(p) =
+    before``), by fixed-point iteration from the planned position (the field is exact at the points
+    that steer it; points left out of the warp, such as folding silhouette points, land where their
+    neighbours take them). No landmarker is involved: this is the edit's own image geometry."""
+    crop = stage.face_crop(plan.track_id, int(plan.frame_indices[row]))
+    fld = face_field(plan.before[row], plan.after[row], crop, stage.config)
+    m = crop.crop_trans_frame
+    src = plan.before[row, :468, :2].astype(np.float64) @ m[:2, :2].T + m[:2, 2]
+    p = plan.after[row, :468, :2].astype(np.float64) @ m[:2, :2].T + m[:2, 2]
+    for _ in range(iterations):
+        p = np.clip(p + (src - field_at(fld, p)), 0.0, crop.size - 1.0)
+    f = crop.frame_trans_crop
+    return p @ f[:2, :2].T + f[:2, 2]
+
+
+def geometry(bench: Bench, result: dict[str, Any]) -> dict[str, Any]:
+    """The pose and form the warp itself gives, read without the landmarker (:func:`field_landmarks`):
+    the ``image`` reader and :func:`shape_residual` applied to where the field puts the landmarks,
+    against the plan's ``before`` positions (the smoothed track). Separates what the render does
+    from how the landmarker re-reads it."""
+    plan = result["summary"].plans[0]
+    stage = EditStage([plan], bench.frames[0].shape[:2], bench.render)
+    code_in = invert_track(bench.track.raw_landmarks, bench.track.raw_blendshapes)
+    rigid = rigid_weights()[:468]
+    rows = np.flatnonzero((plan.frame_indices >= FULL[0]) & (plan.frame_indices <= FULL[1]))
+    angles, form, floor = [], [], []
+    for r in rows:
+        i = int(np.searchsorted(bench.track.frame_indices, plan.frame_indices[r]))
+        shape = canonical_shape(code_in.identity, code_in.expressions[i])[:468]
+        before = plan.before[r, :468, :2].astype(np.float64)
+        moved = field_landmarks(plan, stage, int(r))
+        angles.append(euler_from_matrix(image_rotation(moved, shape, rigid) @ image_rotation(before, shape, rigid).T))
+        form.append(shape_residual(moved, shape))
+        floor.append(shape_residual(before, shape))
+    return {"achieved": [round(float(v), 2) for v in np.mean(angles, axis=0)],
+            "identity_rms_iod": round(float(np.mean(form)), 5), "identity_before_rms_iod": round(float(np.mean(floor)), 5)}
 
 
 def shape_residual(points: np.ndarray, shape: np.ndarray) -> float:
@@ -381,13 +428,16 @@ def run_clip(bench: Bench, quick: bool) -> dict[str, Any]:
                 full = (plan.frame_indices >= FULL[0]) & (plan.frame_indices <= FULL[1])
                 applied = float(np.mean(plan.strengths[name][full]))
                 ach = pose_achieved(bench, res)
+                geo = geometry(bench, res)
                 rows.append({"requested": req, "applied": round(applied, 3),
                              "achieved_matrix": ach["matrix"][axis], "achieved_procrustes": ach["procrustes"][axis],
                              "achieved_image": ach["image"][axis],
+                             "achieved_geometry": geo["achieved"][axis],
                              "other_axes_matrix": [v for i, v in enumerate(ach["matrix"]) if i != axis],
                              "fold_repairs": fold_repairs(res),
                              "identity_rms_iod": round(identity_outside(bench, res, None), 5),
-                             "identity_image": image_identity(bench, res)})
+                             "identity_image": image_identity(bench, res),
+                             "identity_geometry": {k: geo[k] for k in ("identity_rms_iod", "identity_before_rms_iod")}})
                 if req == 10:
                     tiles.append(still(bench, res, f"{name} {req}"))
                     report["pixels"][name] = pixels_outside(bench, res)
@@ -456,6 +506,28 @@ def learned_blink(bench: Bench, work: Path) -> dict[str, Any]:
             "fold_repairs": fold_repairs(res)}
 
 
+def real_blinks(clip: Path, cache: Path, min_score: float = 0.5) -> dict[str, Any]:
+    """What the landmarker reads on the clip's OWN blinks, the yardstick for "the intended score
+    moves most": per eye, the mean blendshape change of the frames where its eyeBlink score is
+    above ``min_score`` (eye shut) from the frames below the clip's median (eye open), the three
+    largest changes, and whether eyeBlink is the largest. On real shut eyes MediaPipe also moves
+    the gaze scores (the iris it can no longer see), as much as the lid's own."""
+    track = max(run_analysis(clip, cache_dir=cache).analysis.tracks, key=lambda t: len(t.frame_indices))
+    bs = track.raw_blendshapes
+    out: dict[str, Any] = {}
+    for side in ("Left", "Right"):
+        score = bs[:, BS[f"eyeBlink{side}"]]
+        shut, open_ = score > min_score, score < np.median(score)
+        if not shut.any():
+            continue
+        change = bs[shut].mean(axis=0) - bs[open_].mean(axis=0)
+        top = np.argsort(-np.abs(change))[:3]
+        out[f"eyeBlink{side}"] = {"shut_frames": int(shut.sum()), "change": round(float(change[BS[f"eyeBlink{side}"]]), 3),
+                                  "largest_changes": [[BLENDSHAPE_NAMES[k], round(float(change[k]), 3)] for k in top],
+                                  "intended_moves_most": int(top[0]) == BS[f"eyeBlink{side}"]}
+    return out
+
+
 def make_speed_clip(path: Path, height: int, num_frames: int, fps: int = 25) -> None:
     """16:9 H.264 clip with the moving astronaut's head filling about 80% of the frame height."""
     make_clip(path, height, num_frames, fps, region=(slice(0, 300), slice(78, 378)))  # the head
@@ -509,6 +581,8 @@ def main() -> None:
             benches["liveportrait"] = Bench("liveportrait", clip, work, render, args.texture)
         for name, bench in benches.items():
             report["clips"][name] = run_clip(bench, args.quick)
+        if "liveportrait" in benches:  # the whole clip: its blink comes after the 40 frames edited
+            report["clips"]["liveportrait"]["real_blinks"] = real_blinks(FIXTURES / "liveportrait_d0.mp4", work / "cache")
         if "astronaut" in benches and (FIXTURES / "liveportrait_d0.mp4").exists():
             log("[learned blink]")
             report["learned_blink_on_astronaut"] = learned_blink(benches["astronaut"], work)
