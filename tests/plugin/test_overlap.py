@@ -14,6 +14,26 @@ from tracking.errors import ConfigError, InputError
 WAIT_S = 5.0
 
 
+class _Stage:
+    """A render stage that passes each frame on (:meth:`work` sees it first)."""
+
+    latency = 0
+    parallel_safe = False
+
+    def work(self, frame) -> None:
+        pass
+
+    def push(self, frame):
+        self.work(frame)
+        return [frame]
+
+    def flush(self):
+        return []
+
+    def reset(self) -> None:
+        pass
+
+
 def _wait_for(predicate, timeout: float = WAIT_S) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -191,22 +211,14 @@ def test_stages_on_worker_threads_run_torch_on_one_thread(tmp_path):
     from plugin.writer import OutputConfig
     from tests.plugin.media import write_clip
 
-    class Probe:
-        latency = 0
+    class Probe(_Stage):
         parallel_safe = True
 
         def __init__(self) -> None:
             self.seen: set[int] = set()
 
-        def push(self, frame):
+        def work(self, frame) -> None:
             self.seen.add(torch.get_num_threads())
-            return [frame]
-
-        def flush(self):
-            return []
-
-        def reset(self) -> None:
-            pass
 
     clip = write_clip(tmp_path / "clip.mkv", images=[np.zeros((32, 32, 3), np.uint8)] * 4, width=32, height=32,
                       codec="ffv1", pix_fmt="bgr0")
@@ -226,29 +238,17 @@ def test_stages_on_worker_threads_run_torch_on_one_thread(tmp_path):
 def test_render_summary_counts_the_pass_cpu_time(tmp_path):
     """``RenderSummary.cpu_seconds`` holds the CPU the stages spent (bench/perf.py reads the
     render pass's cores from it): a stage that burns 40 ms of CPU a frame on 4 frames shows."""
-    import time
-
     import numpy as np
 
     from plugin.pipeline import RenderJob, run_render
     from plugin.writer import OutputConfig
     from tests.plugin.media import write_clip
 
-    class Burn:
-        latency = 0
-        parallel_safe = False
-
-        def push(self, frame):
+    class Burn(_Stage):
+        def work(self, frame) -> None:
             end = time.process_time() + 0.04
             while time.process_time() < end:
                 pass
-            return [frame]
-
-        def flush(self):
-            return []
-
-        def reset(self) -> None:
-            pass
 
     clip = write_clip(tmp_path / "clip.mkv", images=[np.zeros((32, 32, 3), np.uint8)] * 4, width=32, height=32,
                       codec="ffv1", pix_fmt="bgr0")
