@@ -23,7 +23,8 @@ output is re-tracked with ``run_analysis(use_cache=False)``. Figures compare the
   edits also ``identity_image`` (:func:`image_identity`: the input frame's 3-D shape fitted to the
   output's image positions alone, since the landmarker's depth barely follows a 2-D warp) and
   ``identity_geometry`` (the same fit to where the field puts the landmarks, beside the fit to the
-  positions before the edit);
+  positions before the edit); for expression edits ``geometry_rms_iod`` (:func:`geometry_outside`:
+  how far the render itself moves the points outside the delta's region);
 - real blinks (LivePortrait): the blendshape change MediaPipe reads on the clip's own shut eyes,
   the yardstick for "the intended score moves most" (:func:`real_blinks`);
 - pixels: differing pixels in frames outside the plan (must be 0) and, in edited frames, outside
@@ -80,7 +81,7 @@ from plugin.video import VideoReader  # noqa: E402
 from plugin.writer import OutputConfig, VideoWriter  # noqa: E402
 from synthesis.codespace import canonical_shape, invert_track  # noqa: E402
 from synthesis.controls import named_controls  # noqa: E402
-from synthesis.deltas import identity_change  # noqa: E402
+from synthesis.deltas import OUTSIDE_REGION, identity_change  # noqa: E402
 from synthesis.plan import PlanConfig  # noqa: E402
 from synthesis.regions import inter_ocular, rigid_weights  # noqa: E402
 from synthesis.schedule import EditEntry, EditSchedule, StrengthCurve  # noqa: E402
@@ -234,6 +235,27 @@ def geometry(bench: Bench, result: dict[str, Any]) -> dict[str, Any]:
         floor.append(shape_residual(before, shape))
     return {"achieved": [round(float(v), 2) for v in np.mean(angles, axis=0)],
             "identity_rms_iod": round(float(np.mean(form)), 5), "identity_before_rms_iod": round(float(np.mean(floor)), 5)}
+
+
+def geometry_outside(bench: Bench, result: dict[str, Any], region: np.ndarray | None) -> float:
+    """How far the render moves the face outside an expression delta's region, without the
+    landmarker: on the full-strength frames, where the field puts the mesh points
+    (:func:`field_landmarks`) against where they were (the plan's ``before``), fitted by a 2-D
+    similarity on the points outside the region (weight below ``OUTSIDE_REGION``, as
+    ``identity_change``); the RMS distance there over the inter-ocular distance. The re-detected
+    figure (``rms_iod``) also holds how the landmarker re-fits its whole mesh to a changed eye or
+    mouth."""
+    plan = result["summary"].plans[0]
+    stage = EditStage([plan], bench.frames[0].shape[:2], bench.render)
+    outside = np.ones(468, bool) if region is None else np.asarray(region)[:468] < OUTSIDE_REGION
+    out = []
+    for r in np.flatnonzero((plan.frame_indices >= FULL[0]) & (plan.frame_indices <= FULL[1])):
+        before = plan.before[r, :468, :2].astype(np.float64)
+        moved = field_landmarks(plan, stage, int(r))
+        scale, rot, shift = similarity_fit(moved[outside], before[outside])
+        dist = np.linalg.norm(scale * moved[outside] @ rot.T + shift - before[outside], axis=1)
+        out.append(float(np.sqrt(np.mean(dist**2))) / float(iod(before)))
+    return round(float(np.mean(out)), 5)
 
 
 def shape_residual(points: np.ndarray, shape: np.ndarray) -> float:
@@ -462,6 +484,7 @@ def run_clip(bench: Bench, quick: bool) -> dict[str, Any]:
                         for i in np.flatnonzero(expected)},
         }
         report["identity"][name] = {"rms_iod": round(identity_outside(bench, res, d.region), 5),
+                                    "geometry_rms_iod": geometry_outside(bench, res, d.region),
                                     "floor_rms_iod": round(identity_floor(bench, d.region), 5)}
         report["pixels"][name] = pixels_outside(bench, res)
         report["temporal"][name] = temporal(bench, res)
@@ -498,6 +521,7 @@ def learned_blink(bench: Bench, work: Path) -> dict[str, Any]:
     montage([still(bench, res, "learned blink 1.0")], RESULTS / "quality_learned_blink.png")
     return {"identity_rms_iod": round(identity_outside(bench, res, delta.region), 5),
             "floor_rms_iod": round(identity_floor(bench, delta.region), 5),
+            "geometry_rms_iod": geometry_outside(bench, res, delta.region),
             "eyeBlinkLeft": round(float(change[BS["eyeBlinkLeft"]]), 3),
             "eyeBlinkRight": round(float(change[BS["eyeBlinkRight"]]), 3),
             "expected_eyeBlink": [round(float(delta.blendshapes[BS["eyeBlinkLeft"]]), 3),
