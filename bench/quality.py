@@ -17,7 +17,9 @@ output is re-tracked with ``run_analysis(use_cache=False)``. Figures compare the
   weakly determined in pitch), so all three are reported. A fourth figure, ``geometry``, needs no
   landmarker: the ``image`` reader applied to where the rendered field itself puts the landmarks
   (:func:`field_landmarks`), so a shortfall of the render and one of the re-reading are told apart;
-- blendshapes: achieved change of each control's intended score vs ``Delta.blendshapes x strength``;
+- blendshapes: achieved change of each control's intended score vs ``Delta.blendshapes x strength``,
+  and vs what the score's range leaves of that from the input's value (``fraction_of_reachable``:
+  a face that already smiles at 0.9 can show at most 0.1 more);
 - identity: ``identity_change`` outside the delta's region (fraction of inter-ocular distance),
   with the same figure between neighbouring unedited input frames as the noise floor; for pose
   edits also ``identity_image`` (:func:`image_identity`: the input frame's 3-D shape fitted to the
@@ -475,9 +477,15 @@ def run_clip(bench: Bench, quick: bool) -> dict[str, Any]:
         idx = [BS[n] for n in intended]
         top = int(np.argmax(np.abs(change)))
         ach, exp = float(change[idx].mean()), float(expected[idx].mean())
+        # A score lives in [0, 1]: the change it can still show is what its input value leaves.
+        rows_in, _ = bench.rows(res["track"], range(FULL[0], FULL[1] + 1))
+        start = float(bench.track.raw_blendshapes[rows_in][:, idx].mean())
+        room = min(abs(exp), 1.0 - start if exp > 0 else start)
         report["blendshapes"][name] = {
             "strength": s, "intended": intended, "expected": round(exp, 3), "achieved": round(ach, 3),
             "fraction": round(ach / exp, 2) if abs(exp) > 1e-6 else None,
+            "input_score": round(start, 3),
+            "fraction_of_reachable": round(abs(ach) / room, 2) if room > 1e-6 and ach * exp > 0 else None,
             "largest_change": [BLENDSHAPE_NAMES[top], round(float(change[top]), 3)],
             "intended_moves_most": top in idx, "fold_repairs": fold_repairs(res),
             "readout": {BLENDSHAPE_NAMES[i]: [round(float(expected[i]), 3), round(float(change[i]), 3)]
