@@ -19,10 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from kornia.geometry.transform import remap
 from numpy.typing import NDArray
 from scipy.ndimage import map_coordinates, median_filter
+
+from compositing.strips import axes, box_grid, profile, resample_along
 
 #: Where the lids meet: this fraction of the opening above the lower lid margin.
 CLOSURE_ABOVE_LOWER = 0.15
@@ -47,19 +47,13 @@ LASH_WIDTH, LASH_STRENGTH = 0.07, 0.7
 CORNER_MARGIN = 0.15
 
 
-def _profile(points: NDArray[np.float64], xs: NDArray[np.float64]) -> NDArray[np.float64]:
-    """The lid's local y at local ``xs`` (linear between contour points, flat past the ends)."""
-    order = np.argsort(points[:, 0])
-    return np.interp(xs, points[order, 0], points[order, 1])
-
-
 def _lash_line(image: NDArray[np.uint8], c0: NDArray[np.float64], ex: NDArray[np.float64], ey: NDArray[np.float64],
                up_local: NDArray[np.float64], width: float, opening: float) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """Local ``(xs, ys)`` of the upper lash line: per column across the eye, the darkest point
     between the upper lid contour and ``LASH_SEARCH`` of the opening above it (the lashes grow
     from the margin; the eyeball below the contour is not searched), median-smoothed."""
     xs = np.linspace(0.0, width, LASH_COLUMNS + 2)[1:-1]
-    u = _profile(up_local, xs)
+    u = profile(up_local, xs)
     steps = np.linspace(0.0, LASH_SEARCH * opening, 12)
     ly = u[:, None] - steps[None, :]
     px = c0[0] + xs[:, None] * ex[0] + ly * ey[0]
@@ -74,7 +68,7 @@ def _lash_line(image: NDArray[np.uint8], c0: NDArray[np.float64], ex: NDArray[np
     ys = median_filter(ly[cols, best], size=5, mode="nearest")
     # The lashes' colour: the darker half of the points found.
     pick = np.argsort(vals[cols, best])[: max(len(xs) // 2, 1)]
-    ends = _profile(up_local, np.array([0.0, width]))  # at the corners, on the contour (no opening)
+    ends = profile(up_local, np.array([0.0, width]))  # at the corners, on the contour (no opening)
     return np.concatenate([[0.0], xs, [width]]), np.concatenate([ends[:1], ys, ends[1:]]), np.median(rgb[cols, best][pick], axis=0)
 
 
@@ -101,7 +95,7 @@ class _Lids:
         """Per local x: the lid bands' ends (``top`` of the upper band, the lash line ``um``, the
         lid's new edge ``close``, where the lower lid's source starts ``start``, the band's
         ``bottom``) and the ``fade`` over the corner margins."""
-        u, lo = _profile(self.up, lx), _profile(self.low, lx)
+        u, lo = profile(self.up, lx), profile(self.low, lx)
         gap = np.maximum(lo - u, 0.0)
         a = self.amount
         close = u + a * (lo - CLOSURE_ABOVE_LOWER * gap - u)  # the lid's edge: amount of the way down
@@ -119,19 +113,17 @@ def _lids(image: NDArray[np.uint8], upper: NDArray[np.floating], lower: NDArray[
           amount: float) -> _Lids | None:
     up_pts = np.asarray(upper, np.float64)[:, :2]
     low_pts = np.asarray(lower, np.float64)[:, :2]
-    c0, c1 = up_pts[0], up_pts[-1]
-    width = float(np.linalg.norm(c1 - c0))
+    c0 = up_pts[0]
+    width, ex, ey = axes(c0, up_pts[-1])
     if width < 2.0:
         return None
-    ex = (c1 - c0) / width
-    ey = np.array([-ex[1], ex[0]])
     up_local = (up_pts - c0) @ np.stack([ex, ey], 1)
     low_local = (low_pts - c0) @ np.stack([ex, ey], 1)
     if np.median(low_local[1:-1, 1] - up_local[1:-1, 1]) < 0:  # y must point from upper to lower lid
         ey = -ey
         up_local[:, 1] *= -1
         low_local[:, 1] *= -1
-    opening = float(np.max(_profile(low_local, up_local[:, 0]) - up_local[:, 1]))
+    opening = float(np.max(profile(low_local, up_local[:, 0]) - up_local[:, 1]))
     if opening < 0.5:
         return None
     xs, ys, rgb = _lash_line(image, c0, ex, ey, up_local, width, opening)
@@ -193,14 +185,10 @@ def _render(image: NDArray[np.uint8], lids: _Lids) -> NDArray[np.uint8]:
     top, bottom = UPPER_BAND * opening, LOWER_BAND * opening
     corners_local = np.array([[-margin, lids.up[:, 1].min() - top], [width + margin, lids.up[:, 1].min() - top],
                               [-margin, lids.low[:, 1].max() + bottom], [width + margin, lids.low[:, 1].max() + bottom]])
-    corners = lids.c0 + corners_local[:, :1] * lids.ex + corners_local[:, 1:] * lids.ey
-    h, w = image.shape[:2]
-    x0, y0 = np.floor(corners.min(axis=0)).astype(int) - 1
-    x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + 2
-    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-    if x1 <= x0 or y1 <= y0:
+    grid = box_grid(image.shape, lids.c0, lids.ex, lids.ey, corners_local)
+    if grid is None:
         return image.copy()
-    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+    (x0, y0, x1, y1), xx, yy = grid
     lx, ly = lids.local(np.stack([xx, yy], -1))
     c = lids.columns(lx)
     src_y = ly.copy()
@@ -211,13 +199,8 @@ def _render(image: NDArray[np.uint8], lids: _Lids) -> NDArray[np.uint8]:
     # [close, bottom] -> [start, bottom]
     below = (ly > c["close"]) & (ly <= c["bottom"])
     src_y[below] = (c["bottom"] - (c["bottom"] - ly) * (c["bottom"] - c["start"]) / (c["bottom"] - c["close"]))[below]
-    dy = (src_y - ly) * c["fade"]
-    sx = xx + dy * lids.ey[0]
-    sy = yy + dy * lids.ey[1]
     # Every source lies in the box too (moves run along the eye's y, inside the lid bands).
-    region = torch.from_numpy(np.ascontiguousarray(image[y0:y1, x0:x1])).permute(2, 0, 1)[None].float()
-    box = remap(region, torch.from_numpy(sx - x0).float()[None], torch.from_numpy(sy - y0).float()[None],
-                mode="bilinear", padding_mode="border", align_corners=True)[0].permute(1, 2, 0).numpy()
+    box = resample_along(image, (x0, y0, x1, y1), xx, yy, (src_y - ly) * c["fade"], lids.ey)
     # The lash line: the lashes of a closed lid hang over the seam; darken toward their colour.
     d = ly - c["close"]
     sigma = max(LASH_WIDTH * opening, 0.6)

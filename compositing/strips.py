@@ -1,0 +1,53 @@
+"""Edits of a face feature made column by column in the feature's own frame (lids, a mouth).
+
+The frame: x along the feature from one corner to the other, y across it. An edit moves pixels
+along y only, by a per-pixel source offset; these helpers give the feature's frame, the frame box
+its bands cover, and the resampling of that box (``compositing.lids``, ``compositing.mouth``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from kornia.geometry.transform import remap
+from numpy.typing import NDArray
+
+
+def profile(points: NDArray[np.float64], xs: NDArray[np.float64]) -> NDArray[np.float64]:
+    """A contour's local y at local ``xs`` (linear between its points, flat past the ends)."""
+    order = np.argsort(points[:, 0])
+    return np.interp(xs, points[order, 0], points[order, 1])
+
+
+def axes(c0: NDArray[np.float64], c1: NDArray[np.float64]) -> tuple[float, NDArray[np.float64], NDArray[np.float64]]:
+    """The feature's width and unit axes: ``ex`` from corner ``c0`` to ``c1``, ``ey`` across."""
+    width = float(np.linalg.norm(c1 - c0))
+    ex = (c1 - c0) / max(width, 1e-12)
+    return width, ex, np.array([-ex[1], ex[0]])
+
+
+def box_grid(shape: tuple[int, ...], c0: NDArray[np.float64], ex: NDArray[np.float64], ey: NDArray[np.float64],
+             corners: NDArray[np.float64]) -> tuple[tuple[int, int, int, int], NDArray[np.float64], NDArray[np.float64]] | None:
+    """The frame box ``(x0, y0, x1, y1)`` (a pixel of margin, clipped to the image ``shape``)
+    holding the local ``corners`` ``(K, 2)``, and its pixels' frame ``x``, ``y`` grids (None
+    when the box is empty)."""
+    pts = c0 + corners[:, :1] * ex + corners[:, 1:] * ey
+    h, w = shape[:2]
+    x0, y0 = np.floor(pts.min(axis=0)).astype(int) - 1
+    x1, y1 = np.ceil(pts.max(axis=0)).astype(int) + 2
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+    return (int(x0), int(y0), int(x1), int(y1)), xx, yy
+
+
+def resample_along(image: NDArray[np.uint8], box: tuple[int, int, int, int], xx: NDArray[np.float64],
+                   yy: NDArray[np.float64], dy: NDArray[np.float64], ey: NDArray[np.float64]) -> NDArray[np.float32]:
+    """``(h, w, 3)`` float: each pixel of ``box`` (at ``xx``, ``yy``) sampled ``dy`` along ``ey``
+    from itself (bilinear, Kornia; sources must lie in the box, edges replicated)."""
+    x0, y0, x1, y1 = box
+    region = torch.from_numpy(np.ascontiguousarray(image[y0:y1, x0:x1])).permute(2, 0, 1)[None].float()
+    sx = torch.from_numpy(xx + dy * ey[0] - x0).float()[None]
+    sy = torch.from_numpy(yy + dy * ey[1] - y0).float()[None]
+    return remap(region, sx, sy, mode="bilinear", padding_mode="border", align_corners=True)[0].permute(1, 2, 0).numpy()
