@@ -287,7 +287,9 @@ def plan_restore(job: RestoreJob, progress: ProgressCallback | None = None,
     offsets = _check_offsets(job, pairs, ptracks, stracks)
     restores, plans = [], []
     first_events: list[dict[str, Any]] = []  # the clamps made before the closed loop
-    lids: dict[int, list[Reference]] = {}  # lids made from the swap's frames, once for both passes
+    # lids and mouths made from the swap's frames, once for both passes
+    lids: dict[int, list[Reference]] = {}
+    mouths: dict[int, list[Reference]] = {}
     bridges: dict[int, list[tuple[int, NDArray[np.float32], NDArray[np.float64]]]] = {}
     refinement: dict[int, dict[str, Any]] = {}
     info = probe(job.swapped)
@@ -303,7 +305,8 @@ def plan_restore(job: RestoreJob, progress: ProgressCallback | None = None,
         if job.config.refine_rounds > 0 and r.plan.frame_indices.size:
             plan, comp = r.plan, None
             if job.texture is not None:
-                (plan,), comp, events0 = prepare_texture([plan], stracks, job.swapped, refs, job.texture, lids)
+                (plan,), comp, events0 = prepare_texture([plan], stracks, job.swapped, refs, job.texture,
+                                                         lids, mouths)
                 first_events.extend(events0)
             try:
                 plan, refinement[pair.swap_id] = refine_plan(job.swapped, plan, job.config, job.render_config,
@@ -330,7 +333,8 @@ def plan_restore(job: RestoreJob, progress: ProgressCallback | None = None,
     final = combine_plans(plans)
     compositor, events = None, []
     if job.texture is not None and final:
-        final, compositor, events = prepare_texture(final, stracks, job.swapped, refs, job.texture, lids)
+        final, compositor, events = prepare_texture(final, stracks, job.swapped, refs, job.texture,
+                                                     lids, mouths)
         events = chain_texture_events(first_events, events)
     return RestorePlan(plate, swapped, tuple(restores), tuple(final), bridges, refinement, compositor, events,
                        offsets, lag, ptracks)

@@ -7,8 +7,11 @@ the edited face) and ``compositing.texture`` (colour match and feathered composi
 1. :func:`prepare_texture` (before the render pass): per planned face and region, the region's
    state before and after the edit; where the edit changes it (a blink, a mouth opening, a gaze
    shift), exemplars are chosen among the track's own frames and any reference stills. Where no
-   exemplar is in the target state, the edit is CLAMPED in that region to what a warp can show
-   (:attr:`synthesis.texregions.Region.warp_limit`), and the run summary says so.
+   exemplar is in the target state, an eye that must close and a mouth that must open wider are
+   made on one of the face's own frames (:func:`closed_lid_references`,
+   :func:`opened_mouth_references`); where that fails too, the edit is CLAMPED in that region to
+   what a warp can show (:attr:`synthesis.texregions.Region.warp_limit`), and the run summary
+   says so.
 2. :class:`TextureCompositor` (called by ``plugin.editing.EditStage`` after each face is warped):
    composites the chosen exemplars' region onto the warped frame. The lending frames are decoded
    from the input in one forward pass and kept as face crops until their last use
@@ -33,6 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from compositing.lids import close_eye
+from compositing.mouth import open_mouth
 from compositing.texture import (
     CLEAR_AT, TextureBlendConfig, composite, feathered_alpha, match_colour, ring_agreement, ring_mask, sample,
     uncovered_weight,
@@ -44,7 +48,7 @@ from synthesis.exemplars import (
     ChoiceConfig, Choice, ExemplarIndex, build_index, choose, clamp_factor, iod_2d, raw_features, state,
 )
 from synthesis.plan import FacePlan
-from synthesis.regions import EYES, rigid_weights
+from synthesis.regions import EYES, LIPS_INNER_LOWER, LIPS_INNER_UPPER, LIPS_OUTER_LOWER, rigid_weights
 from synthesis.texregions import FACE, REGIONS, Region
 from synthesis.uvmap import correspondence_map, grow, triangle_map
 from tracking.analysis import Track
@@ -64,6 +68,12 @@ CLAMP_ROUNDS = 4
 #: of the frame's.
 LID_AMOUNTS = (0.5, 0.75, 1.0)
 LID_SOURCE_MAX_CLOSURE, LID_MIN_CLOSURE, LID_READ_TOL, LID_MAX_MOVE_IOD = 0.25, 0.6, 0.25, 0.1
+#: Mouths opened on a frame (:func:`opened_mouth_references`): how much of the opening the edit
+#: needs beyond the frame's own each still adds; the frame is the widest-open one within this many
+#: degrees of the pose wanted (else the nearest); a still is used only where the landmarker finds
+#: the face (as for lids) and re-reads at least this share of the opening drawn.
+MOUTH_AMOUNTS = (0.5, 1.0)
+MOUTH_POSE_DEG, MOUTH_MIN_READ = 10.0, 0.5
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,9 @@ class TextureConfig:
         closed_lids: where an eye must close and neither the clip nor the references show it
             closed, close it on one of the face's own frames (:func:`closed_lid_references`) and
             borrow from that, before clamping.
+        opened_mouth: where the mouth must open wider than the clip and the references show it,
+            open it on one of the face's own frames (:func:`opened_mouth_references`: the lower
+            teeth and lip dropped, the inside shown) and borrow from that, before clamping.
         exemplar_bytes: most bytes of lending-frame crops the compositor keeps
             (``plugin.exemplar_frames``).
         full_weight_need: a region's texture is composited at full weight from this need on
@@ -96,6 +109,7 @@ class TextureConfig:
     blend: TextureBlendConfig = field(default_factory=TextureBlendConfig)
     clamp_without_exemplar: bool = True
     closed_lids: bool = True
+    opened_mouth: bool = True
     exemplar_bytes: int = 256 << 20
     full_weight_need: float = 0.5
 
@@ -233,6 +247,62 @@ def closed_lid_references(track: Track, input_path: Path, near: NDArray[np.float
                 f"lids {amount:.0%} lowered, made from frame {frame}"
             made.append(Reference(name, closed, points.astype(np.float32), track.angles[row].astype(np.float32),
                                   face.blendshapes))
+    return made
+
+
+def opened_mouth_references(track: Track, input_path: Path, near: NDArray[np.floating], gap: float) -> list[Reference]:
+    """Stills of this face with its mouth opened to an inner-lip gap of ``gap`` (inter-ocular
+    distances, :func:`synthesis.exemplars.raw_features`) and part of the way there
+    (``MOUTH_AMOUNTS``), made from one of its own frames (:func:`compositing.mouth.open_mouth`),
+    for a clip and references that show no mouth open that wide.
+
+    The frame is the widest-open one whose head pose is within ``MOUTH_POSE_DEG`` of ``near``
+    (yaw, pitch, roll degrees), else the nearest in pose. A still's landmarks are the frame's,
+    moved as its pixels were. The landmarker re-reads each still: one is used only where it finds
+    this face (within ``LID_MAX_MOVE_IOD``) and reads at least ``MOUTH_MIN_READ`` of the opening
+    drawn; none is used unless the widest one passes.
+    """
+    from tracking.aspect import SquarePixels
+    from tracking.landmarker import Landmarker, LandmarkerConfig
+
+    ok = track.confidence > 0
+    if not ok.any():
+        return []
+    far = np.abs(track.angles - np.asarray(near, np.float64)[None]).max(axis=1)
+    opening = raw_features(track.landmarks, "mouth")[:, 0]
+    close = ok & (far <= max(MOUTH_POSE_DEG, float(far[ok].min())))
+    row = int(np.flatnonzero(close)[np.argmax(opening[close])])
+    if opening[row] >= gap:
+        return []
+    frame = int(track.frame_indices[row])
+    with VideoReader(input_path) as reader:
+        image = reader.frame_at(frame).image
+        aspect = reader.info.sample_aspect_ratio
+    src = track.landmarks[row].astype(np.float64)
+    iod = float(iod_2d(src[None])[0])
+    lips = (src[list(LIPS_INNER_UPPER)], src[list(LIPS_INNER_LOWER)], src[list(LIPS_OUTER_LOWER)])
+    made: list[Reference] = []
+    with Landmarker(LandmarkerConfig(running_mode="image")) as lm:
+        for amount in sorted(MOUTH_AMOUNTS, reverse=True):  # the widest first: it decides
+            want = opening[row] + amount * (gap - opening[row])
+            drop = (want - opening[row]) * iod
+            opened, points = open_mouth(image, *lips, drop, src)
+            drawn = float(raw_features(points, "mouth")[0])  # the drop tapers to the corners
+            if drawn > opening[row]:
+                drop *= (want - opening[row]) / (drawn - opening[row])
+                opened, points = open_mouth(image, *lips, drop, src)
+                drawn = float(raw_features(points, "mouth")[0])
+            faces = SquarePixels(image.shape[1], aspect).detect_image(lm, opened, search_only_if_none=True)
+            dist = [float(np.linalg.norm(o.landmarks[:468, :2] - points[:468, :2], axis=1).mean()) for o in faces]
+            read = float(raw_features(faces[int(np.argmin(dist))].landmarks, "mouth")[0]) if faces else opening[row]
+            if not faces or min(dist) > LID_MAX_MOVE_IOD * iod or \
+                    read - opening[row] < MOUTH_MIN_READ * (drawn - opening[row]):
+                if amount == max(MOUTH_AMOUNTS):
+                    return []
+                continue
+            face = faces[int(np.argmin(dist))]
+            made.append(Reference(f"mouth opened to {drawn:.2f} IOD, made from frame {frame}", opened,
+                                  points.astype(np.float32), track.angles[row].astype(np.float32), face.blendshapes))
     return made
 
 
@@ -584,6 +654,7 @@ def prepare_texture(
     references: Sequence[Reference] = (),
     config: TextureConfig | None = None,
     lids: dict[int, list[Reference]] | None = None,
+    mouths: dict[int, list[Reference]] | None = None,
 ) -> tuple[list[FacePlan], TextureCompositor, list[dict[str, Any]]]:
     """Choose exemplars for every planned face and region; clamp where none exists.
 
@@ -596,6 +667,7 @@ def prepare_texture(
         lids: lids made per track id (:func:`closed_lid_references`; an empty list: tried, none
             usable), read and filled: a caller preparing the same clip twice (swap repair, before
             and after its closed loop) passes one dict, so that they are made once.
+        mouths: mouths opened per track id (:func:`opened_mouth_references`), as ``lids``.
 
     Returns:
         The plans (clamped where needed), the compositor for ``EditStage(texture=...)``, and
@@ -613,8 +685,17 @@ def prepare_texture(
     jobs: dict[int, list[_RegionJob]] = {}
     events: list[dict[str, Any]] = []
     lids = {} if lids is None else lids
-    # a track's references when it has its own (lids made from its frames)
-    track_refs = {tid: [*references, *made] for tid, made in lids.items() if made}
+    mouths = {} if mouths is None else mouths
+
+    # A track's own stills (lids and mouths made from its frames), in the order they were made:
+    # each set is appended, so that the choices made before it keep their indices.
+    extra = {tid: [*lids.get(tid, []), *mouths.get(tid, [])] for tid in {*lids, *mouths}}
+
+    def own_refs(tid: int, made: list[Reference]) -> list[Reference]:
+        extra[tid] = [*extra.get(tid, []), *made]
+        return [*references, *extra[tid]]
+
+    track_refs = {tid: [*references, *stills] for tid, stills in extra.items() if stills}
     for plan in plans:
         track = tracks[plan.track_id]
         if plan.frame_indices.size == 0:
@@ -636,12 +717,18 @@ def prepare_texture(
             after = state(raw_features(plan.after, name), name, gap)
             ch = choose(name, before, after, angles, bs, plan.segments, indexes, gap, config=config.choice,
                         angles_before=tracked)
-            closing = ch.unsupported & (after[:, 0] > before[:, 0])
-            if config.closed_lids and name.startswith("eye_") and plan.track_id not in lids and closing.any():
-                made = closed_lid_references(track, input_path, np.median(angles[closing], axis=0), dict(index.open_gap))
-                lids[plan.track_id] = made
+            # the state's first feature beyond what any exemplar shows: an eye closing, a mouth opening
+            beyond = ch.unsupported & (after[:, 0] > before[:, 0])
+            # stills made from the face's own frames: lids for an eye, a wider mouth for the mouth
+            store = lids if name.startswith("eye_") and config.closed_lids else \
+                mouths if name == "mouth" and config.opened_mouth else None
+            if store is not None and plan.track_id not in store and beyond.any():
+                near = np.median(angles[beyond], axis=0)
+                made = closed_lid_references(track, input_path, near, dict(index.open_gap)) if store is lids else \
+                    opened_mouth_references(track, input_path, near, float(after[beyond, 0].max()))
+                store[plan.track_id] = made
                 if made:
-                    track_refs[plan.track_id] = [*references, *made]
+                    track_refs[plan.track_id] = own_refs(plan.track_id, made)
                     indexes = [index, reference_index(track_refs[plan.track_id], dict(index.open_gap))]
                     ch = choose(name, before, after, angles, bs, plan.segments, indexes, gap, config=config.choice,
                                 angles_before=tracked)

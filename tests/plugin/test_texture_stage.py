@@ -15,7 +15,7 @@ from plugin.texture_stage import TextureConfig, chain_texture_events, load_refer
 from synthesis.controls import named_controls
 from synthesis.exemplars import raw_features, state
 from synthesis.texregions import FACE, REGIONS
-from synthesis.plan import plan_track
+from synthesis.plan import PlanConfig, plan_track
 from synthesis.schedule import EditEntry, EditSchedule, StrengthCurve
 from tracking.analysis import TRACK_ARRAYS
 
@@ -174,6 +174,50 @@ def test_without_a_closed_eye_anywhere_the_lid_is_made_from_the_face_itself(lp_t
                     for img in (frame, out)]
         # composited on the frame as it is (no warp): the open eye now reads mostly closed
         assert read[0] < 0.1 and read[1] > read[0] + 0.3
+    finally:
+        comp.close()
+
+
+#: liveportrait_d0 keeps its mouth closed up to frame 16 (inner-lip gap 0.003-0.005 IOD).
+CLOSED_MOUTH_FRAMES = 17
+
+
+def test_a_mouth_opened_wider_than_the_clip_shows_is_made_from_the_face_itself(lp_track) -> None:
+    """Cut to its closed-mouth frames, the clip has no open mouth to lend: a jaw opening is
+    clamped without the made mouth, and with it borrows a still of this face with the mouth
+    opened (lower lip dropped, the inside shown), which the landmarker reads as open."""
+    from plugin.video import VideoReader
+    from tracking.landmarker import Landmarker, LandmarkerConfig
+
+    keep = lp_track.frame_indices < CLOSED_MOUTH_FRAMES
+    short = dataclasses.replace(lp_track, **{n: getattr(lp_track, n)[keep] for n in TRACK_ARRAYS})
+    # an opening of 0.11 IOD (past the control's range, as a plate's open mouth in a swap repair
+    # can ask): more than the chooser lets a closed mouth lend for
+    sched = EditSchedule((EditEntry(short.track_id, "jaw_open", StrengthCurve.over_range(1.0, 5, 11, 2)),))
+    plan = plan_track(short.track_id, short.frame_indices, short.times, short.segment_ids, short.landmarks,
+                      short.blendshapes, short.confidence, sched, named_controls(), PlanConfig(clamp_to_range=False))
+    _, comp, events = prepare_texture([plan], {short.track_id: short}, CLIP,
+                                      config=TextureConfig(opened_mouth=False))
+    comp.close()
+    assert [e for e in events if e["action"] == "clamp" and e["region"] == "mouth"]
+    plans, comp, events = prepare_texture([plan], {short.track_id: short}, CLIP)
+    try:
+        assert not [e for e in events if e["action"] == "clamp" and e["region"] == "mouth"]
+        tex = [e for e in events if e["action"] == "texture" and e["region"] == "mouth"]
+        made = {s for e in tex for s in e["exemplars"] if s.startswith("reference:mouth opened to ")}
+        assert made and all(int(m.rsplit(" ", 1)[1]) < CLOSED_MOUTH_FRAMES for m in made)
+        wanted = float(raw_features(plan.after, "mouth")[:, 0].max())
+        widest = max(float(raw_features(r.landmarks, "mouth")[0]) for r in comp.track_references[short.track_id]
+                     if r.name.startswith("mouth opened"))
+        assert widest == pytest.approx(wanted, rel=0.1)
+        # The borrowed mouth, laid on the planned (open) geometry, reads open to the landmarker.
+        row = int(np.searchsorted(plans[0].frame_indices, 8))
+        with VideoReader(CLIP) as r:
+            frame = r.frame_at(8).image
+        out = comp(frame, 8, plans[0], row)
+        with Landmarker(LandmarkerConfig(running_mode="image")) as lm:
+            read = [float(raw_features(lm.detect_image(img)[0].landmarks, "mouth")[0]) for img in (frame, out)]
+        assert read[0] < 0.01 and read[1] > read[0] + 0.5 * (wanted - read[0])
     finally:
         comp.close()
 
