@@ -20,9 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.ndimage import map_coordinates, median_filter
+from scipy.ndimage import median_filter
 
-from compositing.strips import axes, box_grid, profile, resample_along
+from compositing import strips
+from compositing.strips import LUMA, axes, box_grid, profile, resample_along, sample_local
 
 #: Where the lids meet: this fraction of the opening above the lower lid margin.
 CLOSURE_ABOVE_LOWER = 0.15
@@ -56,13 +57,8 @@ def _lash_line(image: NDArray[np.uint8], c0: NDArray[np.float64], ex: NDArray[np
     u = profile(up_local, xs)
     steps = np.linspace(0.0, LASH_SEARCH * opening, 12)
     ly = u[:, None] - steps[None, :]
-    px = c0[0] + xs[:, None] * ex[0] + ly * ey[0]
-    py = c0[1] + xs[:, None] * ex[1] + ly * ey[1]
-    # only the searched points are sampled (not the whole frame converted), in RGB
-    coords = [py.ravel(), px.ravel()]
-    rgb = np.stack([map_coordinates(image[..., c], coords, order=1, mode="nearest", output=np.float32)
-                    for c in range(3)], -1).reshape(*ly.shape, 3)
-    vals = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    rgb = sample_local(image, c0, ex, ey, xs, ly)
+    vals = rgb @ LUMA
     cols = np.arange(len(xs))
     best = vals.argmin(axis=1)
     ys = median_filter(ly[cols, best], size=5, mode="nearest")
@@ -152,13 +148,7 @@ def close_eye(image: NDArray[np.uint8], upper: NDArray[np.floating], lower: NDAr
     """
     if not 0.0 <= amount <= 1.0:
         raise ValueError(f"amount must be in [0, 1], got {amount}")
-    lids = _lids(image, upper, lower, amount)
-    moved = None if points is None else np.array(points, np.float64)
-    if lids is None:
-        return image.copy(), moved
-    if moved is not None:
-        moved[:, :2] = _move_points(lids, moved[:, :2])
-    return _render(image, lids), moved
+    return strips.edit(image, _lids(image, upper, lower, amount), points, _move_points, _render)
 
 
 def _move_points(lids: _Lids, pts: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -185,11 +175,10 @@ def _render(image: NDArray[np.uint8], lids: _Lids) -> NDArray[np.uint8]:
     top, bottom = UPPER_BAND * opening, LOWER_BAND * opening
     corners_local = np.array([[-margin, lids.up[:, 1].min() - top], [width + margin, lids.up[:, 1].min() - top],
                               [-margin, lids.low[:, 1].max() + bottom], [width + margin, lids.low[:, 1].max() + bottom]])
-    grid = box_grid(image.shape, lids.c0, lids.ex, lids.ey, corners_local)
+    grid = box_grid(image.shape, lids, corners_local)
     if grid is None:
         return image.copy()
-    (x0, y0, x1, y1), xx, yy = grid
-    lx, ly = lids.local(np.stack([xx, yy], -1))
+    (x0, y0, x1, y1), xx, yy, lx, ly = grid
     c = lids.columns(lx)
     src_y = ly.copy()
     # [top, close] -> [top, um]: the lid skin stretched, its lash line landing on the edge

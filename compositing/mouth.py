@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.ndimage import map_coordinates
 
-from compositing.strips import axes, box_grid, profile, resample_along
+from compositing import strips
+from compositing.strips import LUMA, axes, box_grid, profile, resample_along, sample_local
 
 #: Columns across the mouth where the split line is looked for, and rows per column.
 SPLIT_COLUMNS, SPLIT_ROWS = 48, 16
@@ -86,12 +86,8 @@ def _split_line(image: NDArray[np.uint8], c0: NDArray[np.float64], ex: NDArray[n
     gap = np.maximum(lo - u, 0.0)
     t = np.linspace(0.0, 1.0, SPLIT_ROWS)
     ly = u[:, None] + t[None, :] * gap[:, None]
-    px = c0[0] + xs[:, None] * ex[0] + ly * ey[0]
-    py = c0[1] + xs[:, None] * ex[1] + ly * ey[1]
-    coords = [py.ravel(), px.ravel()]
-    rgb = np.stack([map_coordinates(image[..., c], coords, order=1, mode="nearest", output=np.float32)
-                    for c in range(3)], -1).reshape(*ly.shape, 3)
-    lum = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    rgb = sample_local(image, c0, ex, ey, xs, ly)
+    lum = rgb @ LUMA
     fall = np.zeros_like(lum)
     fall[:, 1:-1] = lum[:, :-2] - lum[:, 2:]  # brighter above than below
     allowed = (t >= SPLIT_FROM) & (t <= SPLIT_TO)
@@ -115,7 +111,7 @@ def _split_line(image: NDArray[np.uint8], c0: NDArray[np.float64], ex: NDArray[n
     colour = np.median(flat[order[: max(int(CAVITY_SHARE * lum.size), 1)]], axis=0).astype(np.float64)
     # a mouth that shows no dark inside (teeth and lips only) still opens onto a dark one
     most = CAVITY_MAX_LUMA * float(np.quantile(lum, 0.25))
-    luma = float(colour @ np.array([0.299, 0.587, 0.114]))
+    luma = float(colour @ LUMA)
     if luma > most:
         colour *= most / luma
     return (np.concatenate([[0.0], xs, [width]]), np.concatenate([ends[:1], ys, ends[1:]])), colour
@@ -158,13 +154,7 @@ def open_mouth(image: NDArray[np.uint8], upper_inner: NDArray[np.floating], lowe
         ``points`` are given, where each now is (a copy; extra columns kept): points below the
         split line move with their pixels.
     """
-    mouth = _mouth(image, upper_inner, lower_inner, lower_outer, drop)
-    moved = None if points is None else np.array(points, np.float64)
-    if mouth is None:
-        return image.copy(), moved
-    if moved is not None:
-        moved[:, :2] = _move_points(mouth, moved[:, :2])
-    return _render(image, mouth), moved
+    return strips.edit(image, _mouth(image, upper_inner, lower_inner, lower_outer, drop), points, _move_points, _render)
 
 
 def _move_points(mouth: _Mouth, pts: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -186,11 +176,10 @@ def _render(image: NDArray[np.uint8], mouth: _Mouth) -> NDArray[np.uint8]:
     top = float(np.min(mouth.split[1])) - 2.0
     bottom = float(np.max(c["b"] + c["d"] + c["m"])) + 2.0
     corners_local = np.array([[0.0, top], [mouth.width, top], [0.0, bottom], [mouth.width, bottom]])
-    grid = box_grid(image.shape, mouth.c0, mouth.ex, mouth.ey, corners_local)
+    grid = box_grid(image.shape, mouth, corners_local)
     if grid is None:
         return image.copy()
-    (x0, y0, x1, y1), xx, yy = grid
-    lx, ly = mouth.local(np.stack([xx, yy], -1))
+    (x0, y0, x1, y1), xx, yy, lx, ly = grid
     c = mouth.columns(lx)
     s, d, b, m = c["s"], c["d"], c["b"], c["m"]
     src_y = ly.copy()
