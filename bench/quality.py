@@ -53,6 +53,7 @@ clamped where none can be made).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -123,6 +124,12 @@ class Bench:
             self.frames = [f.image for f in reader]
         self.count = 0
 
+    @functools.cached_property
+    def code(self) -> Any:
+        """The input track's code (``invert_track`` of its raw landmarks), which every pose and
+        form reader fits against."""
+        return invert_track(self.track.raw_landmarks, self.track.raw_blendshapes)
+
     def edit(self, entries: list[tuple[str, float]], plan: PlanConfig | None = None, frames: tuple[int, int] = FULL,
              ramp: int = RAMP) -> dict[str, Any]:
         self.count += 1
@@ -161,7 +168,7 @@ def pose_achieved(bench: Bench, result: dict[str, Any]) -> dict[str, list[float]
     ang_in = np.array([euler_from_matrix(m) for m in bench.track.raw_transforms[a]])
     ang_out = np.array([euler_from_matrix(m) for m in t.raw_transforms[b]])
     matrix = (ang_out - ang_in).mean(axis=0)
-    code_in = invert_track(bench.track.raw_landmarks, bench.track.raw_blendshapes)
+    code_in = bench.code
     code_out = invert_track(t.raw_landmarks, t.raw_blendshapes)
     rel = np.array([euler_from_matrix(code_out.rotations[j] @ code_in.rotations[i].T) for i, j in zip(a, b)])
     rigid = rigid_weights()[:468]
@@ -188,7 +195,7 @@ def image_identity(bench: Bench, result: dict[str, Any]) -> dict[str, float]:
     """
     t = result["track"]
     a, b = bench.rows(t, range(FULL[0], FULL[1] + 1))
-    code_in = invert_track(bench.track.raw_landmarks, bench.track.raw_blendshapes)
+    code_in = bench.code
     raw = bench.track.raw_landmarks
     out, floor = [], []
     for i, j in zip(a, b):
@@ -223,7 +230,7 @@ def geometry(bench: Bench, result: dict[str, Any]) -> dict[str, Any]:
     from how the landmarker re-reads it."""
     plan = result["summary"].plans[0]
     stage = EditStage([plan], bench.frames[0].shape[:2], bench.render)
-    code_in = invert_track(bench.track.raw_landmarks, bench.track.raw_blendshapes)
+    code_in = bench.code
     rigid = rigid_weights()[:468]
     rows = np.flatnonzero((plan.frame_indices >= FULL[0]) & (plan.frame_indices <= FULL[1]))
     angles, form, floor = [], [], []
