@@ -294,13 +294,13 @@ def opened_mouth_references(track: Track, input_path: Path, near: NDArray[np.flo
                 drawn = float(raw_features(points, "mouth")[0])
             faces = SquarePixels(image.shape[1], aspect).detect_image(lm, opened, search_only_if_none=True)
             dist = [float(np.linalg.norm(o.landmarks[:468, :2] - points[:468, :2], axis=1).mean()) for o in faces]
-            read = float(raw_features(faces[int(np.argmin(dist))].landmarks, "mouth")[0]) if faces else opening[row]
-            if not faces or min(dist) > LID_MAX_MOVE_IOD * iod or \
+            face = faces[int(np.argmin(dist))] if faces else None
+            read = float(raw_features(face.landmarks, "mouth")[0]) if face is not None else opening[row]
+            if face is None or min(dist) > LID_MAX_MOVE_IOD * iod or \
                     read - opening[row] < MOUTH_MIN_READ * (drawn - opening[row]):
                 if amount == max(MOUTH_AMOUNTS):
                     return []
                 continue
-            face = faces[int(np.argmin(dist))]
             made.append(Reference(f"mouth opened to {drawn:.2f} IOD, made from frame {frame}", opened,
                                   points.astype(np.float32), track.angles[row].astype(np.float32), face.blendshapes))
     return made
