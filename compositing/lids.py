@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from scipy.ndimage import median_filter
 
 from compositing import strips
-from compositing.strips import LUMA, axes, box_grid, profile, resample_along, sample_local
+from compositing.strips import LUMA, axes, box_grid, local, profile, resample_along, sample_local
 
 #: Where the lids meet: this fraction of the opening above the lower lid margin.
 CLOSURE_ABOVE_LOWER = 0.15
@@ -82,10 +82,6 @@ class _Lids:
     amount: float
     lash: tuple[NDArray[np.float64], NDArray[np.float64]]  # local lash line (xs, ys)
     lash_rgb: NDArray[np.float64]  # the lashes' colour
-
-    def local(self, pts: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        rel = pts - self.c0
-        return rel @ self.ex, rel @ self.ey
 
     def columns(self, lx: NDArray[np.float64]) -> dict[str, NDArray[np.float64]]:
         """Per local x: the lid bands' ends (``top`` of the upper band, the lash line ``um``, the
@@ -153,7 +149,7 @@ def close_eye(image: NDArray[np.uint8], upper: NDArray[np.floating], lower: NDAr
 
 def _move_points(lids: _Lids, pts: NDArray[np.float64]) -> NDArray[np.float64]:
     """Where points of the source image are in the closed one (the inverse of the remap)."""
-    lx, ly = lids.local(pts)
+    lx, ly = local(lids, pts)
     c = lids.columns(lx)
     out = ly.copy()
     upper_band = (ly >= c["top"]) & (ly <= c["um"])

@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from compositing import strips
-from compositing.strips import LUMA, axes, box_grid, profile, resample_along, sample_local
+from compositing.strips import LUMA, axes, box_grid, local, profile, resample_along, sample_local
 
 #: Columns across the mouth where the split line is looked for, and rows per column.
 SPLIT_COLUMNS, SPLIT_ROWS = 48, 16
@@ -59,10 +59,6 @@ class _Mouth:
     drop: float
     split: tuple[NDArray[np.float64], NDArray[np.float64]]  # local split line (xs, ys)
     cavity_rgb: NDArray[np.float64]
-
-    def local(self, pts: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        rel = pts - self.c0
-        return rel @ self.ex, rel @ self.ey
 
     def columns(self, lx: NDArray[np.float64]) -> dict[str, NDArray[np.float64]]:
         """Per local x: the split line ``s``, the drop ``d``, the band's lower end ``b`` (before the
@@ -159,7 +155,7 @@ def open_mouth(image: NDArray[np.uint8], upper_inner: NDArray[np.floating], lowe
 
 def _move_points(mouth: _Mouth, pts: NDArray[np.float64]) -> NDArray[np.float64]:
     """Where points of the source image are in the opened one (the inverse of the remap)."""
-    lx, ly = mouth.local(pts)
+    lx, ly = local(mouth, pts)
     c = mouth.columns(lx)
     out = ly.copy()
     shifted = (ly >= c["s"]) & (ly < c["b"])

@@ -54,6 +54,12 @@ class Feature(Protocol):
     ey: NDArray[np.float64]
 
 
+def local(feature: Feature, pts: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Local x and y (along and across the feature) of frame points ``(..., 2)``."""
+    rel = pts - feature.c0
+    return rel @ feature.ex, rel @ feature.ey
+
+
 def box_grid(shape: tuple[int, ...], feature: Feature, corners: NDArray[np.float64]
              ) -> tuple[tuple[int, int, int, int], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64],
                         NDArray[np.float64]] | None:
@@ -69,8 +75,7 @@ def box_grid(shape: tuple[int, ...], feature: Feature, corners: NDArray[np.float
     if x1 <= x0 or y1 <= y0:
         return None
     yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
-    rel = np.stack([xx, yy], -1) - c0
-    return (int(x0), int(y0), int(x1), int(y1)), xx, yy, rel @ ex, rel @ ey
+    return (int(x0), int(y0), int(x1), int(y1)), xx, yy, *local(feature, np.stack([xx, yy], -1))
 
 
 def resample_along(image: NDArray[np.uint8], box: tuple[int, int, int, int], xx: NDArray[np.float64],
