@@ -74,6 +74,15 @@ LID_SOURCE_MAX_CLOSURE, LID_MIN_CLOSURE, LID_READ_TOL, LID_MAX_MOVE_IOD = 0.25, 
 #: the face (as for lids) and re-reads at least this share of the opening drawn.
 MOUTH_AMOUNTS = (0.5, 1.0)
 MOUTH_POSE_DEG, MOUTH_MIN_READ = 10.0, 0.5
+#: A still is made only from a frame whose face is clear around the region (:func:`clear_source`):
+#: its ring agrees (``compositing.texture.ring_agreement``, at least ``CLEAR_AT``, in the median)
+#: with up to this many other frames of the track, spread over those within ``SOURCE_JUDGE_DEG``
+#: of its pose; at most ``SOURCE_TRIES`` frames are tried, in order of preference.
+SOURCE_JUDGES, SOURCE_JUDGE_DEG, SOURCE_TRIES = 5, 15.0, 4
+#: Frames this close to the best source (pose: degrees; mouth opening: IOD, about the landmarker's
+#: own noise on the lips) are equally good: those tried are spread over the clip, where an occluder
+#: held over some seconds does not cover them all (:func:`source_order`).
+SOURCE_POSE_TOL_DEG, SOURCE_OPENING_TOL = 3.0, 0.01
 
 
 @dataclass(frozen=True)
@@ -189,14 +198,72 @@ def load_references(paths: Sequence[Path]) -> list[Reference]:
     return out
 
 
+def source_order(rows: NDArray[np.integer], score: NDArray[np.floating], tol: float) -> list[int]:
+    """Up to ``SOURCE_TRIES`` of ``rows`` (track rows, in time order) to try as a still's source:
+    those whose ``score`` (per track row, higher is better) is within ``tol`` of the best, spread
+    evenly over time and best first, then the best of the rest."""
+    rows = np.asarray(rows, np.int64)
+    if rows.size == 0:
+        return []
+    best = float(score[rows].max())
+    near = rows[score[rows] >= best - tol]
+    spread = np.unique(near[np.linspace(0, near.size - 1, min(SOURCE_TRIES, near.size)).round().astype(int)])
+    spread = spread[np.argsort(-score[spread], kind="stable")]
+    rest = [int(r) for r in rows[np.argsort(-score[rows], kind="stable")] if r not in set(spread.tolist())]
+    return [*(int(r) for r in spread), *rest][:SOURCE_TRIES]
+
+
+def clear_source(track: Track, reader: VideoReader, rows: Sequence[int], regions: Sequence[Region],
+                 ) -> tuple[int, NDArray[np.uint8]] | None:
+    """The first of ``rows`` (track rows, in order of preference: :func:`source_order`) whose
+    face shows no occluder around any of ``regions``, and its image; None if none.
+
+    A hand, a microphone or a card over the mouth is tracked through (the landmarker makes up the
+    lips under it), so a still made there would draw the edit onto the occluder, and the compositor
+    would paste it wherever the frame shows the same occluder. A frame counts as clear where the
+    region's ring, taken onto up to ``SOURCE_JUDGES`` other frames of the track (spread in time over
+    those within ``SOURCE_JUDGE_DEG`` of its pose), agrees with them (``ring_agreement`` at least
+    ``CLEAR_AT`` in the median), as the compositor's own hold-back reads it. A frame with no other
+    to compare with is taken as it is; where an occluder is in most frames, so is the still.
+    """
+    ok = np.flatnonzero(track.confidence > 0)
+    images: dict[int, NDArray[np.uint8]] = {}
+
+    def image(row: int) -> NDArray[np.uint8]:
+        if row not in images:
+            images[row] = reader.frame_at(int(track.frame_indices[row])).image
+        return images[row]
+
+    for row in rows:
+        pool = ok[(np.abs(track.angles[ok] - track.angles[row]).max(axis=1) <= SOURCE_JUDGE_DEG) & (ok != row)]
+        judges = np.unique(pool[np.linspace(0, pool.size - 1, min(SOURCE_JUDGES, pool.size)).round().astype(int)]) \
+            if pool.size else pool
+        clear = True
+        for region in regions:
+            agree: list[float] = []
+            for j in judges:
+                measured: list[float] = []
+                transfer_region(image(int(j)), track.landmarks[j], [(image(row), track.landmarks[row], 1.0)], region,
+                                TextureBlendConfig(), agreement_out=measured)
+                agree.extend(measured)
+            if agree and float(np.median(agree)) < CLEAR_AT:
+                clear = False
+                break
+        if clear:
+            return row, image(row)
+    return None
+
+
 def closed_lid_references(track: Track, input_path: Path, near: NDArray[np.floating],
                           open_gap: dict[str, float]) -> list[Reference]:
     """Stills of this face with both eyes closed, and lowered part of the way (``LID_AMOUNTS``),
     made from one of its own frames (:func:`compositing.lids.close_eye`), for a clip and
     references that show no closed eye.
 
-    The frame is the one with both eyes open (closure at most ``LID_SOURCE_MAX_CLOSURE``) whose
-    head pose is nearest ``near`` (yaw, pitch, roll degrees). A made still's landmarks are the
+    The frame is one with both eyes open (closure at most ``LID_SOURCE_MAX_CLOSURE``) whose head
+    pose is nearest ``near`` (yaw, pitch, roll degrees; within ``SOURCE_POSE_TOL_DEG`` of the
+    nearest) and whose eyes are clear (:func:`clear_source`: no hand or glasses' glare over them
+    that other frames do not show). A made still's landmarks are the
     frame's, moved as its pixels were (:func:`compositing.lids.close_eye`): the lids are exactly
     where they were drawn, so the exemplar choice and the composite see the closure the still
     shows. The landmarker re-reads every still as a check that it is taken for a face with those
@@ -213,11 +280,14 @@ def closed_lid_references(track: Track, input_path: Path, near: NDArray[np.float
     if not ok.any():
         return []
     far = np.abs(track.angles - np.asarray(near, np.float64)[None]).max(axis=1)
-    row = int(np.flatnonzero(ok)[np.argmin(far[ok])])
-    frame = int(track.frame_indices[row])
+    rows = source_order(np.flatnonzero(ok), -far, SOURCE_POSE_TOL_DEG)
     with VideoReader(input_path) as reader:
-        image = reader.frame_at(frame).image
+        found = clear_source(track, reader, rows, (REGIONS["eye_left"], REGIONS["eye_right"]))
         aspect = reader.info.sample_aspect_ratio
+    if found is None:
+        return []
+    row, image = found
+    frame = int(track.frame_indices[row])
     src = track.landmarks[row]
     iod = iod_2d(src[None])[0]
     made: list[Reference] = []
@@ -250,59 +320,79 @@ def closed_lid_references(track: Track, input_path: Path, near: NDArray[np.float
     return made
 
 
-def opened_mouth_references(track: Track, input_path: Path, near: NDArray[np.floating], gap: float) -> list[Reference]:
-    """Stills of this face with its mouth opened to an inner-lip gap of ``gap`` (inter-ocular
-    distances, :func:`synthesis.exemplars.raw_features`) and part of the way there
-    (``MOUTH_AMOUNTS``), made from one of its own frames (:func:`compositing.mouth.open_mouth`),
-    for a clip and references that show no mouth open that wide.
+def opened_mouth_references(track: Track, input_path: Path, near: NDArray[np.floating],
+                            gaps: NDArray[np.floating] | float) -> list[Reference]:
+    """Stills of this face with its mouth opened to the inner-lip gaps ``gaps`` (inter-ocular
+    distances, :func:`synthesis.exemplars.raw_features`: the edit's targets that no frame of the clip
+    and no reference shows) and part of the way there (``MOUTH_AMOUNTS``), each made from one of its
+    own frames (:func:`compositing.mouth.open_mouth`).
 
-    The frame is the widest-open one whose head pose is within ``MOUTH_POSE_DEG`` of ``near``
-    (yaw, pitch, roll degrees), else the nearest in pose. A still's landmarks are the frame's,
-    moved as its pixels were. The landmarker re-reads each still: one is used only where it finds
-    this face (within ``LID_MAX_MOVE_IOD``) and reads at least ``MOUTH_MIN_READ`` of the opening
-    drawn; none is used unless the widest one passes.
+    From the widest target down, in levels: a level's frame is among the widest-open ones less open
+    than the level whose head pose is within ``MOUTH_POSE_DEG`` of ``near`` (yaw, pitch, roll
+    degrees; else the nearest in pose), and whose mouth is clear (:func:`clear_source`). Its stills
+    serve the targets down to the gap's ``feature_scale`` below the least open of them (an exemplar
+    may be that much more open than its target); the widest target left starts the next level. A
+    still's landmarks are the frame's, moved as its pixels were. The landmarker re-reads each still:
+    one is used only where it finds this face (within ``LID_MAX_MOVE_IOD``) and reads at least
+    ``MOUTH_MIN_READ`` of the opening drawn; a level gets none unless its widest one passes.
     """
-    from tracking.aspect import SquarePixels
     from tracking.landmarker import Landmarker, LandmarkerConfig
 
     ok = track.confidence > 0
-    if not ok.any():
+    want = np.sort(np.atleast_1d(np.asarray(gaps, np.float64)))[::-1]
+    if not ok.any() or want.size == 0:
         return []
     far = np.abs(track.angles - np.asarray(near, np.float64)[None]).max(axis=1)
     opening = raw_features(track.landmarks, "mouth")[:, 0]
     close = ok & (far <= max(MOUTH_POSE_DEG, float(far[ok].min())))
-    row = int(np.flatnonzero(close)[np.argmax(opening[close])])
-    if opening[row] >= gap:
-        return []
-    frame = int(track.frame_indices[row])
-    with VideoReader(input_path) as reader:
-        image = reader.frame_at(frame).image
+    reach = REGIONS["mouth"].feature_scale[0]
+    made: list[Reference] = []
+    with VideoReader(input_path) as reader, Landmarker(LandmarkerConfig(running_mode="image")) as lm:
         aspect = reader.info.sample_aspect_ratio
+        while want.size:
+            level = float(want[0])
+            found = clear_source(track, reader, source_order(np.flatnonzero(close & (opening < level)), opening,
+                                                             SOURCE_OPENING_TOL), (REGIONS["mouth"],))
+            stills = [] if found is None else _opened_mouths(track, found[0], found[1], level, lm, aspect)
+            made.extend(stills)
+            lowest = min((float(raw_features(r.landmarks, "mouth")[0]) for r in stills), default=level)
+            want = want[want < lowest - reach]
+    return made
+
+
+def _opened_mouths(track: Track, row: int, image: NDArray[np.uint8], gap: float, lm: Any,
+                   aspect: Fraction) -> list[Reference]:
+    """:func:`opened_mouth_references`' stills of one level: track row ``row`` (its frame ``image``,
+    of sample aspect ratio ``aspect``) opened to ``gap`` and part way, each kept where the
+    landmarker ``lm`` re-reads it open; none unless the widest is."""
+    from tracking.aspect import SquarePixels
+
+    detect = SquarePixels(image.shape[1], aspect)
+    opening = float(raw_features(track.landmarks[row], "mouth")[0])
+    frame = int(track.frame_indices[row])
     src = track.landmarks[row].astype(np.float64)
     iod = float(iod_2d(src[None])[0])
     lips = (src[list(LIPS_INNER_UPPER)], src[list(LIPS_INNER_LOWER)], src[list(LIPS_OUTER_LOWER)])
     made: list[Reference] = []
-    with Landmarker(LandmarkerConfig(running_mode="image")) as lm:
-        for amount in sorted(MOUTH_AMOUNTS, reverse=True):  # the widest first: it decides
-            want = opening[row] + amount * (gap - opening[row])
-            drop = (want - opening[row]) * iod
+    for amount in sorted(MOUTH_AMOUNTS, reverse=True):  # the widest first: it decides
+        want = opening + amount * (gap - opening)
+        drop = (want - opening) * iod
+        opened, points = open_mouth(image, *lips, drop, src)
+        drawn = float(raw_features(points, "mouth")[0])  # the drop tapers to the corners
+        if drawn > opening:
+            drop *= (want - opening) / (drawn - opening)
             opened, points = open_mouth(image, *lips, drop, src)
-            drawn = float(raw_features(points, "mouth")[0])  # the drop tapers to the corners
-            if drawn > opening[row]:
-                drop *= (want - opening[row]) / (drawn - opening[row])
-                opened, points = open_mouth(image, *lips, drop, src)
-                drawn = float(raw_features(points, "mouth")[0])
-            faces = SquarePixels(image.shape[1], aspect).detect_image(lm, opened, search_only_if_none=True)
-            dist = [float(np.linalg.norm(o.landmarks[:468, :2] - points[:468, :2], axis=1).mean()) for o in faces]
-            face = faces[int(np.argmin(dist))] if faces else None
-            read = float(raw_features(face.landmarks, "mouth")[0]) if face is not None else opening[row]
-            if face is None or min(dist) > LID_MAX_MOVE_IOD * iod or \
-                    read - opening[row] < MOUTH_MIN_READ * (drawn - opening[row]):
-                if amount == max(MOUTH_AMOUNTS):
-                    return []
-                continue
-            made.append(Reference(f"mouth opened to {drawn:.2f} IOD, made from frame {frame}", opened,
-                                  points.astype(np.float32), track.angles[row].astype(np.float32), face.blendshapes))
+            drawn = float(raw_features(points, "mouth")[0])
+        faces = detect.detect_image(lm, opened, search_only_if_none=True)
+        dist = [float(np.linalg.norm(o.landmarks[:468, :2] - points[:468, :2], axis=1).mean()) for o in faces]
+        face = faces[int(np.argmin(dist))] if faces else None
+        read = float(raw_features(face.landmarks, "mouth")[0]) if face is not None else opening
+        if face is None or min(dist) > LID_MAX_MOVE_IOD * iod or read - opening < MOUTH_MIN_READ * (drawn - opening):
+            if amount == max(MOUTH_AMOUNTS):
+                return []
+            continue
+        made.append(Reference(f"mouth opened to {drawn:.2f} IOD, made from frame {frame}", opened,
+                              points.astype(np.float32), track.angles[row].astype(np.float32), face.blendshapes))
     return made
 
 
@@ -725,7 +815,7 @@ def prepare_texture(
             if store is not None and plan.track_id not in store and beyond.any():
                 near = np.median(angles[beyond], axis=0)
                 made = closed_lid_references(track, input_path, near, dict(index.open_gap)) if store is lids else \
-                    opened_mouth_references(track, input_path, near, float(after[beyond, 0].max()))
+                    opened_mouth_references(track, input_path, near, raw_features(plan.after[beyond], name)[:, 0])
                 store[plan.track_id] = made
                 if made:
                     track_refs[plan.track_id] = own_refs(plan.track_id, made)

@@ -60,6 +60,12 @@ GAZE_HIDDEN_CLOSURE = 0.85
 #: frame 67 at 0.81 on a slit at 0.57) becomes a dark band across the eye. A more closed one is
 #: only faded in, laid on at its own state (:func:`bridge_runs`, :attr:`Choice.extend`).
 CLOSER_CLOSURE = 0.15
+#: Most a mouth exemplar's inner-lip gap may fall short of the target's (IOD; one feature unit on
+#: that side, in place of the gap's ``feature_scale``): it is warped open to the target's, and a
+#: warp opens a mouth by stretching what shows between the lips, the teeth taller (the astronaut's
+#: jaw_open 0.4 on her own frames 0.06 less open). Past it a mouth opened on the face's own frame
+#: (:func:`compositing.mouth.open_mouth`) is made instead.
+LESS_OPEN_GAP = 0.02
 #: Fraction of the eye's open gap used as its track-wide reference (percentile).
 OPEN_GAP_PERCENTILE = 90.0
 #: Target-state motion between consecutive frames (feature units, :func:`state_motion`) at which a
@@ -422,6 +428,9 @@ def choose(
             fit = d.copy()  # a more closed lid's lash line is stretched over the wider opening
             fit[..., 0] *= np.where(cs[None, :, 0] > after[:, None, 0],
                                     scale[0] / closer_tolerance(region, after[:, None, 0], moving[:, None]), 1.0)
+        if region == "mouth":  # a less open mouth is stretched open: the teeth grow, the lips thin
+            fit = d.copy()
+            fit[..., 0] *= np.where(cs[None, :, 0] < after[:, None, 0], scale[0] / LESS_OPEN_GAP, 1.0)
         dpose = np.abs(np.asarray(angles, np.float64)[:, None, :] - ca[None])
         pose_ok = dpose.max(axis=2) <= config.max_pose_deg
         feasible = (fit.max(axis=2) <= 1.0) & pose_ok

@@ -222,6 +222,21 @@ def test_a_mouth_opened_wider_than_the_clip_shows_is_made_from_the_face_itself(l
         comp.close()
 
 
+def test_sources_tried_are_spread_over_the_equally_good_frames() -> None:
+    # frames 10-19 all about as open (an occluder may sit over any run of them), 30 a little
+    # less: the tries are the best first, then spread over the run, not its neighbours
+    score = np.zeros(40)
+    score[10:20] = 0.1 + 0.001 * np.arange(10)
+    score[30] = 0.05
+    rows = np.arange(40)
+    order = texture_stage.source_order(rows, score, tol=0.01)
+    assert order[0] == 19 and len(order) == texture_stage.SOURCE_TRIES
+    assert sorted(order) == [10, 13, 16, 19]
+    # nothing else within the tolerance: the best, then the next best
+    assert texture_stage.source_order(rows, score, tol=0.0)[:2] == [19, 18]
+    assert texture_stage.source_order(np.array([], np.int64), score, tol=0.01) == []
+
+
 def test_a_second_pass_on_clamped_plans_keeps_the_first_clamp(lp_track) -> None:
     # Swap repair prepares texture twice: before its closed loop and on the refined plans.
     short = _before_blink(lp_track)
