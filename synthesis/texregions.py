@@ -120,9 +120,14 @@ CHEEK_INNER_X = 2.0
 REGIONS: dict[str, Region] = {
     "eye_left": _eye_region("left"),
     "eye_right": _eye_region("right"),
+    # the gap is needed fully from 0.05 IOD, so that an exemplar goes in whole (need 0.5,
+    # ``plugin.texture_stage.TextureConfig.full_weight_need``) from 0.04: about what jaw_open opens
+    # at its range. An open mouth's borrowed gap held at part weight over the warp's stretched
+    # teeth shows as a grey band (the astronaut's jaw_open 0.4, 0.044 IOD, went in at 0.4 weight
+    # when this was 0.1)
     "mouth": Region(
         name="mouth", core=grow(rg.LIPS, 1), outer=grow(rg.LIPS, 3),
-        feature_scale=(0.06, 0.12), need_range=((0.03, 0.1), (0.06, 0.2)), warp_limit=(0.05, np.inf),
+        feature_scale=(0.06, 0.12), need_range=((0.03, 0.05), (0.06, 0.2)), warp_limit=(0.05, np.inf),
         blendshapes=("mouthSmileLeft", "mouthSmileRight", "mouthFunnel", "mouthPucker", "mouthRollLower",
                      "mouthRollUpper", "mouthShrugUpper"),
     ),

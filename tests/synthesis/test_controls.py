@@ -215,3 +215,20 @@ def test_gaze_y_lids_follow_the_iris_hinged_at_the_corners() -> None:
         mid_up, mid_lo = upper[len(upper) // 2], lower[len(lower) // 2]
         assert d[iris[0], 1] > d[mid_up, 1] > d[mid_lo, 1] > 0  # iris most, then upper lid, lower lid
         assert d[upper[0], 1] == 0 and d[upper[-1], 1] == 0  # the corners stay
+
+
+def test_jaw_open_on_an_open_mouth_takes_a_borrowed_mouth_whole(astronaut: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """The astronaut smiles with her teeth showing: jaw_open at its range stretches them taller
+    under a warp, so where an exemplar is found it goes in at (nearly) full weight. At part weight
+    its dark gap shows as a grey band over the warped teeth."""
+    from plugin.texture_stage import TextureConfig
+    from synthesis.exemplars import need_of, raw_features, state
+
+    _, lm, _ = astronaut
+    identity, code = invert_single(lm)
+    delta = control("jaw_open")
+    out = render_code(identity, apply_delta(code, identity, delta, delta.max_strength))
+    before, after = (state(raw_features(p[None], "mouth"), "mouth", 1.0) for p in (lm, out))
+    assert before[0, 0] > 0.05  # open: teeth show
+    need = float(need_of("mouth", before, after)[0])
+    assert min(need / TextureConfig().full_weight_need, 1.0) >= 0.9
