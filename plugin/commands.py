@@ -431,7 +431,7 @@ def _restore_lines(result: dict[str, Any]) -> list[str]:
             line += (f" -> after {fmt(r['pose_divergence_deg_after'])} deg, "
                      f"expression {fmt(r['expression_divergence_after'])}")
         if r["rotation_clamped"]:
-            line += " (rotation clamped to the warp's limits)"
+            line += " (rotation clamped to the warp's limits: its angles, or the skin the frame shows)"
         lines.append(line)
     bridged = (" (bridged: " + ", ".join(f"{a}-{b}" for a, b in result["bridged_frames"]) + ")"
                if result["bridged_frames"] else " (passed through; --bridge fills them)")

@@ -16,7 +16,8 @@ tracks of the same frames twice (the plate and the swap), this module
    ``gap_fill_frames``, and builds a weight that is 1 on the flagged ranges and eases to 0 over
    ``ramp_frames`` on each side (smoothstep);
 4. corrects each weighted frame in code space: the target rotation is the swap's rotation moved
-   toward the plate's by the weight (Euler differences clamped to the warp's limits), the target
+   toward the plate's by the weight (Euler differences clamped to the warp's limits, and the turn
+   lowered where it would bring skin the frame hides into view: :func:`reveal_gains`), the target
    expression the swap's residual moved toward the plate's residual (rescaled by the ratio of
    the two identities' inter-ocular distances) plus the swap's own residual offset, and the
    head's scale and position moved toward the plate's, kept at the swap's own offset from the
@@ -67,15 +68,17 @@ Pure maths: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.ndimage import gaussian_filter1d, minimum_filter1d
 from scipy.optimize import linear_sum_assignment
 
 from synthesis.codespace import Pose, TrackCode, invert_track, render_landmarks
 from synthesis.plan import FacePlan
+from synthesis.reveal import MAX_HIDDEN_SHARE, limited_gain
 from synthesis.restore_loop import smooth_runs
 from tracking.analysis import SOURCE_CODES, Track
 from tracking.errors import ConfigError
@@ -125,6 +128,10 @@ class RestoreConfig:
             drop 0.08-0.13, faces melted by a displacement of 0.1 inter-ocular distances
             0.35-0.67). Garbled frames are not warped: like lost ones they are listed, and
             bridged when asked. 0 turns the check off.
+        max_hidden_share: the most of the corrected face's visible area that the rotation
+            correction may turn into view from behind the nose or the jaw, as for a pose edit
+            (``synthesis.plan.PlanConfig.max_hidden_share``); the turn is lowered per frame to keep
+            within it (:func:`reveal_gains`), and those frames count as clamped. 0: no limit.
     """
 
     pose_threshold_deg: float = 3.0
@@ -148,8 +155,11 @@ class RestoreConfig:
     border_full_inside: float = 0.95
     border_min_inside: float = 0.6
     garbled_drop: float = 0.25
+    max_hidden_share: float = MAX_HIDDEN_SHARE
 
     def __post_init__(self) -> None:
+        if not 0 <= self.max_hidden_share < 1:
+            raise ConfigError(f"RestoreConfig.max_hidden_share must be in [0, 1) (0: no limit), got {self.max_hidden_share}")
         if not 0 <= self.border_min_inside < self.border_full_inside <= 1:
             raise ConfigError(f"RestoreConfig: need 0 <= border_min_inside < border_full_inside <= 1, got "
                               f"{self.border_min_inside}, {self.border_full_inside}")
@@ -331,7 +341,8 @@ class PairRestore:
         planned_pose_div: ``(M,)`` pose divergence the correction leaves (code space).
         weights: ``(M,)`` correction weight (0 where the frame is not touched).
         ranges: fixed ``[first, last]`` frame ranges (the flagged frames, before ramps).
-        clamped: ``(M,)`` bool: the rotation correction was clamped there.
+        clamped: ``(M,)`` bool: the rotation correction was clamped there (to the warp's angle
+            limits, or to the skin the frame shows: :func:`reveal_gains`).
         plan: the edit of the swap face (only frames with a non-zero weight).
         lost: frames where the swap has no face found but the plate has one.
         garbled: frames where the swap's face is found but garbled (:func:`garbled_rows`).
@@ -491,21 +502,30 @@ def restore_pair(pair: FacePair, plate: Track, swap: Track, config: RestoreConfi
     before = swap.landmarks[sr[rows]].astype(np.float32)
     after = np.empty_like(before)
     planned = pose_div.copy()
-    for k, r in enumerate(rows):
+
+    def corrected(r: int, turn: float) -> NDArray[np.float32]:
+        """Row ``r``'s landmarks corrected, with ``turn`` of its rotation correction."""
         w, s = weights[r], int(sr[r])
         pose = Pose(sc.scales[s], sc.rotations[s], sc.translations[s])
         expr = sc.expressions[s]
         new_rot, new_expr, new_s, new_t = pose.rotation, expr, pose.scale, pose.translation
         if config.correct_pose:
-            new_rot = matrix_from_euler(*(swap_angles[r] + w * corr[r]))
+            new_rot = matrix_from_euler(*(swap_angles[r] + turn * w * corr[r]))
             new_s = pose.scale + w * (plate_s[r] - pose.scale)
             new_t = pose.translation + w * (plate_t[r] - pose.translation)
-            planned[r] = float(np.abs((want[r] - w * corr[r] + 180.0) % 360.0 - 180.0).max())
         if config.correct_expression:
             new_expr = expr + w * (plate_expr[r] * ratio + e_off - expr)
         target = render_landmarks(sc.identity, Pose(new_s, new_rot, new_t), new_expr)
         change = target - render_landmarks(sc.identity, pose, expr)
-        after[k] = before[k] + change.astype(np.float32)
+        return swap.landmarks[s] + change.astype(np.float32)
+
+    turn = reveal_gains(rows, fr, config.max_hidden_share if config.correct_pose else 0.0, corrected,
+                        lambda r: swap.landmarks[int(sr[r])], config.smooth_sigma_frames)
+    for k, r in enumerate(rows):
+        after[k] = corrected(int(r), float(turn[k]))
+        if config.correct_pose:
+            planned[r] = float(np.abs((want[r] - turn[k] * weights[r] * corr[r] + 180.0) % 360.0 - 180.0).max())
+    clamped[rows[turn < 1.0]] = True
     sel = sr[rows]
     plan = FacePlan(
         track_id=pair.swap_id, frame_indices=fr[rows].astype(np.int64), times=swap.times[sel].astype(np.float64),
@@ -515,6 +535,42 @@ def restore_pair(pair: FacePair, plate: Track, swap: Track, config: RestoreConfi
     lost = np.union1d(fr[pair.swap_lost], pair.plate_only).astype(np.int64)
     return PairRestore(pair, diff, pose_div, expr_div, planned, weights, ranges, clamped, plan, lost,
                        fr[bad].astype(np.int64), t_off, s_ratio, e_off, border, border_limited)
+
+
+def reveal_gains(rows: NDArray[np.intp], frames: NDArray[np.integer], limit: float,
+                 corrected: Callable[[int, float], NDArray[np.floating]],
+                 landmarks: Callable[[int], NDArray[np.floating]], sigma: float = 1.0) -> NDArray[np.float64]:
+    """``(len(rows),)`` the share of each row's rotation correction kept so that the corrected face
+    shows at most ``limit`` of skin its frame hides (``synthesis.reveal.limited_gain``; 0: no limit).
+
+    The same limit as a pose edit's (``synthesis.plan.limit_reveal``): a swap left three quarters
+    turned where the plate faces the camera more would be turned back with its far cheek painted
+    by the nose. Every row is measured (about 8 ms, a few times that where the turn is lowered):
+    the correction can step from nothing to a full turn between two frames, where a gain
+    interpolated between sampled frames let a turn through that showed 2.4 times the limit.
+
+    Args:
+        rows: pair rows corrected, increasing.
+        frames: ``(M,)`` the pair's frames.
+        limit: the share of the visible area allowed.
+        corrected: ``(row, gain)`` -> the row's corrected landmarks with that share of its turn.
+        landmarks: ``row`` -> its landmarks before.
+        sigma: the gains are smoothed over runs of consecutive frames by a Gaussian of this many
+            frames, never above a frame's own gain.
+    """
+    if not limit > 0:
+        return np.ones(len(rows))
+    gain = np.array([limited_gain(landmarks(int(r)), lambda g, r=int(r): corrected(r, g), limit) for r in rows])
+    if sigma <= 0 or np.all(gain >= 1.0):
+        return gain
+    # smoothed without rising above any frame's own gain: each run's minimum over the Gaussian's
+    # reach first, then the Gaussian (landmark noise moves the measured share frame to frame)
+    half = max(int(np.ceil(3.0 * sigma)), 1)
+    out = gain.copy()
+    for seg in np.split(np.arange(len(rows)), np.flatnonzero(np.diff(np.asarray(frames)[rows]) != 1) + 1):
+        low = minimum_filter1d(gain[seg], 2 * half + 1, mode="nearest")
+        out[seg] = gaussian_filter1d(low, sigma, mode="nearest", truncate=half / sigma)
+    return np.minimum(out, gain)
 
 
 def _conf(track: Track) -> NDArray[np.float64]:

@@ -9,6 +9,7 @@ import pytest
 
 from synthesis.codespace import Identity, Pose, invert_track
 from synthesis.regions import LIPS, canonical_points, inter_ocular, rigid_weights
+from synthesis.reveal import MAX_HIDDEN_SHARE, hidden_share
 from synthesis.restore import (
     RestoreConfig, bridge_target, combine_plans, divergence, flag_ranges, match_tracks, range_weights, restore_pair,
 )
@@ -158,7 +159,9 @@ def test_expression_divergence_moves_the_swap_to_the_plate_residual():
 def test_pose_correction_is_clamped_to_the_warp_limits():
     plate, swap, _ = _pair(yaw_wrong=30.0)
     (pair,) = match_tracks([plate], [swap])
-    cfg = RestoreConfig(max_yaw_deg=10.0)
+    # the angle limit alone (turned 30 degrees away, the turn back would also reveal the far
+    # cheek: test_a_turn_back_toward_the_camera_keeps_to_what_the_frame_shows)
+    cfg = RestoreConfig(max_yaw_deg=10.0, max_hidden_share=0.0)
     r = restore_pair(pair, plate, swap, cfg)
     a, b = DAMAGED
     assert r.clamped[a:b + 1].all()
@@ -294,3 +297,32 @@ def test_loop_corrections_are_smoothed_and_faded_with_the_weight():
     assert np.all(out[0] == 0)
     inner = out[2:-2, 0, 0]
     assert np.abs(inner - 2.0).max() < 0.5 * np.abs(corr[2:-2, 0, 0] - 2.0).max()
+
+
+def test_a_turn_back_toward_the_camera_keeps_to_what_the_frame_shows():
+    """A swap left turned 45 degrees where the plate turns 28: turning it back 17 degrees would
+    bring its far cheek out from behind the nose (a warp paints it with the nose). The turn is
+    lowered there and counted as clamped; without the limit it is made in full."""
+    yaw = np.full(N, 28.0)
+    plate_lm = np.stack([_posed(canonical_points(), y) for y in yaw])
+    wrong = yaw.copy()
+    a, b = DAMAGED
+    wrong[a:b + 1] = 45.0
+    swap_lm = np.stack([_posed(_swap_identity(), y) for y in wrong])
+    blend = np.zeros((N, NUM_BLENDSHAPES))
+    plate, swap = _track(0, plate_lm, blend), _track(0, swap_lm, blend)
+    (pair,) = match_tracks([plate], [swap])
+    free = restore_pair(pair, plate, swap, RestoreConfig(max_hidden_share=0.0, max_yaw_deg=20.0))
+    assert not free.clamped.any()
+    assert np.abs(free.planned_pose_div[a:b + 1]).max() < 1.0
+    shown = [hidden_share(free.plan.before[k], free.plan.after[k])
+             for k in np.flatnonzero(np.isin(free.plan.frame_indices, range(a, b + 1)))]
+    assert min(shown) > 2 * MAX_HIDDEN_SHARE
+    kept = restore_pair(pair, plate, swap, RestoreConfig(max_yaw_deg=20.0))
+    assert kept.clamped[a:b + 1].all()
+    assert 3.0 < kept.planned_pose_div[a:b + 1].min() and kept.planned_pose_div[a:b + 1].max() < 17.0
+    inside = np.flatnonzero(np.isin(kept.plan.frame_indices, range(a, b + 1)))
+    shown = [hidden_share(kept.plan.before[k], kept.plan.after[k]) for k in inside]
+    assert max(shown) <= MAX_HIDDEN_SHARE * 1.1
+    # untouched outside the range: the pose edit it asks for there is zero
+    assert not kept.clamped[:a - RestoreConfig().ramp_frames].any()

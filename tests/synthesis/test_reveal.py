@@ -81,7 +81,10 @@ def test_a_turn_of_a_three_quarter_face_toward_the_camera_is_limited_and_reporte
     assert event.requested == pytest.approx(10.0) and 2.0 < event.applied < 9.0
     assert (event.first_frame, event.last_frame) == (0, 4)
     assert np.allclose(toward.strengths["head_yaw"], event.applied, atol=1e-6)
-    assert hidden_share(lm, toward.after[2]) <= MAX_HIDDEN_SHARE
+    # what the turn adds to the frame's own reading (its rasterization's edge slivers)
+    start = hidden_share(lm, lm)
+    assert start < 0.1 * MAX_HIDDEN_SHARE
+    assert hidden_share(lm, toward.after[2]) <= start + MAX_HIDDEN_SHARE
     unlimited = _plan_yaw(lm, 10.0, PlanConfig(max_hidden_share=0.0))
     assert hidden_share(lm, unlimited.after[2]) > 1.25 * MAX_HIDDEN_SHARE
     assert not [e for e in unlimited.events if e.delta == REVEAL_LABEL]
