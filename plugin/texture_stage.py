@@ -355,7 +355,7 @@ def opened_mouth_references(track: Track, input_path: Path, near: NDArray[np.flo
                                                              SOURCE_OPENING_TOL), (REGIONS["mouth"],))
             stills = [] if found is None else _opened_mouths(track, found[0], found[1], level, lm, aspect)
             made.extend(stills)
-            lowest = min((float(raw_features(r.landmarks, "mouth")[0]) for r in stills), default=level)
+            lowest = min([level, *(float(raw_features(r.landmarks, "mouth")[0]) for r in stills)])
             want = want[want < lowest - reach]
     return made
 

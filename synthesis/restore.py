@@ -540,8 +540,9 @@ def restore_pair(pair: FacePair, plate: Track, swap: Track, config: RestoreConfi
 def reveal_gains(rows: NDArray[np.intp], frames: NDArray[np.integer], limit: float,
                  corrected: Callable[[int, float], NDArray[np.floating]],
                  landmarks: Callable[[int], NDArray[np.floating]], sigma: float = 1.0) -> NDArray[np.float64]:
-    """``(len(rows),)`` the share of each row's rotation correction kept so that the corrected face
-    shows at most ``limit`` of skin its frame hides (``synthesis.reveal.limited_gain``; 0: no limit).
+    """``(len(rows),)`` the share of each row's rotation correction kept so that the turn adds at
+    most ``limit`` to the skin its frame hides that the corrected face shows
+    (``synthesis.reveal.limited_gain``; 0: no limit).
 
     The same limit as a pose edit's (``synthesis.plan.limit_reveal``): a swap left three quarters
     turned where the plate faces the camera more would be turned back with its far cheek painted
@@ -552,7 +553,7 @@ def reveal_gains(rows: NDArray[np.intp], frames: NDArray[np.integer], limit: flo
     Args:
         rows: pair rows corrected, increasing.
         frames: ``(M,)`` the pair's frames.
-        limit: the share of the visible area allowed.
+        limit: the share of the visible area the turn may add.
         corrected: ``(row, gain)`` -> the row's corrected landmarks with that share of its turn.
         landmarks: ``row`` -> its landmarks before.
         sigma: the gains are smoothed over runs of consecutive frames by a Gaussian of this many
