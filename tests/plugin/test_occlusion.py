@@ -177,11 +177,12 @@ def test_no_mouth_is_pasted_onto_a_card_held_over_it(tmp_path: Path) -> None:
     for e in summaries["checked"].texture:
         if e["action"] == "texture":
             for a, b, source in e["runs"]:
-                lent = int(source.split("made from frame ")[1]) if "made from frame" in source else \
-                    int(source.split(":")[1])
                 if "made from frame" in source:
+                    lent = int(source.split("made from frame ")[1])
                     made.add(lent)
                     assert lent not in card, source
+                else:
+                    lent = int(source.split(":")[1])
                 for f in set(range(a, b + 1)) - held:
                     assert (f in card) == (lent in card), (f, source)
     assert made

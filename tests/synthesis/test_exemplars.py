@@ -326,3 +326,37 @@ def test_a_held_slit_still_borrows_a_nearly_shut_lid() -> None:
     assert np.all(ch.first >= 0) and np.all(ch.candidates[ch.first, 1] == 1)
     assert cand_closure[1] - SLIT_CLOSURE > ex.CLOSER_CLOSURE  # more closed than a ramp slit may take
     assert np.all(ch.weight(FULL_WEIGHT_NEED) == 1.0) and not ch.unsupported.any()
+
+
+def _open_mouth(face: np.ndarray, drop: float) -> np.ndarray:
+    """The face with its lower inner lip moved down by ``drop`` pixels (its gap grows by that)."""
+    out = face.copy()
+    out[..., list(rg.LIPS_INNER_LOWER[1:-1]), 1] += drop
+    return out
+
+
+def test_a_mouth_lends_only_a_little_less_open_but_well_more_open() -> None:
+    # A less open mouth is warped open to its target, stretching what shows between the lips:
+    # it may fall short by LESS_OPEN_GAP only; a more open one, by the gap's feature scale.
+    face = _face(1)[0]
+    iod = float(ex.iod_2d(face[None])[0])
+    target = 0.12
+    base = float(ex.raw_features(face[None], "mouth")[0, 0])
+    shorts = (0.5 * ex.LESS_OPEN_GAP, 2.0 * ex.LESS_OPEN_GAP)  # accepted, refused
+    longs = (0.04,)  # more open: accepted
+    gaps = [target - s for s in shorts] + [target + x for x in longs]
+    faces = np.stack([_open_mouth(face, (g - base) * iod) for g in gaps])
+    index = _index(faces, np.zeros(len(gaps)))
+    read = ex.raw_features(faces, "mouth")[:, 0]
+    assert np.allclose(read, gaps, atol=0.002)
+    m = 3
+    before = np.tile(ex.raw_features(face[None], "mouth"), (m, 1))
+    after = before.copy()
+    after[:, 0] = target
+    for allowed in ([0], [1], [2]):
+        keep = np.zeros(len(gaps), bool)
+        keep[allowed] = True
+        ch = ex.choose("mouth", before, after, np.zeros((m, 3)), np.zeros((m, 52)), np.zeros(m, np.int32),
+                       [index], 1.0, exclude=[~keep])
+        usable = not ch.unsupported.any() and np.all(ch.first >= 0)
+        assert usable == (allowed != [1]), (allowed, gaps)
