@@ -209,12 +209,13 @@ def source_order(rows: NDArray[np.integer], score: NDArray[np.floating], tol: fl
     near = rows[score[rows] >= best - tol]
     spread = np.unique(near[np.linspace(0, near.size - 1, min(SOURCE_TRIES, near.size)).round().astype(int)])
     spread = spread[np.argsort(-score[spread], kind="stable")]
-    rest = [int(r) for r in rows[np.argsort(-score[rows], kind="stable")] if r not in set(spread.tolist())]
+    tried = set(spread.tolist())
+    rest = [int(r) for r in rows[np.argsort(-score[rows], kind="stable")] if r not in tried]
     return [*(int(r) for r in spread), *rest][:SOURCE_TRIES]
 
 
 def clear_source(track: Track, reader: VideoReader, rows: Sequence[int], regions: Sequence[Region],
-                 ) -> tuple[int, NDArray[np.uint8]] | None:
+                 images: dict[int, NDArray[np.uint8]] | None = None) -> tuple[int, NDArray[np.uint8]] | None:
     """The first of ``rows`` (track rows, in order of preference: :func:`source_order`) whose
     face shows no occluder around any of ``regions``, and its image; None if none.
 
@@ -225,9 +226,10 @@ def clear_source(track: Track, reader: VideoReader, rows: Sequence[int], regions
     those within ``SOURCE_JUDGE_DEG`` of its pose), agrees with them (``ring_agreement`` at least
     ``CLEAR_AT`` in the median), as the compositor's own hold-back reads it. A frame with no other
     to compare with is taken as it is; where an occluder is in most frames, so is the still.
+    ``images`` (track row: frame image) keeps the frames decoded between calls on one reader.
     """
     ok = np.flatnonzero(track.confidence > 0)
-    images: dict[int, NDArray[np.uint8]] = {}
+    images = {} if images is None else images
 
     def image(row: int) -> NDArray[np.uint8]:
         if row not in images:
@@ -300,13 +302,11 @@ def closed_lid_references(track: Track, input_path: Path, near: NDArray[np.float
                 # a drawn-shut eye measures as shut as a planned one (paired points keep their
                 # offset along the eye).
                 closed, points = close_eye(closed, points[list(upper)], points[list(lower)], amount, points)
-            faces = SquarePixels(image.shape[1], aspect).detect_image(lm, closed, search_only_if_none=True)
-            dist = [float(np.linalg.norm(o.landmarks[:468, :2] - points[:468, :2], axis=1).mean()) for o in faces]
-            if not faces or min(dist) > LID_MAX_MOVE_IOD * iod:  # none, or not this face
+            face = _found_again(lm, SquarePixels(image.shape[1], aspect), closed, points, iod)
+            if face is None:
                 if amount == 1.0:
                     return []
                 continue
-            face = faces[int(np.argmin(dist))]
             drawn = np.array([state(raw_features(points, e), e, open_gap.get(e, 1.0))[0] for e in eyes])
             read = np.array([state(raw_features(face.landmarks, e), e, open_gap.get(e, 1.0))[0] for e in eyes])
             if amount == 1.0 and read.min() < LID_MIN_CLOSURE:
@@ -318,6 +318,17 @@ def closed_lid_references(track: Track, input_path: Path, near: NDArray[np.float
             made.append(Reference(name, closed, points.astype(np.float32), track.angles[row].astype(np.float32),
                                   face.blendshapes))
     return made
+
+
+def _found_again(lm: Any, detect: Any, image: NDArray[np.uint8], points: NDArray[np.float64], iod: float) -> Any:
+    """The face the landmarker ``lm`` finds in a made still ``image`` (through ``detect``, a
+    ``tracking.aspect.SquarePixels``) nearest the still's own ``points``; None where it finds none
+    within ``LID_MAX_MOVE_IOD`` of them (not this face)."""
+    faces = detect.detect_image(lm, image, search_only_if_none=True)
+    dist = [float(np.linalg.norm(o.landmarks[:468, :2] - points[:468, :2], axis=1).mean()) for o in faces]
+    if not faces or min(dist) > LID_MAX_MOVE_IOD * iod:
+        return None
+    return faces[int(np.argmin(dist))]
 
 
 def opened_mouth_references(track: Track, input_path: Path, near: NDArray[np.floating],
@@ -347,12 +358,13 @@ def opened_mouth_references(track: Track, input_path: Path, near: NDArray[np.flo
     close = ok & (far <= max(MOUTH_POSE_DEG, float(far[ok].min())))
     reach = REGIONS["mouth"].feature_scale[0]
     made: list[Reference] = []
+    decoded: dict[int, NDArray[np.uint8]] = {}  # frames judged for one level serve the next
     with VideoReader(input_path) as reader, Landmarker(LandmarkerConfig(running_mode="image")) as lm:
         aspect = reader.info.sample_aspect_ratio
         while want.size:
             level = float(want[0])
             found = clear_source(track, reader, source_order(np.flatnonzero(close & (opening < level)), opening,
-                                                             SOURCE_OPENING_TOL), (REGIONS["mouth"],))
+                                                             SOURCE_OPENING_TOL), (REGIONS["mouth"],), decoded)
             stills = [] if found is None else _opened_mouths(track, found[0], found[1], level, lm, aspect)
             made.extend(stills)
             lowest = min([level, *(float(raw_features(r.landmarks, "mouth")[0]) for r in stills)])
@@ -383,11 +395,8 @@ def _opened_mouths(track: Track, row: int, image: NDArray[np.uint8], gap: float,
             drop *= (want - opening) / (drawn - opening)
             opened, points = open_mouth(image, *lips, drop, src)
             drawn = float(raw_features(points, "mouth")[0])
-        faces = detect.detect_image(lm, opened, search_only_if_none=True)
-        dist = [float(np.linalg.norm(o.landmarks[:468, :2] - points[:468, :2], axis=1).mean()) for o in faces]
-        face = faces[int(np.argmin(dist))] if faces else None
-        read = float(raw_features(face.landmarks, "mouth")[0]) if face is not None else opening
-        if face is None or min(dist) > LID_MAX_MOVE_IOD * iod or read - opening < MOUTH_MIN_READ * (drawn - opening):
+        face = _found_again(lm, detect, opened, points, iod)
+        if face is None or float(raw_features(face.landmarks, "mouth")[0]) - opening < MOUTH_MIN_READ * (drawn - opening):
             if amount == max(MOUTH_AMOUNTS):
                 return []
             continue
