@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "where the clip itself has none; repeatable")
     edit.add_argument("--no-texture", action="store_true",
                       help="warp only: never borrow eye or mouth texture from other frames")
+    edit.add_argument("--no-occluders", action="store_true",
+                      help="do not look for what covers an edited face (a hand, a microphone): by "
+                           "default such pixels keep the frame's bytes instead of bending with the face")
     edit.add_argument("--edit-unseen", action="store_true",
                       help="also edit frames where the face was not seen (the tracker bridged them: "
                            "something in front of the face, a turn too far); by default they pass "

@@ -195,7 +195,8 @@ def cmd_edit(args: argparse.Namespace) -> int:
     job = EditJob(render=render, schedule=schedule, analysis=_analysis_config(args),
                   render_config=RenderConfig(blend=BlendConfig(method=args.blend), device=args.device),
                   plan=PlanConfig(edit_unseen=args.edit_unseen), cache_dir=args.cache_dir, use_cache=use_cache,
-                  references=tuple(args.reference), **({"texture": None} if args.no_texture else {}))
+                  references=tuple(args.reference), **({"texture": None} if args.no_texture else {}),
+                  **({"occluders": None} if args.no_occluders else {}))
     with Progress("track", args.quiet) as track_progress, Progress("render", args.quiet) as render_progress:
         summary = run_edit(job, progress=track_progress, render_progress=render_progress)
     result = summary.as_dict()

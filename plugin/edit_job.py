@@ -15,6 +15,7 @@ from typing import Any
 
 from plugin.analyze import AnalysisConfig, AnalysisResult, ProgressCallback, run_analysis
 from plugin.editing import EditStage, RenderConfig, tracked_faces
+from plugin.occluder_pass import Occluders, find_occluders
 from plugin.output import check_output_path
 from plugin.pipeline import RenderJob, RenderSummary, run_render
 from plugin.provenance import merge_ranges
@@ -23,6 +24,7 @@ from plugin.probe import VideoInfo
 from plugin.video import probe
 from synthesis.controls import named_controls
 from synthesis.deltas import Delta, load_delta
+from synthesis.occluders import OccluderConfig
 from synthesis.plan import FacePlan, PlanConfig, plan_track
 from synthesis.schedule import EditSchedule
 from tracking.errors import ConfigError
@@ -45,6 +47,8 @@ class EditJob:
     #: clips of the same person for them (plugin/texture_stage.py).
     texture: TextureConfig | None = field(default_factory=TextureConfig)
     references: tuple[Path, ...] = ()
+    #: What covers the edited faces keeps its pixels (synthesis/occluders.py; None: not looked for).
+    occluders: OccluderConfig | None = field(default_factory=OccluderConfig)
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class EditSummary:
     clamps: list[dict[str, Any]]
     fold_repairs: int
     texture: list[dict[str, Any]] = field(default_factory=list)
+    occluders: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +76,7 @@ class EditSummary:
             "clamps": self.clamps,
             "fold_repairs": self.fold_repairs,
             "texture": self.texture,
+            "occluders": self.occluders,
         }
 
 
@@ -103,6 +109,7 @@ class PreparedEdit:
         texture_events: where texture came from, or where the edit was clamped for lack of it.
         edited_by_face: frames edited per face id, merged ranges.
         edited_ranges: their union.
+        occluders: what covers the edited faces (None: not looked for).
     """
 
     analysis: AnalysisResult
@@ -112,6 +119,7 @@ class PreparedEdit:
     texture_events: list[dict[str, Any]]
     edited_by_face: dict[int, list[list[int]]]
     edited_ranges: list[list[int]]
+    occluders: Occluders | None = None
 
     def close(self) -> None:
         if self.texture is not None:
@@ -143,6 +151,7 @@ def prepare_edit(
     render_config: RenderConfig | None = None,
     texture: TextureConfig | None = None,
     references: Sequence[Path] = (),
+    occluders: OccluderConfig | None = None,
     cache_dir: Path | None = None,
     use_cache: bool = True,
     allow_truncated: bool = False,
@@ -150,9 +159,11 @@ def prepare_edit(
     where: str | Path | None = None,
 ) -> PreparedEdit:
     """Analyse (or load the cached analysis), check the schedule against it, plan every edited face
-    and build the edit stage (with texture from other frames unless ``texture`` is None).
+    and build the edit stage (with texture from other frames unless ``texture`` is None, and
+    with what covers the faces kept in front unless ``occluders`` is None).
 
     Args:
+        occluders: how occluders are found (``plugin.occluder_pass``; None: not looked for).
         where: what error messages name (default: the input).
 
     Raises:
@@ -185,15 +196,17 @@ def prepare_edit(
     if texture is not None:
         plans, compositor, events = prepare_texture(plans, tracks, input_path, load_references(references), texture)
     try:
+        covered = find_occluders(input_path, plans, tracks, occluders) if occluders is not None else None
         stage = EditStage(plans, (info.height, info.width), render_config, texture=compositor,
-                          fields=info.fields_are_rows, faces=tracked_faces(tracks.values()))
+                          fields=info.fields_are_rows, faces=tracked_faces(tracks.values()),
+                          occluders=covered.at if covered is not None else None)
     except BaseException:
         if compositor is not None:
             compositor.close()
         raise
     by_face = {p.track_id: merge_ranges((f, f) for f in p.frame_indices) for p in plans if p.frame_indices.size}
     ranges = merge_ranges(r for rs in by_face.values() for r in rs)
-    return PreparedEdit(result, tuple(plans), stage, compositor, events, by_face, ranges)
+    return PreparedEdit(result, tuple(plans), stage, compositor, events, by_face, ranges, covered)
 
 
 def check_output(render: RenderJob) -> None:
@@ -216,6 +229,7 @@ def run_edit(job: EditJob, progress: ProgressCallback | None = None,
     check_output(rj)
     prepared = prepare_edit(rj.input, job.schedule, analysis=job.analysis, plan=job.plan,
                             render_config=job.render_config, texture=job.texture, references=job.references,
+                            occluders=job.occluders,
                             cache_dir=job.cache_dir, use_cache=job.use_cache, allow_truncated=rj.allow_truncated,
                             progress=progress)
     try:
@@ -225,5 +239,6 @@ def run_edit(job: EditJob, progress: ProgressCallback | None = None,
         prepared.close()
     repairs = sum(i.repairs for i in prepared.stage.info)
     covered = prepared.texture.covered_events() if prepared.texture is not None else []
+    occluded = prepared.occluders.events() if prepared.occluders is not None else []
     return EditSummary(prepared.analysis, prepared.plans, summary, prepared.edited_by_face, prepared.clamps(),
-                       repairs, prepared.texture_events + covered)
+                       repairs, prepared.texture_events + covered, occluded)

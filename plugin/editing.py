@@ -31,7 +31,7 @@ from compositing.crop import FaceCrop
 from compositing.croptrack import CropTrackConfig, track_crops
 from compositing.fields import crop_box, field_image
 from compositing.mask import face_oval, motion_weight, polygon_mask, polygon_size, snap
-from compositing.occlusion import keep_in_front
+from compositing.occlusion import keep_in_front, occluder_weight, put_back
 from compositing.support import below_jaw_support, head_polygons, picture_area, picture_support
 from compositing.warp import sample_frame_through_field, support_box, warp_blend_lerp
 from synthesis.plan import FacePlan
@@ -491,6 +491,9 @@ class EditStage:
             (:func:`tracked_faces`). The heads of faces nearer the camera than an edited face
             (:func:`faces_in_front`) keep their pixels through its edit
             (``compositing.occlusion.keep_in_front``). None: only the edited faces are known.
+        occluders: what covers an edited face, ``(track id, frame index) -> (S, S) UV mask`` or
+            None (``plugin.occluder_pass.Occluders.at``): those pixels keep the frame's bytes
+            through the face's edit (``compositing.occlusion.occluder_weight``). None: none known.
     """
 
     latency = 0
@@ -501,8 +504,10 @@ class EditStage:
     def __init__(self, plans: Sequence[FacePlan], frame_size: tuple[int, int], config: RenderConfig | None = None,
                  texture: Callable[[NDArray[np.uint8], int, FacePlan, int], NDArray[np.uint8]] | None = None,
                  fields: bool = False,
-                 faces: Callable[[int], Sequence[tuple[int, NDArray[np.floating]]]] | None = None):
+                 faces: Callable[[int], Sequence[tuple[int, NDArray[np.floating]]]] | None = None,
+                 occluders: Callable[[int, int], NDArray[np.float32] | None] | None = None):
         self.config = config or RenderConfig()
+        self.occluders = occluders
         self.texture = texture  # texture hook (plugin/texture_stage.py)
         self.fields = fields
         self.faces = faces
@@ -541,7 +546,13 @@ class EditStage:
             face = self._by_field if self.fields else self._face
             edited, (jac, repairs, disp) = face(image, frame, plan, row, crop, picture)
             front = faces_in_front(plan.before[row], self._others(frame.index, plan.track_id, jobs))
-            image = keep_in_front(edited, image, front, crop_box(crop))
+            box = crop_box(crop)
+            covered = self.occluders(plan.track_id, frame.index) if self.occluders is not None else None
+            if covered is not None and edited is not image:
+                weight = occluder_weight(covered, plan.before[row], box, self.config.neck_fade, image)
+                if weight is not None:
+                    edited = put_back(edited, image, weight, box)
+            image = keep_in_front(edited, image, front, box)
             self.info.append(FaceRenderInfo(plan.track_id, frame.index, jac, repairs, disp))
         if image is frame.image:
             return [frame]

@@ -74,6 +74,7 @@ from plugin.provenance import build_provenance, read_provenance
 from plugin.sequence import check_resumable, rerender_png, resume_png
 from plugin.smartrender import NotStitchable, smart_rerender
 from plugin.texture_stage import TextureConfig
+from synthesis.occluders import OccluderConfig
 from plugin.video import VideoInfo, probe
 from plugin.writer import SUFFIXES, OutputConfig
 from synthesis.plan import PlanConfig
@@ -399,7 +400,8 @@ def prepare_project(
     if not len(project.schedule):
         return None
     return prepare_edit(project.input, project.schedule, analysis=project.analysis, plan=project.plan,
-                        render_config=project.render_config, texture=TextureConfig(), cache_dir=cache_dir,
+                        render_config=project.render_config, texture=TextureConfig(),
+                        occluders=OccluderConfig(), cache_dir=cache_dir,
                         use_cache=use_cache, allow_truncated=allow_truncated, progress=progress,
                         where=f"{project.path} ({project.input.name})")
 

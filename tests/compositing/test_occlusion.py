@@ -59,3 +59,43 @@ def test_keep_in_front_leaves_an_unedited_frame_and_no_front_face_alone() -> Non
     assert keep_in_front(image, image, [ring_face(20, 20, 5)], (0, 0, 40, 40)) is image
     edited = np.full((40, 40, 3), 9, np.uint8)
     assert np.all(keep_in_front(edited, image, [], (0, 0, 40, 40)) == 9)
+
+
+def _frontal_face(cx: float = 100.0, cy: float = 100.0, scale: float = 6.0) -> np.ndarray:
+    """(478, 3) pixels: the canonical mesh seen from the front (y down, nearer = smaller z)."""
+    from tracking.geometry import canonical_mesh
+
+    v = canonical_mesh().vertices[:468].astype(np.float64)
+    lm = np.zeros((478, 3))
+    lm[:468] = np.c_[cx + scale * v[:, 0], cy - scale * v[:, 1], -scale * v[:, 2]]
+    lm[468:] = lm[468]
+    return lm
+
+
+def test_an_occluder_is_put_back_on_the_face_and_past_it_only_where_its_colours_are() -> None:
+    """A grey card over the lower face going on below the chin, beside a green background: the
+    lower face and the card below it are covered; the background beside it and the upper face
+    are not."""
+    from compositing.mask import face_oval
+    from compositing.occlusion import occluder_weight
+    from synthesis.occluders import UV_SIDE
+
+    lm = _frontal_face()
+    image = np.zeros((200, 200, 3), np.uint8)
+    image[:] = (40, 160, 60)  # green background
+    oval = face_oval(lm)
+    import cv2
+
+    cv2.fillPoly(image, [np.round(oval).astype(np.int32)], (220, 170, 150))  # skin
+    chin_y = int(lm[152, 1])
+    card_x = slice(80, 120)
+    image[int(lm[13, 1]):, card_x] = (128, 128, 128)  # the card from the mouth down past the chin
+    mask_uv = np.zeros((UV_SIDE, UV_SIDE), np.float32)
+    mask_uv[int(0.7 * UV_SIDE):, int(0.4 * UV_SIDE):int(0.6 * UV_SIDE)] = 1.0
+    w = occluder_weight(mask_uv, lm, (0, 0, 200, 200), reach=0.3, image=image)
+    assert w is not None
+    assert w[chin_y - 3, 100] > 0.9  # on the face, in the mask
+    assert w[chin_y + 8, 100] > 0.9  # the card below the chin
+    assert w[chin_y + 8, 60] == 0 and w[chin_y + 8, 140] == 0  # green beside it
+    assert w[int(lm[1, 1]) - 20, 100] == 0  # the upper face
+    assert occluder_weight(np.zeros_like(mask_uv), lm, (0, 0, 200, 200), 0.3, image) is None

@@ -154,8 +154,10 @@ def test_no_mouth_is_pasted_onto_a_card_held_over_it(tmp_path: Path) -> None:
                           ("unchecked", dataclasses.replace(TextureConfig(), blend=TextureBlendConfig(hold_back_covered=False))),
                           ("warp_only", None)):
         out = tmp_path / f"{name}.mkv"
+        # the texture's own hold-back alone: occluders not looked for (they would put the card's
+        # pixels back after it, whatever was pasted there)
         summaries[name] = run_edit(EditJob(RenderJob(src, out, OutputConfig(codec="ffv1")), schedule,
-                                           cache_dir=cache, texture=texture))
+                                           cache_dir=cache, texture=texture, occluders=None))
         with VideoReader(out) as reader:
             outputs[name] = [f.image for f in reader]
     covered = [e for e in summaries["checked"].texture if e["action"] == "covered"]
@@ -186,3 +188,40 @@ def test_no_mouth_is_pasted_onto_a_card_held_over_it(tmp_path: Path) -> None:
                 for f in set(range(a, b + 1)) - held:
                     assert (f in card) == (lent in card), (f, source)
     assert made
+
+
+def test_a_card_over_the_mouth_keeps_its_pixels_through_the_edit(tmp_path: Path) -> None:
+    """The warp bent the card with the face (a jaw drop and a head turn); with occluders looked
+    for (the default) the card keeps its bytes, and the face above it is still edited."""
+    if not CLIP.exists():
+        pytest.skip(f"fixture clip missing: {CLIP}")
+    src = _mouth_card_clip(tmp_path / "card.mkv")
+    cache = tmp_path / "cache"
+    schedule = EditSchedule((EditEntry(0, "jaw_open", StrengthCurve.over_range(0.5, 6, 33, 2)),
+                             EditEntry(0, "head_yaw", StrengthCurve.over_range(8.0, 6, 33, 2))))
+    outputs, summaries = {}, {}
+    for name, kw in (("kept", {}), ("bent", {"occluders": None})):
+        out = tmp_path / f"{name}.mkv"
+        summaries[name] = run_edit(EditJob(RenderJob(src, out, OutputConfig(codec="ffv1")), schedule,
+                                           cache_dir=cache, **kw))
+        with VideoReader(out) as reader:
+            outputs[name] = [f.image for f in reader]
+    with VideoReader(src) as reader:
+        inputs = [f.image for f in reader]
+    assert summaries["kept"].occluders == [{"face": 0, "frames": [14, 29], "action": "occluded",
+                                            "share": summaries["kept"].occluders[0]["share"]}]
+    assert summaries["bent"].occluders == []
+
+    def changed(name: str, f: int, rows: slice, cols: slice) -> float:
+        d = np.abs(outputs[name][f].astype(int) - inputs[f].astype(int)).max(axis=2)[rows, cols]
+        return float((d > 2).mean())
+
+    card = (slice(300, None), slice(150, 370))
+    upper = (slice(120, 260), slice(150, 370))  # eyes and nose, above the card
+    for f in range(14, 30):
+        assert changed("bent", f, *card) > 0.2
+        assert changed("kept", f, *card) < 0.02
+        assert changed("kept", f, *upper) > 0.2
+    # frames without the card: the same edit either way
+    for f in (8, 12, 31):
+        assert np.array_equal(outputs["kept"][f], outputs["bent"][f])

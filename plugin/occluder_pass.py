@@ -1,0 +1,140 @@
+"""Before the render: find what covers each edited face (``synthesis.occluders``) in one read.
+
+The occluder masks need the frames around an edit (the face's reference is the median of its
+frames nearby, and a frame's mask is voted on by its neighbours), so they are found before the
+render pass, not during it: one forward decode over the edited frames of every face, with
+:data:`REFERENCE_SPAN` frames each side, unwrapping each edited face's frames there into UV space.
+The edit stage then puts the covered pixels back from the frame
+(``compositing.occlusion.occluder_weight``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from plugin.provenance import merge_ranges
+from plugin.video import VideoReader
+from synthesis.occluders import OccluderConfig, face_luma, track_masks
+from synthesis.plan import FacePlan
+from tracking.analysis import Track
+
+#: Frames each side of a face's edited frames (within their shot) whose face joins its reference.
+REFERENCE_SPAN = 75
+#: A mask is kept as uint8 (levels of 1/255).
+_LEVELS = 255.0
+
+
+@dataclass
+class Occluders:
+    """Occluder masks of the edited faces: ``(track id, frame) -> (S, S)`` uint8 UV mask, only
+    where something covers the face."""
+
+    masks: dict[tuple[int, int], NDArray[np.uint8]] = field(default_factory=dict)
+    shares: dict[tuple[int, int], float] = field(default_factory=dict)
+
+    def at(self, track_id: int, frame_index: int) -> NDArray[np.float32] | None:
+        """``(S, S)`` float32 in [0, 1]: what covers face ``track_id`` in that frame (None: nothing)."""
+        m = self.masks.get((track_id, frame_index))
+        return None if m is None else m.astype(np.float32) / _LEVELS
+
+    def events(self) -> list[dict[str, Any]]:
+        """Per face and run of frames: ``{"face", "frames": [a, b], "action": "occluded",
+        "share"}`` (the largest share of the face's seen texels covered in the run)."""
+        out = []
+        for tid in sorted({t for t, _ in self.masks}):
+            frames = sorted(f for t, f in self.masks if t == tid)
+            for a, b in merge_ranges((f, f) for f in frames):
+                share = max(self.shares[(tid, f)] for f in range(a, b + 1) if (tid, f) in self.shares)
+                out.append({"face": tid, "frames": [a, b], "action": "occluded", "share": round(share, 3)})
+        return out
+
+
+@dataclass
+class _Work:
+    """One face's run of rows in one shot: the rows read, which of them are edited, the reference."""
+
+    track: Track
+    rows: NDArray[np.intp]
+    edited: NDArray[np.bool_]
+    reference: NDArray[np.intp]
+    lumas: dict[int, tuple[NDArray[np.float32], NDArray[np.bool_]]] = field(default_factory=dict)
+
+
+def _works(plans: Sequence[FacePlan], tracks: dict[int, Track], config: OccluderConfig) -> list[_Work]:
+    out = []
+    for plan in plans:
+        if plan.frame_indices.size == 0:
+            continue
+        track = tracks[plan.track_id]
+        found = np.searchsorted(track.frame_indices, plan.frame_indices)
+        ok = found < len(track.frame_indices)
+        ok[ok] = track.frame_indices[found[ok]] == plan.frame_indices[ok]
+        edited_rows = found[ok]
+        if edited_rows.size == 0:
+            continue
+        for seg in np.unique(track.segment_ids[edited_rows]):
+            mine = edited_rows[track.segment_ids[edited_rows] == seg]
+            lo = track.frame_indices[mine[0]] - REFERENCE_SPAN
+            hi = track.frame_indices[mine[-1]] + REFERENCE_SPAN
+            rows = np.flatnonzero((track.segment_ids == seg) & (track.frame_indices >= lo) & (track.frame_indices <= hi))
+            count = min(len(rows), config.reference_rows)
+            reference = np.unique(np.linspace(0, len(rows) - 1, count).round().astype(np.intp))
+            out.append(_Work(track, rows, np.isin(rows, mine), reference))
+    return out
+
+
+def find_occluders(input_path: Path, plans: Sequence[FacePlan], tracks: dict[int, Track],
+                   config: OccluderConfig | None = None) -> Occluders:
+    """The occluder masks of every edited face on its edited frames.
+
+    Args:
+        input_path: the clip.
+        plans: the planned faces (their edited frames).
+        tracks: the clip's tracks by id.
+        config: detection settings.
+
+    Returns:
+        The masks (empty when nothing covers an edited face).
+    """
+    config = config or OccluderConfig()
+    works = _works(plans, tracks, config)
+    result = Occluders()
+    if not works:
+        return result
+    wanted: dict[int, list[tuple[_Work, int]]] = {}
+    for w in works:
+        for k, row in enumerate(w.rows):
+            wanted.setdefault(int(w.track.frame_indices[row]), []).append((w, k))
+    ends: dict[int, list[_Work]] = {}
+    for w in works:
+        ends.setdefault(int(w.track.frame_indices[w.rows[-1]]), []).append(w)
+    with VideoReader(input_path) as reader:
+        for frame in reader.frames(min(wanted), max(wanted) + 1):
+            for w, k in wanted.get(frame.index, ()):
+                w.lumas[k] = face_luma(frame.image, w.track.landmarks[w.rows[k]])
+            for w in ends.get(frame.index, ()):  # a run read whole: its masks, and its lumas freed
+                _finish(w, config, result)
+    return result
+
+
+def _finish(w: _Work, config: OccluderConfig, result: Occluders) -> None:
+    """The masks of one run, stored for its edited rows."""
+    if len(w.lumas) < len(w.rows):  # some rows not decoded (a truncated clip): no masks
+        w.lumas.clear()
+        return
+    lumas = np.stack([w.lumas[k][0] for k in range(len(w.rows))])
+    seen = np.stack([w.lumas[k][1] for k in range(len(w.rows))])
+    w.lumas.clear()
+    masks = track_masks(lumas, seen, w.reference, config)
+    for k in np.flatnonzero(w.edited):
+        if masks[k].max() <= 0:
+            continue
+        key = (w.track.track_id, int(w.track.frame_indices[w.rows[k]]))
+        result.masks[key] = np.rint(masks[k] * _LEVELS).astype(np.uint8)
+        result.shares[key] = float(((masks[k] > 0.5) & seen[k]).sum() / max(int(seen[k].sum()), 1))
