@@ -6,22 +6,30 @@ a card's edges curved by a head turn). This module finds, per frame, the part of
 the picture no longer shows the face's own skin.
 
 Each frame's face is unwrapped into the canonical mesh's UV space (``synthesis.uvmap.unwrap``),
-where the same skin lands on the same texels whatever the pose and the expression, and its
-luminance is compared with the median of its track's frames (the *reference*) by local
-structure: both high-passed, the frame's detail divided by the local ratio of their brightness
-(so light that scales the skin, a shadow, a dimmer or coloured stage light, cancels), and the two
-compared as SSIM's contrast-structure term over a small window. Light leaves the face's own
-features in place (the lip line, the nostrils, the brows, the skin's grain); an occluder puts its
-own edges where the features were, or none. Where the dissimilarity is high outside the eyes'
-and the mouth's cores (which change with expression: a glance, a blink, an opening mouth), it
-seeds a region; the region then grows over texels that are fairly dissimilar (the mouth under a
-hand included). Regions under :attr:`OccluderConfig.min_share` of the face are dropped, and a
-texel counts as covered where it does in most of the frames around it.
+where the same skin lands on the same texels whatever the pose and the expression, and its log
+luminance is compared with a *reference*: the per-texel median of the face's frames nearby, each
+with its own light evened out first. Light is an added term in logarithms: the frame minus the
+reference, median-filtered (which keeps the step of a shadow's or a spotlight's edge), is taken
+off, and what is left is compared with the reference by SSIM's contrast-structure term of their
+high-passed values. Light leaves the face's own features in place (the lip line, the nostrils,
+the brows, the skin's grain); an occluder puts its own edges where the features were, or none.
 
-What it cannot see: an occluder present in most of the reference frames is part of the
-reference (a face that never shows its mouth has no mouth to compare with), and one with the
-skin's own colour and no edges (a smooth, evenly lit palm over a cheek) reads as skin. Both are
-left as they were before this module: the warp moves them with the face.
+Where the dissimilarity is high outside the eyes and the lips (which change with expression: a
+glance, a blink, lips rolled in), it seeds a region; the region grows over texels that are fairly
+dissimilar (the mouth under a hand included). A region is kept when it is large, unlike the face
+all over (on average, not in a few texels), reaches the face's outline (what covers a face comes
+from outside it; a change inside the face that reaches no edge is the face's own) and lasts most
+of the frames around it. A frame showing too
+little of the face (cut by the frame's edge, turned far away) is not looked at: the landmarker
+registers it too loosely. The reference is taken twice, the second time without what the first
+found covered, and each run's mask fades in and out over the frames around it.
+
+What it cannot see, and leaves to the warp as before: an occluder present in most of the
+reference frames is part of the reference (a face that never shows its mouth has no mouth to
+compare with); one with the skin's own colour and few edges (a smooth palm) reads as skin; one
+under :attr:`OccluderConfig.min_share` of the face (a finger) is not told from the face's own
+changes. The thresholds lean that way on purpose: a false alarm leaves part of an edited face
+unedited, which shows more than a bent occluder.
 """
 
 from __future__ import annotations
@@ -35,8 +43,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from synthesis.texregions import REGIONS
 from synthesis.regions import LIPS
+from synthesis.texregions import REGIONS
 from synthesis.uvmap import grow, region_triangles, triangles, unwrap, uv_coords, uv_raster
 from tracking.errors import ConfigError
 
@@ -50,6 +58,21 @@ MIN_FACING = 0.3
 MOUTH_RINGS = 3
 #: Texels a mask reaches into what the frame does not see of the face (its turned-away side).
 UNSEEN_REACH = 8
+#: A row's mask reaching this is its own (a fade reaches at most ``fade / (fade + 1)``; a whole
+#: mask softened by one texel still reaches 1 inside).
+FOUND_AT = 0.99
+#: A face wider than this many times the UV side is averaged down to it before it is unwrapped.
+ANTIALIAS_FROM = 1.5
+#: The comparison's constant is at least this many times a run's typical residual (the median,
+#: over its reference rows, of each row's median residual): a noisy or blocky clip's grain is not
+#: a change of structure.
+NOISE_GAIN = 2.0
+#: Texels a frame is shifted by each way before its found regions count (see ``_frame_regions``).
+REGISTRATION_SLACK = 4
+#: ... and a region found stays only where its mean least dissimilarity reaches this (a card over
+#: the mouth reads 0.71-0.75; the astronaut's face misregistered for three frames of
+#: ``bench/perf.py``'s clip 0.39-0.52, the LivePortrait face's mesh moved 14-20 pixels 0.44-0.62).
+REGISTERED_MEAN = 0.65
 #: Luminance at or below / at or above which a texel is clipped (no structure to compare).
 CLIPPED_BELOW, CLIPPED_ABOVE = 3.0, 252.0
 #: The light (log luminance ratio) is median-filtered in steps of 1 / this (range +-128 steps: a
@@ -70,10 +93,21 @@ class OccluderConfig:
             texel outside the eyes' and the mouth's cores starts a covered region.
         grow_at: dissimilarity over which a region grows from its seeds (any texel).
         min_share: smallest region kept, as a share of the face's texels seen in the frame.
+        min_mean: least mean dissimilarity over a region kept: an occluder is unlike the face
+            all over, where a face's own change (a blocky, noisy or aliased patch; a mouth
+            moving) has a few strong texels in a weaker region. On ``bench/robustness.py``'s
+            footage, the regions that were no occluder read 0.68-0.86 (median 0.74-0.84) and
+            covered 1-22% of the face (median 3-8%); a card and a microphone over the mouth,
+            0.83-1.0 over 30-56%.
         min_outline: least share of the face's outline a region must reach: what covers a face
             comes from outside it (a hand, a microphone on its stand, a card); a change inside
             the face that reaches no edge is the face's own (lips rolled in, a frown).
         outline: width of the outline (texels).
+        min_seen: a frame is looked at only where it shows at least this share of the texels its
+            reference shows: the landmarker registers a face mostly outside the frame (or turned
+            far away) too loosely for its texels to be compared (on ``bench/robustness.py``'s face
+            sliding out of the frame, the frames it misread showed 24-50% of the mesh, against
+            65-80% for whole faces, profiles included).
         highpass: sigma of the blur the detail is taken against.
         window: sigma of the window the structures are compared over.
         light_window: sigma of the window the brightness ratio (the light) is measured over.
@@ -82,13 +116,18 @@ class OccluderConfig:
         reference_rows: most frames of the track the reference median is taken over.
         temporal: frames each side of a frame that vote on its mask (majority).
         dilate: texels the mask is grown by (an occluder's edge blurs into the window).
+        fade: frames over which a mask fades in before a run of frames found covered and out
+            after it (a frame's own mask is whole, 1, inside; a faded one at most
+            ``fade / (fade + 1)``).
     """
 
     seed_at: float = 0.85
     grow_at: float = 0.6
-    min_share: float = 0.03
+    min_share: float = 0.08
+    min_mean: float = 0.8
     min_outline: float = 0.03
     outline: int = 3
+    min_seen: float = 0.6
     highpass: float = 2.0
     window: float = 5.0
     light_window: float = 7.0
@@ -96,17 +135,19 @@ class OccluderConfig:
     reference_rows: int = 48
     temporal: int = 2
     dilate: int = 2
+    fade: int = 2
 
     def __post_init__(self) -> None:
         if not 0 < self.grow_at <= self.seed_at:
             raise ConfigError(f"OccluderConfig: need 0 < grow_at <= seed_at, got {self.grow_at}, {self.seed_at}")
-        if not 0 <= self.min_share < 1:
-            raise ConfigError(f"OccluderConfig: min_share must be in [0, 1), got {self.min_share}")
+        if not 0 <= self.min_share < 1 or not 0 <= self.min_seen <= 1:
+            raise ConfigError(f"OccluderConfig: min_share must be in [0, 1) and min_seen in [0, 1], got "
+                              f"{self.min_share}, {self.min_seen}")
         if min(self.highpass, self.window, self.light_window, self.noise) <= 0:
             raise ConfigError("OccluderConfig: highpass, window, light_window and noise must be > 0")
-        if self.reference_rows < 3 or self.temporal < 0 or self.dilate < 0:
-            raise ConfigError(f"OccluderConfig: need reference_rows >= 3, temporal >= 0, dilate >= 0, got "
-                              f"{self.reference_rows}, {self.temporal}, {self.dilate}")
+        if self.reference_rows < 3 or min(self.temporal, self.dilate, self.fade) < 0:
+            raise ConfigError(f"OccluderConfig: need reference_rows >= 3 and temporal, dilate, fade >= 0, got "
+                              f"{self.reference_rows}, {self.temporal}, {self.dilate}, {self.fade}")
 
 
 @functools.lru_cache(maxsize=2)
@@ -132,9 +173,28 @@ def face_luma(image: NDArray[np.uint8], landmarks: NDArray[np.floating],
 
     Returns:
         ``(S, S)`` float32 luminance (0-255; 0 where not seen) and ``(S, S)`` bool: the texels seen
-        (on the mesh, facing the camera at least :data:`MIN_FACING`, inside the frame).
+        (on the mesh, facing the camera at least :data:`MIN_FACING`, inside the frame). A face
+        over :data:`ANTIALIAS_FROM` times the texture's side is averaged down first.
     """
-    tex, weight = unwrap(image, landmarks, size)
+    lm = np.asarray(landmarks, np.float64)
+    lo, hi = lm[:, :2].min(axis=0), lm[:, :2].max(axis=0)
+    scale = float((hi - lo).max()) / size
+    if scale > ANTIALIAS_FROM:
+        # a face many times the texture's size: sampled point by point, its pores alias into a
+        # grain that changes with every sub-pixel move; averaged down to about the texture first
+        h, w = image.shape[:2]
+        x0, y0 = (max(int(np.floor(v)) - 2, 0) for v in lo)
+        x1, y1 = min(int(np.ceil(hi[0])) + 3, w), min(int(np.ceil(hi[1])) + 3, h)
+        if x1 > x0 and y1 > y0:
+            small = cv2.resize(image[y0:y1, x0:x1], (max(int(round((x1 - x0) / scale)), 1), max(int(round((y1 - y0) / scale)), 1)),
+                               interpolation=cv2.INTER_AREA)
+            fx, fy = (x1 - x0) / small.shape[1], (y1 - y0) / small.shape[0]
+            lm = lm.copy()
+            lm[:, 0] = (lm[:, 0] - x0 + 0.5) / fx - 0.5
+            lm[:, 1] = (lm[:, 1] - y0 + 0.5) / fy - 0.5
+            lm[:, 2:] /= fx
+            image = small
+    tex, weight = unwrap(image, lm, size)
     luma = cv2.cvtColor(tex, cv2.COLOR_RGB2GRAY).astype(np.float32)
     seen = weight >= MIN_FACING
     luma[~seen] = 0
@@ -187,14 +247,16 @@ def _mean_over(x: NDArray[np.float32], w: NDArray[np.float32], sigma: float) -> 
 def _fill_unseen(x: NDArray[np.float32], both: NDArray[np.bool_]) -> NDArray[np.float32]:
     """``x`` with every texel outside ``both`` set to the nearest one inside (a filter's window
     near the mesh's edge then reads the face, not zeros)."""
-    if both.all():
+    if both.all() or not both.any():
         return x
-    _, (iy, ix) = ndimage.distance_transform_edt(~both, return_indices=True)
-    return x[iy, ix]
+    # each texel takes the label of its nearest seen texel; OpenCV numbers those in raster order
+    _, labels = cv2.distanceTransformWithLabels((~both).astype(np.uint8), cv2.DIST_L2, 5,
+                                                labelType=cv2.DIST_LABEL_PIXEL)
+    return x[both][labels - 1]
 
 
 def dissimilarity(luma: NDArray[np.float32], seen: NDArray[np.bool_], ref: NDArray[np.float32],
-                  config: OccluderConfig | None = None) -> NDArray[np.float32]:
+                  config: OccluderConfig | None = None, noise: float | None = None) -> NDArray[np.float32]:
     """``(S, S)`` float32: how unlike the reference's structure the frame's is, per texel.
 
     Both lumas are taken to logarithms, so light is an added term: the frame minus the
@@ -208,23 +270,42 @@ def dissimilarity(luma: NDArray[np.float32], seen: NDArray[np.bool_], ref: NDArr
         luma, seen: one frame (:func:`face_luma`).
         ref: the track's reference (:func:`reference`).
         config: window sizes and the noise constant.
+        noise: a larger constant for this clip (:data:`NOISE_GAIN` times its grain,
+            :func:`residual_level`); ``config.noise`` is the least.
     """
     c = config or OccluderConfig()
+    both, ff, rr, fr = _structures(luma, seen, ref, c)
+    if not both.any():
+        return np.zeros(luma.shape, np.float32)
+    k = c.noise if noise is None else max(noise, c.noise)
+    d = 1.0 - (2.0 * fr + k) / (ff + rr + k)
+    return np.where(both, d, 0.0).astype(np.float32)
+
+
+def residual_level(luma: NDArray[np.float32], seen: NDArray[np.bool_], ref: NDArray[np.float32],
+                   config: OccluderConfig | None = None) -> float:
+    """The median, over the texels compared, of one frame's local residual energy against the
+    reference (what :func:`dissimilarity` divides; 0 when nothing is compared): its grain."""
+    both, ff, rr, fr = _structures(luma, seen, ref, config or OccluderConfig())
+    return float(np.median((ff + rr - 2.0 * fr)[both])) if both.any() else 0.0
+
+
+def _structures(luma: NDArray[np.float32], seen: NDArray[np.bool_], ref: NDArray[np.float32],
+                c: OccluderConfig) -> tuple[NDArray[np.bool_], NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]:
+    """The texels compared, and the local energies of the frame's and the reference's
+    high-passed log luminance (the frame's light taken off) and their local product."""
     r = np.nan_to_num(ref, nan=0.0)
     both = _usable(luma, seen) & np.isfinite(ref)
     if not both.any():
-        return np.zeros(luma.shape, np.float32)
+        z = np.zeros(luma.shape, np.float32)
+        return both, z, z, z
     w = both.astype(np.float32)
     lf = np.log(np.where(both, luma, 0) + LOG_OFFSET).astype(np.float32)
     lr = np.log(np.where(both, np.maximum(r, 0), 0) + LOG_OFFSET).astype(np.float32)
     g = lf - _light(lf, lr, both, c.light_window)
     fd = (g - _mean_over(g, w, c.highpass)) * w
     rd = (lr - _mean_over(lr, w, c.highpass)) * w
-    ff = _mean_over(fd * fd, w, c.window)
-    rr = _mean_over(rd * rd, w, c.window)
-    fr = _mean_over(fd * rd, w, c.window)
-    d = 1.0 - (2.0 * fr + c.noise) / (ff + rr + c.noise)
-    return np.where(both, d, 0.0).astype(np.float32)
+    return both, _mean_over(fd * fd, w, c.window), _mean_over(rd * rd, w, c.window), _mean_over(fd * rd, w, c.window)
 
 
 def covered_regions(d: NDArray[np.float32], seen: NDArray[np.bool_],
@@ -232,7 +313,8 @@ def covered_regions(d: NDArray[np.float32], seen: NDArray[np.bool_],
     """``(S, S)`` bool: the covered regions of one frame, from its :func:`dissimilarity` ``d``.
 
     Seeds (``d >= seed_at`` outside the eyes' and the mouth's cores) grown over ``d >= grow_at``;
-    regions smaller than ``min_share`` of the seen texels, or reaching less than ``min_outline``
+    regions smaller than ``min_share`` of the seen texels, weaker than ``min_mean`` on average, or
+    reaching less than ``min_outline``
     of the face's outline (:func:`face_outline`), dropped."""
     c = config or OccluderConfig()
     seen_n = int(seen.sum())
@@ -248,7 +330,9 @@ def covered_regions(d: NDArray[np.float32], seen: NDArray[np.bool_],
     seeded[np.unique(labels[seeds])] = True
     outline = face_outline(seen, c.outline)
     touching = np.bincount(labels[outline], minlength=n + 1)
-    keep = seeded & (sizes >= c.min_share * seen_n) & (touching >= c.min_outline * max(int(outline.sum()), 1))
+    strength = ndimage.mean(d, labels, np.arange(n + 1)) if n else np.zeros(1)
+    keep = (seeded & (sizes >= c.min_share * seen_n) & (np.asarray(strength) >= c.min_mean)
+            & (touching >= c.min_outline * max(int(outline.sum()), 1)))
     keep[0] = False
     return keep[labels]
 
@@ -267,7 +351,8 @@ def occluder_masks(covered: NDArray[np.bool_], seen: NDArray[np.bool_],
     """``(N, S, S)`` float32 in [0, 1] per row of consecutive frames: covered where most of the
     frames within ``temporal`` of it are (a region seen in one frame alone is noise; one that
     comes and goes is held over its neighbours), its holes filled, reaching :data:`UNSEEN_REACH`
-    into the texels the frame does not see, grown by ``dilate`` texels and softened by one.
+    into the texels the frame does not see, grown by ``dilate`` texels and softened by one, and
+    faded in and out over ``fade`` frames around each run (:func:`found`: the frames found).
 
     Args:
         covered: ``(N, S, S)`` from :func:`covered_regions`, one row per frame, in frame order
@@ -296,7 +381,22 @@ def occluder_masks(covered: NDArray[np.bool_], seen: NDArray[np.bool_],
         if kernel is not None:
             m = cv2.dilate(m, kernel)
         out[i] = cv2.GaussianBlur(m.astype(np.float32), (0, 0), 1.0)
-    return out
+    if c.fade == 0 or not out.any():
+        return out
+    # fade in and out over the frames around a run: an occluder that comes or goes (or one the
+    # reference half shows, found on some frames and not others) does not switch in one frame
+    faded = out.copy()
+    for k in range(1, c.fade + 1):
+        w = 1.0 - k / (c.fade + 1)
+        np.maximum(faded[k:], w * out[:-k], out=faded[k:])
+        np.maximum(faded[:-k], w * out[k:], out=faded[:-k])
+    return faded
+
+
+def found(masks: NDArray[np.float32]) -> NDArray[np.bool_]:
+    """``(N,)`` the rows of :func:`occluder_masks` found covered themselves (not only faded into
+    from a neighbour): their mask is whole somewhere."""
+    return masks.reshape(len(masks), -1).max(axis=1, initial=0.0) >= FOUND_AT
 
 
 @functools.lru_cache(maxsize=2)
@@ -313,12 +413,36 @@ def all_triangles() -> NDArray[np.intp]:
     return np.arange(len(triangles()), dtype=np.intp)
 
 
+def _frame_regions(luma: NDArray[np.float32], seen: NDArray[np.bool_], ref: NDArray[np.float32],
+                   c: OccluderConfig, grain: float) -> NDArray[np.bool_]:
+    """One frame's :func:`covered_regions`, each region kept only where the least dissimilarity
+    of the frame shifted by up to :data:`REGISTRATION_SLACK` texels each way stays high over it
+    (:data:`REGISTERED_MEAN`): a face the landmarker misregistered for a frame (its features a
+    few texels off in UV space) matches its reference shifted, an occluder does not."""
+    covered = covered_regions(dissimilarity(luma, seen, ref, c, grain), seen, c)
+    if not covered.any():
+        return covered
+    least = None
+    for dy in (-REGISTRATION_SLACK, 0, REGISTRATION_SLACK):
+        for dx in (-REGISTRATION_SLACK, 0, REGISTRATION_SLACK):
+            moved = np.roll(luma, (dy, dx), axis=(0, 1))
+            d = dissimilarity(moved, np.roll(seen, (dy, dx), axis=(0, 1)), ref, c, grain)
+            d = np.roll(d, (-dy, -dx), axis=(0, 1))  # back onto the frame's own texels
+            least = d if least is None else np.minimum(least, d)
+    labels, n = ndimage.label(covered)
+    kept = np.asarray(ndimage.mean(least, labels, np.arange(n + 1))) >= REGISTERED_MEAN
+    kept[0] = False
+    return kept[labels]
+
+
 def track_masks(lumas: NDArray[np.float32], seen: NDArray[np.bool_], reference_rows: NDArray[np.integer],
                 config: OccluderConfig | None = None) -> NDArray[np.float32]:
     """``(N, S, S)`` float32 occluder masks of a run of consecutive frames of one face.
 
-    Two passes: the reference is the median of ``reference_rows``; it is taken again without the
-    texels the first pass found covered, so that an occluder in some of those rows stops being
+    A row showing under ``min_seen`` of what the reference shows is not looked at; the
+    comparison's constant follows the run's grain (:data:`NOISE_GAIN`). Two passes:
+    the reference is the median of ``reference_rows``; it is taken again without the texels the
+    first pass found covered, so that an occluder in some of those rows stops being
     part of what the face looks like (the masks of the second pass are returned).
 
     Args:
@@ -337,9 +461,13 @@ def track_masks(lumas: NDArray[np.float32], seen: NDArray[np.bool_], reference_r
     use = seen[pick]
     for _ in range(2):
         ref = reference(lumas[pick], use, c)
-        covered = np.stack([covered_regions(dissimilarity(lumas[i], seen[i], ref, c), seen[i], c) for i in range(n)])
+        shown = np.isfinite(ref)
+        enough = c.min_seen * int(shown.sum())
+        grain = NOISE_GAIN * float(np.median([residual_level(lumas[i], seen[i], ref, c) for i in pick]))
+        covered = np.stack([_frame_regions(lumas[i], seen[i], ref, c, grain)
+                            if int((seen[i] & shown).sum()) >= enough else np.zeros_like(seen[i]) for i in range(n)])
         masks = occluder_masks(covered, seen, c)
         if not masks.any():
             break
-        use = seen[pick] & ~(masks[pick] > 0)
+        use = seen[pick] & ~((masks[pick] > 0) & found(masks[pick])[:, None, None])  # fades are no finding
     return masks
