@@ -37,6 +37,8 @@ COLOUR_FLOOR = 0.1
 #: A colour whose occluder share (occluder / (occluder + face), each histogram summing to 1) is at
 #: most the first is the face's, at least the second the occluder's; smoothstep between.
 COLOUR_BETWEEN = (0.3, 0.7)
+#: The reach past the mesh is grown on a grid this many cells per reach (see ``_near``).
+NEAR_STEPS = 16
 #: Fewest occluder pixels on the mesh for a colour model (fewer: the mask stops at the mesh).
 MIN_COLOUR_PIXELS = 64
 
@@ -122,15 +124,25 @@ def occluder_weight(mask_uv: NDArray[np.float32], landmarks: NDArray[np.floating
     if px > 0 and (weight > 0.5).sum() >= MIN_COLOUR_PIXELS:
         pixels = image[y0:y1, x0:x1]
         colour = occluder_colour(pixels, on_mesh & (weight > 0.5), on_mesh & (weight == 0))
-        # grown by the reach and three of its blur's sigmas, so that it is whole up to the reach
-        sigma = max(px / 6, 1.0)
-        grow = px + int(round(3 * sigma))
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2)
-        near = cv2.GaussianBlur(cv2.dilate(weight, kernel), (0, 0), sigma)
-        weight = np.where(on_mesh, weight, near * cv2.GaussianBlur(colour, (0, 0), 1.0))
+        weight = np.where(on_mesh, weight, _near(weight, px) * cv2.GaussianBlur(colour, (0, 0), 1.0))
     weight = np.clip(weight, 0, 1).astype(np.float32)
     weight[weight < 1e-3] = 0
     return weight if weight.any() else None
+
+
+def _near(weight: NDArray[np.float32], px: int) -> NDArray[np.float32]:
+    """``weight`` grown by ``px`` pixels and three of its soft edge's sigmas (``px / 6``), so that
+    it is whole up to ``px`` and fades beyond. Grown on a grid :data:`NEAR_STEPS` times coarser
+    than ``px`` (a kernel a face's third wide, at the frame's resolution, costs seconds a frame
+    on a face that fills it) and sampled back."""
+    h, w = weight.shape
+    step = max(px // NEAR_STEPS, 1)
+    small = cv2.resize(weight, (max(w // step, 1), max(h // step, 1)), interpolation=cv2.INTER_AREA) if step > 1 else weight
+    sigma = max(px / 6 / step, 0.5)
+    grow = max(int(round((px + 3 * px / 6) / step)), 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2)
+    near = cv2.GaussianBlur(cv2.dilate(small, kernel), (0, 0), sigma)
+    return cv2.resize(near, (w, h), interpolation=cv2.INTER_LINEAR) if step > 1 else near
 
 
 def occluder_colour(pixels: NDArray[np.uint8], occluder: NDArray[np.bool_], face: NDArray[np.bool_]) -> NDArray[np.float32]:

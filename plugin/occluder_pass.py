@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from plugin.provenance import merge_ranges
 from plugin.video import VideoReader
-from synthesis.occluders import OccluderConfig, face_luma, track_masks
+from synthesis.occluders import OccluderConfig, face_luma, found, track_masks
 from synthesis.plan import FacePlan
 from tracking.analysis import Track
 
@@ -33,7 +33,8 @@ _LEVELS = 255.0
 @dataclass
 class Occluders:
     """Occluder masks of the edited faces: ``(track id, frame) -> (S, S)`` uint8 UV mask, only
-    where something covers the face."""
+    where something covers the face or a mask fades in or out (``synthesis.occluders``), and the
+    share of the face covered on the frames found covered themselves."""
 
     masks: dict[tuple[int, int], NDArray[np.uint8]] = field(default_factory=dict)
     shares: dict[tuple[int, int], float] = field(default_factory=dict)
@@ -44,11 +45,12 @@ class Occluders:
         return None if m is None else m.astype(np.float32) / _LEVELS
 
     def events(self) -> list[dict[str, Any]]:
-        """Per face and run of frames: ``{"face", "frames": [a, b], "action": "occluded",
-        "share"}`` (the largest share of the face's seen texels covered in the run)."""
+        """Per face and run of frames found covered (fades aside): ``{"face", "frames": [a, b],
+        "action": "occluded", "share"}`` (the largest share of the face's seen texels covered in
+        the run)."""
         out = []
-        for tid in sorted({t for t, _ in self.masks}):
-            frames = sorted(f for t, f in self.masks if t == tid)
+        for tid in sorted({t for t, _ in self.shares}):
+            frames = sorted(f for t, f in self.shares if t == tid)
             for a, b in merge_ranges((f, f) for f in frames):
                 share = max(self.shares[(tid, f)] for f in range(a, b + 1) if (tid, f) in self.shares)
                 out.append({"face": tid, "frames": [a, b], "action": "occluded", "share": round(share, 3)})
@@ -132,9 +134,11 @@ def _finish(w: _Work, config: OccluderConfig, result: Occluders) -> None:
     seen = np.stack([w.lumas[k][1] for k in range(len(w.rows))])
     w.lumas.clear()
     masks = track_masks(lumas, seen, w.reference, config)
+    own = found(masks)
     for k in np.flatnonzero(w.edited):
         if masks[k].max() <= 0:
             continue
         key = (w.track.track_id, int(w.track.frame_indices[w.rows[k]]))
         result.masks[key] = np.rint(masks[k] * _LEVELS).astype(np.uint8)
-        result.shares[key] = float(((masks[k] > 0.5) & seen[k]).sum() / max(int(seen[k].sum()), 1))
+        if own[k]:
+            result.shares[key] = float(((masks[k] > 0.5) & seen[k]).sum() / max(int(seen[k].sum()), 1))
