@@ -109,6 +109,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         parts.append("<h3 class='clamp'>Clamp events</h3><table><tr><th>face</th><th>delta or limit</th>"
                      f"<th>frames</th><th>asked</th><th>applied</th></tr>{clamp_rows}</table>")
     parts.extend(_texture_section(report.get("summary", {}).get("texture", [])))
+    parts.extend(_occluder_section(report.get("summary", {}).get("occluders", [])))
     if report["thumbnails"]:
         parts.append("<h2>Most-changed frames</h2><p class='note'>Face crops decoded from the input (before) and the "
                      f"written output (after); the third image is |after − before| × {DIFF_GAIN}.</p><div class='thumbs'>")
@@ -135,6 +136,18 @@ def render_html(report: Mapping[str, Any]) -> str:
     parts.append(f"<p class='note'>Numbers: report.json beside this page (format deltaface-report, version "
                  f"{report['version']}).</p></body></html>")
     return "".join(parts)
+
+
+def _occluder_section(events: list[dict[str, Any]]) -> list[str]:
+    """Where something covered an edited face and kept its pixels through the edit."""
+    if not events:
+        return []
+    rows = "".join(f"<tr><td>{o['face']}</td><td>{o['frames'][0]}-{o['frames'][1]}</td><td>{100 * o['share']:.0f}%</td></tr>"
+                   for o in events)
+    return ["<h3>What covers the face</h3><p class='note'>Found in front of the edited face (a hand, a microphone): "
+            "these pixels keep the input's bytes through the edit. Check them in the thumbnails; "
+            "<code>--no-occluders</code> edits through them.</p><table><tr><th>face</th><th>frames</th>"
+            f"<th>largest share of the face</th></tr>{rows}</table>"]
 
 
 def _texture_section(events: list[dict[str, Any]]) -> list[str]:

@@ -290,3 +290,18 @@ def test_page_lists_texture_sources_and_clamps() -> None:
                                frame_times=np.arange(FRAMES) / 25.0, input_path=Path("in.mp4"),
                                output_path=Path("out.mp4"), config=ReportConfig(thumbnails=0))
     assert "Texture from other frames" not in render_html(rep_without)
+
+
+def test_page_lists_what_covers_the_face() -> None:
+    from plugin.report import build_report
+    from plugin.report_html import render_html
+
+    track = synthetic_track()
+    plan = synthetic_plan(track)
+    deltas = {n: named_controls()[n] for n in plan.strengths}
+    common = dict(frame_count=FRAMES, frame_times=np.arange(FRAMES) / 25.0, input_path=Path("in.mp4"),
+                  output_path=Path("out.mp4"), config=ReportConfig(thumbnails=0))
+    occluders = [{"face": 0, "frames": [14, 29], "action": "occluded", "share": 0.656}]
+    page = render_html(build_report([track], [plan], deltas, extra={"summary": {"occluders": occluders}}, **common))
+    assert "What covers the face" in page and "<td>14-29</td><td>66%</td>" in page
+    assert "What covers the face" not in render_html(build_report([track], [plan], deltas, **common))
