@@ -10,8 +10,11 @@ around an edit), and the largest share of the face's seen texels covered.
   are the ones to find.
 - The LivePortrait clip under stage light (a hard warm spotlight edge sweeping across the face,
   a strobe every sixth frame): no occluder.
-- A microphone in front of the mouth on every frame: found only where the head moves far enough
-  behind it for the reference to show the mouth (a limit, see the module's docstring).
+- A microphone in front of the mouth on every frame: part of the reference, so found on few
+  frames or none (a limit, see ``synthesis/occluders.py``).
+
+Per face: ``found`` counts the frames found covered themselves (``synthesis.occluders.found``;
+the fades around a run are not counted).
 
     python bench/occluders.py [--work DIR]
 """
@@ -32,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from plugin.analyze import run_analysis
 from plugin.video import VideoReader
-from synthesis.occluders import OccluderConfig, face_luma, track_masks
+from synthesis.occluders import OccluderConfig, face_luma, found, track_masks
 from tests.plugin.media import write_clip
 
 FIXTURES = ROOT / ".." / "shared" / "fixtures"
@@ -109,9 +112,10 @@ def measure(path: Path, cache: Path, config: OccluderConfig) -> dict[str, dict]:
         seen = np.stack([got[t.track_id][f][1] for f in frames])
         pick = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), config.reference_rows)).round().astype(int))
         masks = track_masks(lumas, seen, pick, config)
-        share = [float(((m > 0.5) & s).sum() / max(int(s.sum()), 1)) for m, s in zip(masks, seen)]
-        found = [f for f, s in zip(frames, share) if s > 0]
-        out[str(t.track_id)] = {"frames": len(frames), "found": len(found), "found_frames": _runs(found),
+        own = found(masks)  # the frames found covered themselves, not the fades around them
+        share = [float(((m > 0.5) & s).sum() / max(int(s.sum()), 1)) if o else 0.0 for m, s, o in zip(masks, seen, own)]
+        hits = [f for f, o in zip(frames, own) if o]
+        out[str(t.track_id)] = {"frames": len(frames), "found": len(hits), "found_frames": _runs(hits),
                                 "max_share": round(max(share, default=0.0), 3)}
     return out
 

@@ -84,6 +84,11 @@ def child(mode: str, clip: Path, work: Path, preset: str) -> dict[str, Any]:
                                 cache_dir=cache))
         summary = edit.render
         planning = time.perf_counter() - t0 - summary.seconds
+        # the occluder pre-pass (part of the planning), timed again on its own
+        from plugin.occluder_pass import find_occluders
+        t1 = time.perf_counter()
+        find_occluders(clip, edit.plans, {t.track_id: t for t in edit.analysis.analysis.tracks})
+        occluder_pass = time.perf_counter() - t1
     cpu = summary.cpu_seconds  # the render pass's, all threads
     result = {"fps": round(summary.fps, 2), "seconds": round(summary.seconds, 2),
               "frames": summary.frames_written,
@@ -92,7 +97,7 @@ def child(mode: str, clip: Path, work: Path, preset: str) -> dict[str, Any]:
               "busy_share": {k: round(v / summary.seconds, 3) for k, v in getattr(summary, "busy_seconds", {}).items()}}
     if mode == "edit":
         result |= {"faces_edited": len(schedule.face_ids()), "plan_seconds": round(planning, 2),
-                   "fold_repairs": edit.fold_repairs}
+                   "occluder_pass_seconds": round(occluder_pass, 2), "fold_repairs": edit.fold_repairs}
     return result
 
 

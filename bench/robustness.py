@@ -23,7 +23,8 @@ its box is inside the picture; tracked when a track's box overlaps it, IoU >= 0.
 hold more than one person (an id that jumps across a cut); bit-identity of the edit's output
 outside the edited frames and outside the edited face's region (its box grown by
 ``REGION_GROW`` of its size on every side); frames where pixels changed on another person's face;
-the restore's fixed ranges ([first, last, largest pose divergence before, after] in degrees) and
+the occluders the edit found on the edited face (``[frames, share]`` runs: nothing covers these
+faces, so each is a false alarm); the restore's fixed ranges ([first, last, largest pose divergence before, after] in degrees) and
 its face-region error against the plate, before (the swap) and
 after. One PNG per case goes to ``bench/results/robustness/``: the full frame before | after at the
 edit's most changed frame, below it the face crop before | after | difference x4 there, then the
@@ -596,6 +597,8 @@ def run_case(name: str, clip: Clip, work: Path, restore: bool) -> dict[str, Any]
         row["edit"]["clamps"] = len(summary.get("clamps", []))
         row["edit"]["texture"] = [[t.get("region"), t.get("action"), [r[2] for r in t.get("runs", [])]]
                                   for t in summary.get("texture", [])]
+        # nothing covers these faces: every run found is a false alarm (its pixels stay unedited)
+        row["edit"]["occluded"] = [[o["frames"], o["share"]] for o in summary.get("occluders", [])]
         cmp, frame = compare(src, edited, clip, analysis, summary.get("edited_ranges_by_face") or {}, clip.edit_person)
         row["edit"].update(cmp)
         shown = [frame] + [_middle(d) for d in clip.deltas[1:]]
