@@ -22,7 +22,7 @@ from outside it; a change inside the face that reaches no edge is the face's own
 of the frames around it. A frame showing too
 little of the face (cut by the frame's edge, turned far away) is not looked at: the landmarker
 registers it too loosely. The reference is taken twice, the second time without what the first
-found covered, and each run's mask fades in and out over the frames around it.
+found covered.
 
 What it cannot see, and leaves to the warp as before: an occluder present in most of the
 reference frames is part of the reference (a face that never shows its mouth has no mouth to
@@ -118,7 +118,10 @@ class OccluderConfig:
         dilate: texels the mask is grown by (an occluder's edge blurs into the window).
         fade: frames over which a mask fades in before a run of frames found covered and out
             after it (a frame's own mask is whole, 1, inside; a faded one at most
-            ``fade / (fade + 1)``).
+            ``fade / (fade + 1)``). Off by default: the face under a fading mask is a blend of
+            the edited and the unedited one, which ghosts (two mouths, looked at on the
+            microphone clip of ``bench/occluders.py``), while the occluder's own coming and going
+            hides the switch.
     """
 
     seed_at: float = 0.85
@@ -135,7 +138,7 @@ class OccluderConfig:
     reference_rows: int = 48
     temporal: int = 2
     dilate: int = 2
-    fade: int = 2
+    fade: int = 0
 
     def __post_init__(self) -> None:
         if not 0 < self.grow_at <= self.seed_at:

@@ -222,9 +222,6 @@ def test_a_card_over_the_mouth_keeps_its_pixels_through_the_edit(tmp_path: Path)
         assert changed("bent", f, *card) > 0.2
         assert changed("kept", f, *card) < 0.02
         assert changed("kept", f, *upper) > 0.2
-    # the frames next to the card's: the mask fades in and out over 2 (the card's lower face kept
-    # in part); beyond them the same edit either way
-    for f in (12, 13, 30, 31):
-        assert not np.array_equal(outputs["kept"][f], outputs["bent"][f])
-    for f in (8, 11, 32):
+    # frames without the card: the same edit either way
+    for f in (8, 13, 30, 33):
         assert np.array_equal(outputs["kept"][f], outputs["bent"][f])

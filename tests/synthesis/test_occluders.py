@@ -123,12 +123,13 @@ def test_a_mask_fades_in_and_out_around_its_run(face) -> None:
     held = [im.copy() for im in images]
     for i in COVERED:
         held[i][300:, 150:370] = board[300:, 150:370]
-    masks = _masks(held, landmarks)
+    masks = _masks(held, landmarks, OccluderConfig(fade=2))
     peak = masks.reshape(len(masks), -1).max(axis=1)
     first, last = COVERED[0], COVERED[-1]
     assert np.allclose(peak[[first - 2, first - 1, last + 1, last + 2]], [1 / 3, 2 / 3, 2 / 3, 1 / 3], atol=0.01)
     assert peak[first - 3] == 0 and peak[last + 3] == 0
-    none = _masks(held, landmarks, OccluderConfig(fade=0)).reshape(len(masks), -1).max(axis=1)
+    assert _covered_frames(masks) == list(COVERED)
+    none = _masks(held, landmarks).reshape(len(masks), -1).max(axis=1)  # the default: no fade
     assert none[first - 1] == 0 and none[last + 1] == 0
 
 
