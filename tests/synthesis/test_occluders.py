@@ -45,6 +45,15 @@ def _board(shape: tuple[int, ...], cell: int = 16) -> np.ndarray:
     return np.repeat((((yy // cell + xx // cell) % 2) * 160 + 40).astype(np.uint8)[..., None], 3, axis=2)
 
 
+def _card(images: list[np.ndarray], frames) -> list[np.ndarray]:
+    """The frames with a checkerboard card held over the mouth on ``frames``."""
+    board = _board(images[0].shape)
+    held = [im.copy() for im in images]
+    for i in frames:
+        held[i][300:, 150:370] = board[300:, 150:370]
+    return held
+
+
 def _covered_frames(masks: np.ndarray) -> list[int]:
     """The frames found covered themselves (not the fades around them)."""
     return np.flatnonzero(found(masks)).tolist()
@@ -52,10 +61,7 @@ def _covered_frames(masks: np.ndarray) -> list[int]:
 
 def test_a_card_over_the_mouth_is_found_on_its_frames_and_nowhere_else(face) -> None:
     images, landmarks = face
-    board = _board(images[0].shape)
-    held = [im.copy() for im in images]
-    for i in COVERED:
-        held[i][300:, 150:370] = board[300:, 150:370]
+    held = _card(images, COVERED)
     assert _covered_frames(_masks(images, landmarks)) == []
     masks = _masks(held, landmarks)
     assert _covered_frames(masks) == list(COVERED)
@@ -96,14 +102,8 @@ def test_a_change_inside_the_face_that_reaches_no_edge_is_the_faces_own(face) ->
 
 def test_a_single_frame_is_voted_out(face) -> None:
     images, landmarks = face
-    board = _board(images[0].shape)
-    one = [im.copy() for im in images]
-    one[15][300:, 150:370] = board[300:, 150:370]
-    two = [im.copy() for im in one]
-    for i in (16, 17):
-        two[i][300:, 150:370] = board[300:, 150:370]
-    assert _covered_frames(_masks(one, landmarks)) == []
-    assert _covered_frames(_masks(two, landmarks)) == [15, 16, 17]
+    assert _covered_frames(_masks(_card(images, [15]), landmarks)) == []
+    assert _covered_frames(_masks(_card(images, [15, 16, 17]), landmarks)) == [15, 16, 17]
 
 
 def test_config_is_checked() -> None:
@@ -119,10 +119,7 @@ def test_config_is_checked() -> None:
 
 def test_a_mask_fades_in_and_out_around_its_run(face) -> None:
     images, landmarks = face
-    board = _board(images[0].shape)
-    held = [im.copy() for im in images]
-    for i in COVERED:
-        held[i][300:, 150:370] = board[300:, 150:370]
+    held = _card(images, COVERED)
     masks = _masks(held, landmarks, OccluderConfig(fade=2))
     peak = masks.reshape(len(masks), -1).max(axis=1)
     first, last = COVERED[0], COVERED[-1]
@@ -150,10 +147,7 @@ def test_a_face_mostly_outside_the_picture_is_not_looked_at(face) -> None:
     """Where the frame shows little of the face (here the card's frames show only its right 40%),
     its registration is too loose to compare: the card is found on the whole face only."""
     images, landmarks = face
-    board = _board(images[0].shape)
-    held = [im.copy() for im in images]
-    for i in COVERED:
-        held[i][300:, 150:370] = board[300:, 150:370]
+    held = _card(images, COVERED)
     got = [face_luma(im, lm) for im, lm in zip(held, landmarks, strict=True)]
     lumas, seen = np.stack([g[0] for g in got]), np.stack([g[1] for g in got])
     assert _covered_frames(track_masks(lumas, seen, np.arange(0, FRAMES, 2))) == list(COVERED)
