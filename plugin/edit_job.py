@@ -196,7 +196,8 @@ def prepare_edit(
     if texture is not None:
         plans, compositor, events = prepare_texture(plans, tracks, input_path, load_references(references), texture)
     try:
-        covered = find_occluders(input_path, plans, tracks, occluders) if occluders is not None else None
+        covered = (find_occluders(input_path, plans, tracks, occluders, allow_truncated)
+                   if occluders is not None else None)
         stage = EditStage(plans, (info.height, info.width), render_config, texture=compositor,
                           fields=info.fields_are_rows, faces=tracked_faces(tracks.values()),
                           occluders=covered.at if covered is not None else None)

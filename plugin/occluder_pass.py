@@ -92,7 +92,7 @@ def _works(plans: Sequence[FacePlan], tracks: dict[int, Track], config: Occluder
 
 
 def find_occluders(input_path: Path, plans: Sequence[FacePlan], tracks: dict[int, Track],
-                   config: OccluderConfig | None = None) -> Occluders:
+                   config: OccluderConfig | None = None, allow_truncated: bool = False) -> Occluders:
     """The occluder masks of every edited face on its edited frames.
 
     Args:
@@ -100,6 +100,8 @@ def find_occluders(input_path: Path, plans: Sequence[FacePlan], tracks: dict[int
         plans: the planned faces (their edited frames).
         tracks: the clip's tracks by id.
         config: detection settings.
+        allow_truncated: stop cleanly where the input turns out truncated or corrupt (the runs
+            not read whole get no masks).
 
     Returns:
         The masks (empty when nothing covers an edited face).
@@ -116,7 +118,7 @@ def find_occluders(input_path: Path, plans: Sequence[FacePlan], tracks: dict[int
     ends: dict[int, list[_Work]] = {}
     for w in works:
         ends.setdefault(int(w.track.frame_indices[w.rows[-1]]), []).append(w)
-    with VideoReader(input_path) as reader:
+    with VideoReader(input_path, allow_truncated=allow_truncated) as reader:
         for frame in reader.frames(min(wanted), max(wanted) + 1):
             for w, k in wanted.get(frame.index, ()):
                 w.lumas[k] = face_luma(frame.image, w.track.landmarks[w.rows[k]])
