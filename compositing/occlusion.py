@@ -22,8 +22,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from compositing.mask import face_oval, polygon_size
-from synthesis.occluders import all_triangles, uv_points
-from synthesis.uvmap import correspondence_map
+from synthesis.uvmap import all_triangles, correspondence_map, uv_points
 
 #: The nearer face's oval grown about its centre by this fraction: its head.
 HEAD_GROW = 0.25

@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from synthesis.texregions import REGIONS
-from synthesis.uvmap import unwrap, uv_raster
+from synthesis.uvmap import triangle_texels, unwrap, uv_raster
 
 #: UV texture side for the comparison (texels).
 DETAIL_SIZE = 64
@@ -46,9 +46,8 @@ DETAIL_SCALE = 2.0
 @functools.lru_cache(maxsize=4)
 def stable_texels(size: int = DETAIL_SIZE) -> NDArray[np.bool_]:
     """``(S, S)`` the mesh's texels outside the eyes' and the mouth's cores (read-only)."""
-    tri_map, _ = uv_raster(size)
     moving = np.concatenate([REGIONS[r].core_triangles for r in ("eye_left", "eye_right", "mouth")])
-    out = (tri_map >= 0) & ~np.isin(tri_map, moving)
+    out = (uv_raster(size)[0] >= 0) & ~triangle_texels(moving, size)
     out.flags.writeable = False
     return out
 

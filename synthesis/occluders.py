@@ -45,7 +45,7 @@ from scipy import ndimage
 
 from synthesis.regions import LIPS
 from synthesis.texregions import REGIONS
-from synthesis.uvmap import grow, region_triangles, triangles, unwrap, uv_coords, uv_raster
+from synthesis.uvmap import grow, region_triangles, triangle_texels, unwrap
 from tracking.errors import ConfigError
 
 #: UV texture side of the comparison (texels; the face's width spans about this many).
@@ -157,10 +157,8 @@ class OccluderConfig:
 def _moving_texels(size: int) -> NDArray[np.bool_]:
     """``(S, S)`` texels that change with expression (read-only): the eyes' cores and the lips
     with :data:`MOUTH_RINGS` rings of skin around them."""
-    tri_map, _ = uv_raster(size)
     mouth = region_triangles(grow(LIPS, MOUTH_RINGS))
-    moving = np.concatenate([REGIONS["eye_left"].core_triangles, REGIONS["eye_right"].core_triangles, mouth])
-    out = np.isin(tri_map, moving)
+    out = triangle_texels(np.concatenate([REGIONS["eye_left"].core_triangles, REGIONS["eye_right"].core_triangles, mouth]), size)
     out.flags.writeable = False
     return out
 
@@ -258,6 +256,11 @@ def _fill_unseen(x: NDArray[np.float32], both: NDArray[np.bool_]) -> NDArray[np.
     return x[both][labels - 1]
 
 
+#: A frame's comparison with its reference (:func:`_structures`): the texels compared, the sum of
+#: the two local energies, and their local product.
+_Parts = tuple[NDArray[np.bool_], NDArray[np.float32], NDArray[np.float32]]
+
+
 def dissimilarity(luma: NDArray[np.float32], seen: NDArray[np.bool_], ref: NDArray[np.float32],
                   config: OccluderConfig | None = None, noise: float | None = None) -> NDArray[np.float32]:
     """``(S, S)`` float32: how unlike the reference's structure the frame's is, per texel.
@@ -274,41 +277,46 @@ def dissimilarity(luma: NDArray[np.float32], seen: NDArray[np.bool_], ref: NDArr
         ref: the track's reference (:func:`reference`).
         config: window sizes and the noise constant.
         noise: a larger constant for this clip (:data:`NOISE_GAIN` times its grain,
-            :func:`residual_level`); ``config.noise`` is the least.
+            :func:`_grain`); ``config.noise`` is the least.
     """
     c = config or OccluderConfig()
-    both, ff, rr, fr = _structures(luma, seen, ref, c)
+    return _dissimilar(_structures(luma, seen, ref, c), c, noise)
+
+
+def _dissimilar(parts: _Parts, c: OccluderConfig, noise: float | None) -> NDArray[np.float32]:
+    """:func:`dissimilarity` from a frame's :func:`_structures`."""
+    both, total, cross = parts
     if not both.any():
-        return np.zeros(luma.shape, np.float32)
+        return np.zeros(both.shape, np.float32)
     k = c.noise if noise is None else max(noise, c.noise)
-    d = 1.0 - (2.0 * fr + k) / (ff + rr + k)
+    d = 1.0 - (2.0 * cross + k) / (total + k)
     return np.where(both, d, 0.0).astype(np.float32)
 
 
-def residual_level(luma: NDArray[np.float32], seen: NDArray[np.bool_], ref: NDArray[np.float32],
-                   config: OccluderConfig | None = None) -> float:
-    """The median, over the texels compared, of one frame's local residual energy against the
-    reference (what :func:`dissimilarity` divides; 0 when nothing is compared): its grain."""
-    both, ff, rr, fr = _structures(luma, seen, ref, config or OccluderConfig())
-    return float(np.median((ff + rr - 2.0 * fr)[both])) if both.any() else 0.0
+def _grain(parts: _Parts) -> float:
+    """The median, over the texels compared, of a frame's local residual energy against the
+    reference (what :func:`dissimilarity` divides; 0 when nothing is compared), from its
+    :func:`_structures`."""
+    both, total, cross = parts
+    return float(np.median((total - 2.0 * cross)[both])) if both.any() else 0.0
 
 
 def _structures(luma: NDArray[np.float32], seen: NDArray[np.bool_], ref: NDArray[np.float32],
-                c: OccluderConfig) -> tuple[NDArray[np.bool_], NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]:
-    """The texels compared, and the local energies of the frame's and the reference's
-    high-passed log luminance (the frame's light taken off) and their local product."""
+                c: OccluderConfig) -> _Parts:
+    """The texels compared, the sum of the local energies of the frame's and the reference's
+    high-passed log luminance (the frame's light taken off), and their local product."""
     r = np.nan_to_num(ref, nan=0.0)
     both = _usable(luma, seen) & np.isfinite(ref)
     if not both.any():
         z = np.zeros(luma.shape, np.float32)
-        return both, z, z, z
+        return both, z, z
     w = both.astype(np.float32)
     lf = np.log(np.where(both, luma, 0) + LOG_OFFSET).astype(np.float32)
     lr = np.log(np.where(both, np.maximum(r, 0), 0) + LOG_OFFSET).astype(np.float32)
     g = lf - _light(lf, lr, both, c.light_window)
     fd = (g - _mean_over(g, w, c.highpass)) * w
     rd = (lr - _mean_over(lr, w, c.highpass)) * w
-    return both, _mean_over(fd * fd, w, c.window), _mean_over(rd * rd, w, c.window), _mean_over(fd * rd, w, c.window)
+    return both, _mean_over(fd * fd, w, c.window) + _mean_over(rd * rd, w, c.window), _mean_over(fd * rd, w, c.window)
 
 
 def covered_regions(d: NDArray[np.float32], seen: NDArray[np.bool_],
@@ -402,36 +410,24 @@ def found(masks: NDArray[np.float32]) -> NDArray[np.bool_]:
     return masks.reshape(len(masks), -1).max(axis=1, initial=0.0) >= FOUND_AT
 
 
-@functools.lru_cache(maxsize=2)
-def uv_points(size: int = UV_SIDE) -> NDArray[np.float64]:
-    """``(468, 2)`` the mesh's vertices in texel coordinates of an ``S``-side UV texture (the
-    source points that map a face's pixels onto its texels; read-only)."""
-    out = uv_coords().astype(np.float64) * size - 0.5
-    out.flags.writeable = False
-    return out
-
-
-def all_triangles() -> NDArray[np.intp]:
-    """Every mesh triangle's index."""
-    return np.arange(len(triangles()), dtype=np.intp)
-
-
 def _frame_regions(luma: NDArray[np.float32], seen: NDArray[np.bool_], ref: NDArray[np.float32],
-                   c: OccluderConfig, grain: float) -> NDArray[np.bool_]:
+                   c: OccluderConfig, grain: float, parts: _Parts | None = None) -> NDArray[np.bool_]:
     """One frame's :func:`covered_regions`, each region kept only where the least dissimilarity
     of the frame shifted by up to :data:`REGISTRATION_SLACK` texels each way stays high over it
     (:data:`REGISTERED_MEAN`): a face the landmarker misregistered for a frame (its features a
-    few texels off in UV space) matches its reference shifted, an occluder does not."""
-    covered = covered_regions(dissimilarity(luma, seen, ref, c, grain), seen, c)
+    few texels off in UV space) matches its reference shifted, an occluder does not. ``parts``:
+    the frame's :func:`_structures`, when already made."""
+    least = _dissimilar(_structures(luma, seen, ref, c) if parts is None else parts, c, grain)
+    covered = covered_regions(least, seen, c)
     if not covered.any():
         return covered
-    least = None
     for dy in (-REGISTRATION_SLACK, 0, REGISTRATION_SLACK):
         for dx in (-REGISTRATION_SLACK, 0, REGISTRATION_SLACK):
+            if dy == dx == 0:  # the frame as it is: ``least`` so far
+                continue
             moved = np.roll(luma, (dy, dx), axis=(0, 1))
             d = dissimilarity(moved, np.roll(seen, (dy, dx), axis=(0, 1)), ref, c, grain)
-            d = np.roll(d, (-dy, -dx), axis=(0, 1))  # back onto the frame's own texels
-            least = d if least is None else np.minimum(least, d)
+            least = np.minimum(least, np.roll(d, (-dy, -dx), axis=(0, 1)))  # back onto the frame's own texels
     labels, n = ndimage.label(covered)
     kept = np.asarray(ndimage.mean(least, labels, np.arange(n + 1))) >= REGISTERED_MEAN
     kept[0] = False
@@ -466,8 +462,9 @@ def track_masks(lumas: NDArray[np.float32], seen: NDArray[np.bool_], reference_r
         ref = reference(lumas[pick], use, c)
         shown = np.isfinite(ref)
         enough = c.min_seen * int(shown.sum())
-        grain = NOISE_GAIN * float(np.median([residual_level(lumas[i], seen[i], ref, c) for i in pick]))
-        covered = np.stack([_frame_regions(lumas[i], seen[i], ref, c, grain)
+        parts = {int(i): _structures(lumas[i], seen[i], ref, c) for i in pick}  # also compared below
+        grain = NOISE_GAIN * float(np.median([_grain(parts[int(i)]) for i in pick]))
+        covered = np.stack([_frame_regions(lumas[i], seen[i], ref, c, grain, parts.get(i))
                             if int((seen[i] & shown).sum()) >= enough else np.zeros_like(seen[i]) for i in range(n)])
         masks = occluder_masks(covered, seen, c)
         if not masks.any():

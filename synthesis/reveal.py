@@ -36,7 +36,7 @@ from numpy.typing import NDArray
 
 from synthesis.exemplars import iod_2d
 from synthesis.regions import LIPS
-from synthesis.uvmap import triangle_map, triangles
+from synthesis.uvmap import all_triangles, triangle_map, triangles
 from tracking.observation import NUM_MESH_LANDMARKS
 
 #: The most of the edited face's visible area that may show skin the frame hides.
@@ -133,7 +133,7 @@ def _turned_away(area: NDArray[np.float64]) -> NDArray[np.bool_]:
 
 def _shown(points: NDArray[np.float64], box: tuple[int, int, int, int]) -> NDArray[np.float64]:
     """``(898,)`` pixels of each triangle that show (nearer triangles drawn over farther ones)."""
-    tri_map = triangle_map(points, np.arange(len(triangles())), box, points[:, 2])
+    tri_map = triangle_map(points, all_triangles(), box, points[:, 2])
     return np.bincount(tri_map[tri_map >= 0], minlength=len(triangles())).astype(np.float64)
 
 

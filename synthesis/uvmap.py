@@ -287,14 +287,32 @@ def triangle_facing(landmarks: NDArray[np.floating]) -> NDArray[np.float64]:
     return np.where(norm > 0, -n[:, 2] / np.maximum(norm, 1e-12), 0.0)
 
 
+def all_triangles() -> NDArray[np.intp]:
+    """Every mesh triangle's index."""
+    return np.arange(len(triangles()), dtype=np.intp)
+
+
+@functools.lru_cache(maxsize=4)
+def uv_points(size: int = UV_SIZE) -> NDArray[np.float64]:
+    """``(468, 2)`` the mesh's vertices in texel coordinates of an ``S``-side UV texture (the
+    points that map a face's pixels onto its texels; read-only)."""
+    out = uv_coords().astype(np.float64) * size - 0.5
+    out.flags.writeable = False
+    return out
+
+
 @functools.lru_cache(maxsize=4)
 def uv_raster(size: int = UV_SIZE) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
     """The UV layout rasterized once: ``(S, S)`` triangle index (-1 outside) and barycentrics."""
-    uv = uv_coords().astype(np.float64) * size - 0.5
-    tri_map, bary = rasterize(uv, np.arange(len(triangles())), (0, 0, size, size))
+    tri_map, bary = rasterize(uv_points(size), all_triangles(), (0, 0, size, size))
     tri_map.flags.writeable = False
     bary.flags.writeable = False
     return tri_map, bary
+
+
+def triangle_texels(tri_ids: NDArray[np.integer], size: int = UV_SIZE) -> NDArray[np.bool_]:
+    """``(S, S)`` bool: the texels of an ``S``-side UV texture inside the triangles ``tri_ids``."""
+    return np.isin(uv_raster(size)[0], tri_ids)
 
 
 def unwrap(
