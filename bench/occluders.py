@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from plugin.analyze import run_analysis
+from plugin.provenance import merge_ranges
 from plugin.video import VideoReader
 from synthesis.occluders import OccluderConfig, face_luma, found, track_masks
 from tests.plugin.media import write_clip
@@ -115,19 +116,9 @@ def measure(path: Path, cache: Path, config: OccluderConfig) -> dict[str, dict]:
         own = found(masks)  # the frames found covered themselves, not the fades around them
         share = [float(((m > 0.5) & s).sum() / max(int(s.sum()), 1)) if o else 0.0 for m, s, o in zip(masks, seen, own)]
         hits = [f for f, o in zip(frames, own) if o]
-        out[str(t.track_id)] = {"frames": len(frames), "found": len(hits), "found_frames": _runs(hits),
+        out[str(t.track_id)] = {"frames": len(frames), "found": len(hits), "found_frames": merge_ranges((f, f) for f in hits),
                                 "max_share": round(max(share, default=0.0), 3)}
     return out
-
-
-def _runs(frames: list[int]) -> list[list[int]]:
-    runs: list[list[int]] = []
-    for f in frames:
-        if runs and f == runs[-1][1] + 1:
-            runs[-1][1] = f
-        else:
-            runs.append([f, f])
-    return runs
 
 
 def main() -> None:

@@ -52,7 +52,7 @@ class Occluders:
         for tid in sorted({t for t, _ in self.shares}):
             frames = sorted(f for t, f in self.shares if t == tid)
             for a, b in merge_ranges((f, f) for f in frames):
-                share = max(self.shares[(tid, f)] for f in range(a, b + 1) if (tid, f) in self.shares)
+                share = max(self.shares[(tid, f)] for f in range(a, b + 1))
                 out.append({"face": tid, "frames": [a, b], "action": "occluded", "share": round(share, 3)})
         return out
 
