@@ -33,7 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from synthesis import regions as rg
-from synthesis.exemplar_runs import bridge_runs, crossfade, fade_runs, smooth_in_segments, viterbi
+from synthesis.exemplar_runs import bridge_runs, crossfade, fade_runs, on_runs, smooth_in_segments, viterbi
 from synthesis.texregions import REGIONS
 from synthesis.uvmap import triangle_facing
 from tracking.errors import ConfigError
@@ -344,6 +344,36 @@ def need_of(region: str, before: NDArray[np.floating], after: NDArray[np.floatin
     return np.clip((change - lo) / (hi - lo), 0.0, 1.0).max(axis=1)
 
 
+def run_need(region: str, before: NDArray[np.floating], after: NDArray[np.floating], need: NDArray[np.floating],
+             segments: NDArray[np.integer]) -> NDArray[np.float64]:
+    """``(M,)`` in [0, 1]: the need of each row from the run it belongs to (:attr:`Region.run_need`).
+
+    A run is consecutive rows of one segment whose first feature the edit changes the same way
+    (an opening mouth, eased in and out). Where any row of a run needs texture (``need > 0``,
+    :func:`need_of`), each of its rows needs it by ``|change| / run_need``, up to 1; elsewhere 0.
+    So a mouth that borrows its opened inside at the edit's peak borrows it on the ease too, at
+    the ease's own smaller opening, instead of stretching the lips or teeth until the need starts
+    and then switching the gap in at once.
+
+    Args:
+        region: a key of :data:`REGIONS`.
+        before, after: ``(M, k)`` target states before and after the edit (:func:`state`).
+        need: ``(M,)`` the rows' own need (:func:`need_of`).
+        segments: ``(M,)`` consecutive rows with equal ids are consecutive frames.
+    """
+    scale = REGIONS[region].run_need
+    change = np.asarray(after, np.float64)[:, 0] - np.asarray(before, np.float64)[:, 0]
+    out = np.zeros(change.shape[0])
+    if scale <= 0:
+        return out
+    seg = np.asarray(segments)
+    for sign in (1.0, -1.0):
+        for a, b in on_runs(sign * change > 0, seg):
+            if (np.asarray(need)[a:b] > 0).any():
+                out[a:b] = np.clip(np.abs(change[a:b]) / scale, 0.0, 1.0)
+    return out
+
+
 def choose(
     region: str,
     before: NDArray[np.floating],
@@ -380,6 +410,9 @@ def choose(
     before, after = np.asarray(before, np.float64), np.asarray(after, np.float64)
     m = before.shape[0]
     need = need_of(region, before, after)
+    asked = need > 0  # texture the row's own change asks for; a run's ease only takes what exists
+    if r.run_need > 0:
+        need = np.maximum(need, run_need(region, before, after, need, segments))
     motion = state_motion(region, after)
     if r.fade:  # skin has no state to switch at: its need moves smoothly (no on-off at a threshold)
         need = smooth_in_segments(need, np.asarray(segments), config.crossfade)
@@ -457,7 +490,7 @@ def choose(
     first[~needed] = -1
     usable = cost[:, :c] < big
     first, second, mix = crossfade(first, np.asarray(segments), config.crossfade, usable, motion < FREE_SWITCH_MOTION)
-    unsupported = needed & ~has
+    unsupported = asked & ~has
     fade = None
     extend = None
     if r.fade:

@@ -41,6 +41,12 @@ class Region:
             half-weight blend would show both states at once).
         turn: the region is revealed by a head turn: an exemplar must be turned nearer the
             target pose than the edited frame (``synthesis.exemplars.TURN_GAIN_DEG``).
+        run_need: 0, or a change of the first feature (feature units' own measure, e.g. IOD):
+            once one frame of a run needs texture (consecutive frames whose first feature the
+            edit changes the same way), every frame of the run does, fully from this change on
+            (``synthesis.exemplars.run_need``). A mouth opening eases in through changes the
+            warp alone would show as stretched lips or taller teeth, and a borrowed mouth
+            switched in where the need starts shows its gap all at once.
     """
 
     name: str
@@ -53,6 +59,7 @@ class Region:
     need_direction: tuple[int, ...] = ()
     fade: bool = False
     turn: bool = False
+    run_need: float = 0.0
 
     @property
     def core_triangles(self) -> NDArray[np.intp]:
@@ -113,6 +120,11 @@ def _cheek_region(side: str) -> Region:
     )
 
 
+#: The inner-lip change (IOD) from which a frame of a mouth opening (or closing) that borrows a
+#: mouth somewhere borrows one fully (:attr:`Region.run_need`): a sixth of the gap's feature scale,
+#: about the landmarker's own noise on the lips (``plugin.texture_stage.SOURCE_OPENING_TOL``).
+MOUTH_RUN_NEED = 0.01
+
 #: Canonical |x| (cm) beyond which a vertex can belong to a cheek (the nose's wings end at 1.6).
 CHEEK_INNER_X = 2.0
 
@@ -130,6 +142,7 @@ REGIONS: dict[str, Region] = {
         feature_scale=(0.06, 0.12), need_range=((0.03, 0.05), (0.06, 0.2)), warp_limit=(0.05, np.inf),
         blendshapes=("mouthSmileLeft", "mouthSmileRight", "mouthFunnel", "mouthPucker", "mouthRollLower",
                      "mouthRollUpper", "mouthShrugUpper"),
+        run_need=MOUTH_RUN_NEED,
     ),
     "cheek_left": _cheek_region("left"),
     "cheek_right": _cheek_region("right"),

@@ -222,6 +222,63 @@ def test_a_mouth_opened_wider_than_the_clip_shows_is_made_from_the_face_itself(l
         comp.close()
 
 
+def _dark_area(image: np.ndarray, polygon: np.ndarray, lit: float) -> int:
+    """Pixels inside ``polygon`` (frame pixels) darker than a third of ``lit`` (the lips'
+    brightness before the edit): the mouth's open inside."""
+    x0, y0 = np.floor(polygon.min(axis=0)).astype(int) - 2
+    x1, y1 = np.ceil(polygon.max(axis=0)).astype(int) + 3
+    crop = cv2.cvtColor(image[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).astype(np.float64)
+    inside = np.zeros(crop.shape, np.uint8)
+    cv2.fillPoly(inside, [np.round(polygon - (x0, y0)).astype(np.int32)], 1)
+    return int((crop[inside > 0] < lit / 3).sum())
+
+
+def test_a_mouth_opening_eases_in_with_its_gap(tmp_path) -> None:
+    """On the clip's closed-mouth frames a jaw opening eased in over five frames borrows a made
+    mouth on the ease too (``Region.run_need``): the dark gap between the lips grows with the
+    planned opening, frame by frame, instead of the lips stretching until the need starts and
+    the gap then coming in at once (before: no dark pixel on frames 5-6, opened 0.015 and 0.028
+    IOD, half the peak's gap per opening on 7)."""
+    from plugin.edit_job import EditJob, run_edit
+    from plugin.pipeline import RenderJob
+    from plugin.video import VideoReader
+    from plugin.writer import OutputConfig, VideoWriter
+    from synthesis.regions import LIPS, LIPS_INNER_LOWER, LIPS_INNER_UPPER
+
+    if not CLIP.exists():
+        pytest.skip(f"fixture clip missing: {CLIP}")
+    clip = tmp_path / "closed.mp4"
+    with VideoReader(CLIP) as reader, VideoWriter(clip, reader, OutputConfig(codec="ffv1", overwrite=True), {}) as w:
+        for f in reader:
+            if f.index >= CLOSED_MOUTH_FRAMES:
+                break
+            w.write(f)
+    sched = EditSchedule((EditEntry(0, "jaw_open", StrengthCurve.over_range(0.4, 8, 12, 5)),))
+    out = tmp_path / "open.mp4"
+    summary = run_edit(EditJob(RenderJob(clip, out, OutputConfig(codec="ffv1", overwrite=True)), sched,
+                               cache_dir=tmp_path / "cache"))
+    plan = summary.plans[0]
+    ease = range(3, 9)
+    rows = np.searchsorted(plan.frame_indices, ease)
+    change = raw_features(plan.after[rows], "mouth")[:, 0] - raw_features(plan.before[rows], "mouth")[:, 0]
+    assert np.all(np.diff(change) >= 0) and change[-1] > 0.04  # the ease, opening to past the need's start
+    ring = list(LIPS_INNER_UPPER) + list(LIPS_INNER_LOWER)[::-1]
+    lips = plan.before[rows[0]][list(LIPS), :2]
+    (x0, y0), (x1, y1) = np.floor(lips.min(axis=0)).astype(int), np.ceil(lips.max(axis=0)).astype(int)
+    with VideoReader(clip) as reader:
+        lit = float(np.median(cv2.cvtColor(reader.frame_at(ease[0]).image[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY)))
+    with VideoReader(out) as reader:
+        dark = np.array([_dark_area(reader.frame_at(f).image, plan.after[r][ring, :2], lit)
+                         for f, r in zip(ease, rows)])
+    assert dark[-1] > 100  # the full opening shows its inside
+    # from a quarter of the peak's opening on, the dark gap's area follows the planned opening
+    # (within a factor of two of the peak's area per opening), frame by frame
+    shown = change > 0.25 * change[-1]
+    assert shown.sum() >= 3
+    per = (dark / change)[shown] / (dark[-1] / change[-1])
+    assert np.all((per > 0.5) & (per < 2.0)), per
+
+
 def test_sources_tried_are_spread_over_the_equally_good_frames() -> None:
     # frames 10-19 all about as open (an occluder may sit over any run of them), 30 a little
     # less: the tries are the best first, then spread over the run, not its neighbours

@@ -360,3 +360,27 @@ def test_a_mouth_lends_only_a_little_less_open_but_well_more_open() -> None:
                        [index], 1.0, exclude=[~keep])
         usable = not ch.unsupported.any() and np.all(ch.first >= 0)
         assert usable == (allowed != [1]), (allowed, gaps)
+
+
+def test_a_mouth_borrows_over_the_whole_run_of_an_opening_that_needs_texture_somewhere() -> None:
+    # An opening eased in and out: its peak needs texture, its ease would not on its own; the run's
+    # need follows the opening from its start (MOUTH_RUN_NEED), up to 1. A run of frames opened too
+    # little to need texture anywhere, and a closing elsewhere, keep their own (zero) need.
+    from synthesis.texregions import MOUTH_RUN_NEED
+
+    open_ = np.array([0.0, 0.002, 0.008, 0.02, 0.045, 0.05, 0.045, 0.02, 0.0, 0.01, 0.02, 0.01, 0.0, -0.01, 0.0])
+    before = np.zeros((open_.size, 2))
+    after = before.copy()
+    after[:, 0] = open_
+    segments = np.zeros(open_.size, np.int32)
+    own = ex.need_of("mouth", before, after)
+    assert own[4:7].min() > 0 and own[:4].max() == 0 and own[7:].max() == 0
+    need = ex.run_need("mouth", before, after, own, segments)
+    assert np.allclose(need[1:8], np.clip(open_[1:8] / MOUTH_RUN_NEED, 0, 1))
+    assert need[0] == 0 and np.all(need[8:] == 0)
+    # a cut inside the run: the part in the other shot has no row that needs texture
+    segments[3:] = 1
+    need = ex.run_need("mouth", before, after, own, segments)
+    assert np.all(need[:3] == 0) and need[3] == 1.0
+    # regions without a run need keep their own
+    assert np.all(ex.run_need("eye_left", np.zeros((3, 3)), np.ones((3, 3)), np.ones(3), np.zeros(3)) == 0)
