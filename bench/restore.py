@@ -27,7 +27,9 @@ LivePortrait fixture and the astronaut demo clip) the way swap models fail, and
   swap frame; ``garbled_flagged`` counts them, ``detail_drop`` is the mean of how much less the
   face's texture agrees with the rest of its track than the plate's does
   (``synthesis.consistency``), before (swap) and after (output), and ``garbled_elsewhere``
-  lists frames flagged outside every garble range (false alarms);
+  lists frames flagged outside every garble range (false alarms). ``occluders`` lists what the
+  restore found covering a repaired face (looked for in the plate, ``RestoreJob.occluders``):
+  nothing covers these clips' faces, so any entry is a false alarm;
 - ``limit_teeth``, ``limit_gaze``: freezes that warping cannot undo (the plate shows teeth the
   frozen closed mouth has not; the plate's irises swing from one eye corner to the other).
   Reported with ``"limit": true``, not counted toward the targets;
@@ -377,7 +379,8 @@ def bench_clip(name: str, plate: Path, work: Path) -> dict[str, Any]:
             "untouched_bit_identical": [same, total], "edited_frames": len(edited),
             "targets": targets(ranges, [same, total]),
             "restore_summary": summary.as_dict()["fixed_ranges"],
-            "closed_loop": summary.as_dict()["closed_loop"], "texture": summary.as_dict()["texture"]}
+            "closed_loop": summary.as_dict()["closed_loop"], "texture": summary.as_dict()["texture"],
+            "occluders": summary.occluders}
     if name == REFERENCE[0]:
         report["reference"] = reference_check(plate, swap, work, pt, st, imgs_p[REFERENCE[2]], damage)
     return report

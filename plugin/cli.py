@@ -201,6 +201,9 @@ def _add_restore_options(p: argparse.ArgumentParser) -> None:
                    help="image, clip or image folder of the SWAPPED identity (e.g. DeepFaceLab's data_src/aligned) "
                         "lending eye and mouth texture where the swap's own frames have none in the needed state; "
                         "repeatable")
+    p.add_argument("--no-occluders", action="store_true",
+                   help="do not look for what covers a repaired face (a hand, a microphone; looked for in the "
+                        "plate): by default such pixels keep the swap's bytes instead of bending with the face")
     p.add_argument("--no-verify", action="store_true",
                    help="do not track the output to measure the divergence left")
     p.add_argument("--offset", default="0", metavar="N|auto",

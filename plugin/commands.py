@@ -416,7 +416,8 @@ def _restore_job(args: argparse.Namespace, plate: Path, swapped: Path, output: P
     return RestoreJob(plate=plate, swapped=swapped, output=output, output_config=output_config, config=config,
                       bridge=args.bridge, schedule=schedule, verify=not args.no_verify,
                       analysis=_analysis_config(args), cache_dir=args.cache_dir, use_cache=not args.no_cache,
-                      references=tuple(args.reference or ()), offset=offset, auto_offset=auto)
+                      references=tuple(args.reference or ()), offset=offset, auto_offset=auto,
+                      **({"occluders": None} if args.no_occluders else {}))
 
 
 def _restore_lines(result: dict[str, Any]) -> list[str]:

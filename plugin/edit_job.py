@@ -200,7 +200,7 @@ def prepare_edit(
                    if occluders is not None else None)
         stage = EditStage(plans, (info.height, info.width), render_config, texture=compositor,
                           fields=info.fields_are_rows, faces=tracked_faces(tracks.values()),
-                          occluders=covered.at if covered is not None else None)
+                          occluders=covered.covering if covered is not None else None)
     except BaseException:
         if compositor is not None:
             compositor.close()

@@ -491,9 +491,12 @@ class EditStage:
             (:func:`tracked_faces`). The heads of faces nearer the camera than an edited face
             (:func:`faces_in_front`) keep their pixels through its edit
             (``compositing.occlusion.keep_in_front``). None: only the edited faces are known.
-        occluders: what covers an edited face, ``(track id, frame index) -> (S, S) UV mask`` or
-            None (``plugin.occluder_pass.Occluders.at``): those pixels keep the frame's bytes
-            through the face's edit (``compositing.occlusion.occluder_weight``). None: none known.
+        occluders: what covers an edited face, ``(track id, frame index) -> ((S, S) UV mask,
+            landmarks or None)`` or None (``plugin.occluder_pass.Occluders.covering``): those
+            pixels keep the frame's bytes through the face's edit
+            (``compositing.occlusion.occluder_weight``), the mask taken onto the frame through
+            the landmarks given (a plate's face, in swap repair) or else the face's own. None:
+            none known.
     """
 
     latency = 0
@@ -505,7 +508,8 @@ class EditStage:
                  texture: Callable[[NDArray[np.uint8], int, FacePlan, int], NDArray[np.uint8]] | None = None,
                  fields: bool = False,
                  faces: Callable[[int], Sequence[tuple[int, NDArray[np.floating]]]] | None = None,
-                 occluders: Callable[[int, int], NDArray[np.float32] | None] | None = None):
+                 occluders: Callable[[int, int], tuple[NDArray[np.float32], NDArray[np.floating] | None] | None]
+                 | None = None):
         self.config = config or RenderConfig()
         self.occluders = occluders
         self.texture = texture  # texture hook (plugin/texture_stage.py)
@@ -549,7 +553,9 @@ class EditStage:
             box = crop_box(crop)
             covered = self.occluders(plan.track_id, frame.index) if self.occluders is not None else None
             if covered is not None and edited is not image:
-                weight = occluder_weight(covered, plan.before[row], box, self.config.neck_fade, image)
+                mask, mesh = covered
+                weight = occluder_weight(mask, plan.before[row] if mesh is None else mesh, box, self.config.neck_fade,
+                                         image)
                 if weight is not None:
                     edited = put_back(edited, image, weight, box)
             image = keep_in_front(edited, image, front, box)

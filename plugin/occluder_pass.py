@@ -6,11 +6,15 @@ render pass, not during it: one forward decode over the edited frames of every f
 :data:`REFERENCE_SPAN` frames each side, unwrapping each edited face's frames there into UV space.
 The edit stage then puts the covered pixels back from the frame
 (``compositing.occlusion.occluder_weight``).
+
+Swap repair looks in the plate instead (:func:`occluders_on` there, :meth:`Occluders.carried` onto
+the swap's faces): what covers the face is the same picture in both, and a swap model's own
+failures (a face that melts) would read as occluders in the swap.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,15 +38,47 @@ _LEVELS = 255.0
 class Occluders:
     """Occluder masks of the edited faces: ``(track id, frame) -> (S, S)`` uint8 UV mask, only
     where something covers the face or a mask fades in or out (``synthesis.occluders``), and the
-    share of the face covered on the frames found covered themselves."""
+    share of the face covered on the frames found covered themselves. ``meshes`` holds, for masks
+    found on another clip's face (:meth:`carried`), the ``(478, 3)`` landmarks they were found
+    under: the mask is taken onto the frame through them (where that clip shows the occluder),
+    not through the edited face's own."""
 
     masks: dict[tuple[int, int], NDArray[np.uint8]] = field(default_factory=dict)
     shares: dict[tuple[int, int], float] = field(default_factory=dict)
+    meshes: dict[tuple[int, int], NDArray[np.float32]] = field(default_factory=dict)
 
     def at(self, track_id: int, frame_index: int) -> NDArray[np.float32] | None:
         """``(S, S)`` float32 in [0, 1]: what covers face ``track_id`` in that frame (None: nothing)."""
         m = self.masks.get((track_id, frame_index))
         return None if m is None else m.astype(np.float32) / _LEVELS
+
+    def covering(self, track_id: int, frame_index: int) -> tuple[NDArray[np.float32], NDArray[np.float32] | None] | None:
+        """What covers face ``track_id`` in that frame, as ``plugin.editing.EditStage`` takes it:
+        the UV mask (:meth:`at`) and the landmarks to take it through (None: the face's own), or
+        None where nothing covers it."""
+        m = self.at(track_id, frame_index)
+        return None if m is None else (m, self.meshes.get((track_id, frame_index)))
+
+    def carried(self, faces: Mapping[int, int], offset: int, tracks: Mapping[int, Track]) -> Occluders:
+        """These masks, found on one clip's faces (``tracks``), for the same picture's faces in
+        another clip: face ``t`` becomes ``faces[t]`` and frame ``f`` frame ``f + offset`` (a swap
+        whose frame ``f + offset`` shows the plate's frame ``f``); each keeps the landmarks it
+        was found under (:attr:`meshes`). Faces not in ``faces`` are left out."""
+        out = Occluders()
+        for (tid, f), mask in self.masks.items():
+            if tid not in faces:
+                continue
+            key = (faces[tid], f + offset)
+            out.masks[key] = mask
+            if (tid, f) in self.shares:
+                out.shares[key] = self.shares[(tid, f)]
+            track = tracks[tid]
+            out.meshes[key] = track.landmarks[int(np.searchsorted(track.frame_indices, f))].astype(np.float32)
+        return out
+
+    def merged(self, other: Occluders) -> Occluders:
+        """Both sets of masks (``other``'s where both have one)."""
+        return Occluders({**self.masks, **other.masks}, {**self.shares, **other.shares}, {**self.meshes, **other.meshes})
 
     def events(self) -> list[dict[str, Any]]:
         """Per face and run of frames found covered (fades aside): ``{"face", "frames": [a, b],
@@ -68,15 +104,16 @@ class _Work:
     lumas: dict[int, tuple[NDArray[np.float32], NDArray[np.bool_]]] = field(default_factory=dict)
 
 
-def _works(plans: Sequence[FacePlan], tracks: dict[int, Track], config: OccluderConfig) -> list[_Work]:
+def _works(edited: Mapping[int, NDArray[np.integer]], tracks: Mapping[int, Track], config: OccluderConfig) -> list[_Work]:
     out = []
-    for plan in plans:
-        if plan.frame_indices.size == 0:
+    for track_id, frames in edited.items():
+        frames = np.asarray(frames, np.int64)
+        if frames.size == 0:
             continue
-        track = tracks[plan.track_id]
-        found = np.searchsorted(track.frame_indices, plan.frame_indices)
+        track = tracks[track_id]
+        found = np.searchsorted(track.frame_indices, frames)
         ok = found < len(track.frame_indices)
-        ok[ok] = track.frame_indices[found[ok]] == plan.frame_indices[ok]
+        ok[ok] = track.frame_indices[found[ok]] == frames[ok]
         edited_rows = found[ok]
         if edited_rows.size == 0:
             continue
@@ -106,8 +143,15 @@ def find_occluders(input_path: Path, plans: Sequence[FacePlan], tracks: dict[int
     Returns:
         The masks (empty when nothing covers an edited face).
     """
+    return occluders_on(input_path, {p.track_id: p.frame_indices for p in plans}, tracks, config, allow_truncated)
+
+
+def occluders_on(input_path: Path, edited: Mapping[int, NDArray[np.integer]], tracks: Mapping[int, Track],
+                 config: OccluderConfig | None = None, allow_truncated: bool = False) -> Occluders:
+    """:func:`find_occluders` for the frames ``edited[track id]`` of the faces ``tracks`` of the
+    clip ``input_path`` (frames the track does not hold are left out)."""
     config = config or OccluderConfig()
-    works = _works(plans, tracks, config)
+    works = _works(edited, tracks, config)
     result = Occluders()
     if not works:
         return result

@@ -44,6 +44,7 @@ from compositing.mask import face_oval
 from plugin.analyze import AnalysisConfig, AnalysisResult, ProgressCallback, run_analysis
 from plugin.edit_job import resolve_deltas, warn_about_source
 from plugin.editing import EditStage, RenderConfig, render_face, tracked_faces
+from plugin.occluder_pass import Occluders, occluders_on
 from plugin.output import check_output_path
 from plugin.pipeline import RenderJob, RenderSummary, run_render
 from plugin.provenance import merge_ranges
@@ -56,6 +57,7 @@ from plugin.writer import OutputConfig
 from synthesis.codespace import TrackCode, invert_track
 from synthesis.consistency import detail_agreement, face_detail
 from synthesis.frame_offset import Offset, agreed_lag, frame_offset
+from synthesis.occluders import OccluderConfig
 from synthesis.plan import FacePlan, plan_track
 from synthesis.restore import (
     FacePair, PairRestore, RestoreConfig, bridge_target, combine_plans, divergence, garbled_rows, match_tracks,
@@ -104,6 +106,11 @@ class RestoreJob:
         auto_offset: use the lag the head motion shows instead of ``offset`` where it is clear
             (``synthesis.frame_offset.agreed_lag``: every paired face with a clear lag shows the
             same one), else ``offset``.
+        occluders: how what covers a repaired face (a hand, a microphone) is found, so that it
+            keeps its pixels through the repair (``plugin.occluder_pass``; None: not looked
+            for). A face paired with the plate's is looked at in the PLATE: the occluder is the
+            same picture in both, and the swap's own failures (a melting face) would read as
+            occluders in the swap; a face only scheduled (``schedule``) in the swap.
     """
 
     plate: Path
@@ -124,6 +131,7 @@ class RestoreJob:
     reference_stills: tuple[Reference, ...] = ()
     offset: int = 0
     auto_offset: bool = False
+    occluders: OccluderConfig | None = field(default_factory=OccluderConfig)
 
 
 @dataclass(frozen=True, eq=False)
@@ -167,6 +175,8 @@ class RestoreSummary:
     bridged: list[list[int]]
     verified: bool
     garbled: dict[int, list[list[int]]] = field(default_factory=dict)
+    #: what was found covering the repaired faces (``plugin.occluder_pass.Occluders.events``, swap face ids)
+    occluders: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -185,6 +195,7 @@ class RestoreSummary:
             "bridged_frames": self.bridged,
             "closed_loop": {str(k): v for k, v in self.plan.refinement.items()},
             "texture": self.plan.texture_events + (self.plan.texture.covered_events() if self.plan.texture else []),
+            "occluders": self.occluders,
             "frame_offset": self.plan.offset,
             "suspected_frame_offsets": {str(k): v.lag for k, v in self.plan.offsets.items() if v.suspect},
             "verified_by_retracking": self.verified,
@@ -528,8 +539,14 @@ def run_restore(job: RestoreJob, progress: ProgressCallback | None = None,
     check_output_path(job.output, overwrite=oc.overwrite, inputs=[job.plate, job.swapped], is_folder=oc.codec == "png")
     plan = plan_restore(job, progress, refine_progress)
     info = probe(job.swapped)
+    try:
+        covered = restore_occluders(job, plan) if job.occluders is not None else None
+    except BaseException:
+        plan.close()
+        raise
     stages: list[Any] = [EditStage(plan.plans, (info.height, info.width), job.render_config, texture=plan.texture,
-                                   fields=info.fields_are_rows, faces=tracked_faces(plan.swapped.analysis.tracks))]
+                                   fields=info.fields_are_rows, faces=tracked_faces(plan.swapped.analysis.tracks),
+                                   occluders=covered.covering if covered is not None else None)]
     bridge = BridgeStage(job.swapped, plan.bridges, job.render_config) if plan.bridges else None
     if bridge is not None:
         stages.append(bridge)
@@ -556,4 +573,22 @@ def run_restore(job: RestoreJob, progress: ProgressCallback | None = None,
                if r.garbled.size}
     bridged = merge_ranges((f, f) for f in (bridge.done if bridge is not None else []))
     return RestoreSummary(job.plate, plan, render, range_report(plan.restores, measured), lost, bridged,
-                          measured is not None, garbled)
+                          measured is not None, garbled, covered.events() if covered is not None else [])
+
+
+def restore_occluders(job: RestoreJob, plan: RestorePlan) -> Occluders:
+    """What covers the repaired faces on their repaired frames (:attr:`RestoreJob.occluders`):
+    found on the plate's face for a face paired with one (the plate's frame ``f`` for the swap's
+    ``f + offset``), carried onto the swap's face with the plate's landmarks; found on the swap
+    for a face only scheduled there."""
+    swap_to_plate = {r.pair.swap_id: r.pair.plate_id for r in plan.restores}
+    paired = {swap_to_plate[p.track_id]: p.frame_indices - plan.offset for p in plan.plans
+              if p.track_id in swap_to_plate}
+    alone = {p.track_id: p.frame_indices for p in plan.plans if p.track_id not in swap_to_plate}
+    ptracks = {t.track_id: t for t in plan.plate.analysis.tracks}
+    out = occluders_on(job.plate, paired, ptracks, job.occluders).carried(
+        {v: k for k, v in swap_to_plate.items()}, plan.offset, ptracks)
+    if alone:
+        out = out.merged(occluders_on(job.swapped, alone, {t.track_id: t for t in plan.swapped.analysis.tracks},
+                                      job.occluders))
+    return out

@@ -225,3 +225,51 @@ def test_a_card_over_the_mouth_keeps_its_pixels_through_the_edit(tmp_path: Path)
     # frames without the card: the same edit either way
     for f in (8, 13, 30, 33):
         assert np.array_equal(outputs["kept"][f], outputs["bent"][f])
+
+
+def test_a_card_in_the_plate_keeps_its_pixels_through_a_swap_repair(tmp_path: Path) -> None:
+    """A swap that turned the head 8 degrees from the plate's, with the card over the mouth in
+    both (a swap model leaves what covers the face as the plate has it): the repair turns the head
+    back, and the card, found in the plate, keeps the swap's bytes; not looked for, it bends."""
+    if not CLIP.exists():
+        pytest.skip(f"fixture clip missing: {CLIP}")
+    from plugin.restore import RestoreJob, run_restore
+    from synthesis.restore import RestoreConfig
+
+    frames, covered, card = 36, range(14, 30), (slice(300, None), slice(150, 370))
+    plate = _mouth_card_clip(tmp_path / "plate.mkv", frames, covered)
+    clean = _mouth_card_clip(tmp_path / "clean.mkv", frames, range(0))
+    cache = tmp_path / "cache"
+    turned = tmp_path / "turned.mkv"
+    run_edit(EditJob(RenderJob(clean, turned, OutputConfig(codec="ffv1")),
+                     EditSchedule((EditEntry(0, "head_yaw", StrengthCurve.over_range(8.0, 6, 33, 2)),)),
+                     cache_dir=cache, texture=None, occluders=None))
+    swapped = []
+    with VideoReader(plate) as p, VideoReader(turned) as t:
+        for f, (a, b) in enumerate(zip(p, t, strict=True)):
+            image = b.image.copy()
+            if f in covered:
+                image[card] = a.image[card]
+            swapped.append(image)
+    swap = write_clip(tmp_path / "swap.mkv", codec="ffv1", pix_fmt="bgr0", images=swapped)
+    outputs, summaries = {}, {}
+    for name, kw in (("kept", {}), ("bent", {"occluders": None})):
+        out = tmp_path / f"{name}.mkv"
+        summaries[name] = run_restore(RestoreJob(plate, swap, out, OutputConfig(codec="ffv1"), cache_dir=cache,
+                                                 config=RestoreConfig(refine_rounds=0), verify=False, **kw))
+        with VideoReader(out) as reader:
+            outputs[name] = [f.image for f in reader]
+    (face,) = {r.pair.swap_id for r in summaries["kept"].plan.restores}
+    assert [(e["face"], e["frames"]) for e in summaries["kept"].occluders] == [(face, [covered[0], covered[-1]])]
+    assert summaries["bent"].occluders == []
+
+    def changed(name: str, f: int, rows: slice, cols: slice) -> float:
+        d = np.abs(outputs[name][f].astype(int) - swapped[f].astype(int)).max(axis=2)[rows, cols]
+        return float((d > 2).mean())
+
+    upper = (slice(120, 260), slice(150, 370))  # eyes and nose, above the card
+    for f in covered:
+        assert changed("bent", f, *card) > 0.2
+        assert changed("kept", f, *card) < 0.02
+        assert changed("kept", f, *upper) > 0.2
+
