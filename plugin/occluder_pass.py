@@ -32,6 +32,9 @@ from tracking.analysis import Track
 REFERENCE_SPAN = 75
 #: A mask is kept as uint8 (levels of 1/255).
 _LEVELS = 255.0
+#: Luminance (0-255) within which two clips show the same picture (:func:`shown_in`): a lossy
+#: encode of the same pixels moves them by a few levels; another face, a smear, by far more.
+SAME_LUMA = 8.0
 
 
 @dataclass
@@ -169,6 +172,45 @@ def occluders_on(input_path: Path, edited: Mapping[int, NDArray[np.integer]], tr
             for w in ends.get(frame.index, ()):  # a run read whole: its masks, and its lumas freed
                 _finish(w, config, result)
     return result
+
+
+def shown_in(found: Occluders, input_path: Path, other_path: Path, offset: int, tracks: Mapping[int, Track],
+             allow_truncated: bool = False) -> Occluders:
+    """The masks of ``found`` (on the faces ``tracks`` of ``input_path``) kept only where the clip
+    ``other_path`` shows the same picture there, its frame ``f + offset`` for frame ``f``: each
+    frame's luminance in UV space (:func:`synthesis.occluders.face_luma`, through the face's
+    landmarks) within :data:`SAME_LUMA` of the other's where both show the texel (texels either
+    does not show keep the mask).
+
+    Swap repair finds what covers a face in the plate; a swap model leaves it as the plate has it
+    (the swap's frame shows the plate's pixels there), while a mask that reaches past the
+    occluder onto the face (the landmarker's made-up mesh under a card moves the texture around
+    it) covers the swap's face, which is not the plate's. Masks left with nothing are dropped.
+    """
+    keys: dict[int, list[tuple[int, int]]] = {}
+    for tid, f in found.masks:
+        keys.setdefault(f, []).append((tid, f))
+    out = Occluders(meshes=dict(found.meshes))
+    if not keys:
+        return out
+    first, last = min(keys), max(keys)
+    with VideoReader(input_path, allow_truncated=allow_truncated) as a, \
+            VideoReader(other_path, allow_truncated=allow_truncated) as b:
+        others = b.frames(first + offset, last + offset + 1)
+        for frame, other in zip(a.frames(first, last + 1), others):
+            for key in keys.get(frame.index, ()):
+                track = tracks[key[0]]
+                lm = track.landmarks[int(np.searchsorted(track.frame_indices, frame.index))]
+                mine, seen = face_luma(frame.image, lm)
+                theirs, seen_too = face_luma(other.image, lm)
+                # texels either clip does not show keep the mask (it reaches into them on purpose)
+                same = ~((np.abs(mine - theirs) > SAME_LUMA) & seen & seen_too)
+                mask = np.rint(found.masks[key] * same).astype(np.uint8)
+                if mask.max() > 0:
+                    out.masks[key] = mask
+                    if key in found.shares:
+                        out.shares[key] = found.shares[key]
+    return out
 
 
 def _finish(w: _Work, config: OccluderConfig, result: Occluders) -> None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,11 +40,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from compositing.crop import crop_for_landmarks
+from compositing.fields import crop_box
 from compositing.mask import face_oval
+from compositing.occlusion import occluder_weight, put_back
 from plugin.analyze import AnalysisConfig, AnalysisResult, ProgressCallback, run_analysis
 from plugin.edit_job import resolve_deltas, warn_about_source
 from plugin.editing import EditStage, RenderConfig, render_face, tracked_faces
-from plugin.occluder_pass import Occluders, occluders_on
+from plugin.occluder_pass import Occluders, occluders_on, shown_in
 from plugin.output import check_output_path
 from plugin.pipeline import RenderJob, RenderSummary, run_render
 from plugin.provenance import merge_ranges
@@ -150,7 +152,7 @@ class RestorePlan:
     swapped: AnalysisResult
     restores: tuple[PairRestore, ...]
     plans: tuple[FacePlan, ...]
-    bridges: dict[int, list[tuple[int, NDArray[np.float32], NDArray[np.float64]]]]
+    bridges: dict[int, list[tuple[int, int, NDArray[np.float32], NDArray[np.float64]]]]
     refinement: dict[int, dict[str, Any]] = field(default_factory=dict)
     texture: TextureCompositor | None = None
     texture_events: list[dict[str, Any]] = field(default_factory=list)
@@ -301,7 +303,7 @@ def plan_restore(job: RestoreJob, progress: ProgressCallback | None = None,
     # lids and mouths made from the swap's frames, once for both passes
     lids: dict[int, list[Reference]] = {}
     mouths: dict[int, list[Reference]] = {}
-    bridges: dict[int, list[tuple[int, NDArray[np.float32], NDArray[np.float64]]]] = {}
+    bridges: dict[int, list[tuple[int, int, NDArray[np.float32], NDArray[np.float64]]]] = {}
     refinement: dict[int, dict[str, Any]] = {}
     info = probe(job.swapped)
     warn_about_source(info)
@@ -330,7 +332,7 @@ def plan_restore(job: RestoreJob, progress: ProgressCallback | None = None,
         plans.append(r.plan)
         if job.bridge:
             for f, src, target in _bridge_jobs(r, pt, st, pc, sc, job.config.bridge_max_frames):
-                bridges.setdefault(f, []).append((src, st.landmarks[st.row(src)], target))
+                bridges.setdefault(f, []).append((pair.swap_id, src, st.landmarks[st.row(src)], target))
     if job.schedule is not None and len(job.schedule.face_ids()):
         deltas = resolve_deltas(job.schedule.delta_names())
         unknown = sorted(set(job.schedule.face_ids()) - set(stracks))
@@ -414,17 +416,24 @@ class BridgeStage:
 
     Args:
         swapped: the swapped clip (frames are read from it by index).
-        jobs: per lost frame, ``(source frame, (478, 3) source landmarks, (478, 3) target)``.
+        jobs: per lost frame, ``(swap face id, source frame, (478, 3) source landmarks, (478, 3)
+            target)``.
         config: render settings.
+        occluders: what covers the face there (``plugin.occluder_pass.Occluders.covering``, by swap
+            face id and frame): those pixels keep the frame's bytes instead of the pasted face's
+            (a face lost because a hand went over it). None: none known.
     """
 
     latency = 0
 
-    def __init__(self, swapped: Path, jobs: dict[int, list[tuple[int, NDArray[np.float32], NDArray[np.float64]]]],
-                 config: RenderConfig) -> None:
+    def __init__(self, swapped: Path, jobs: dict[int, list[tuple[int, int, NDArray[np.float32], NDArray[np.float64]]]],
+                 config: RenderConfig,
+                 occluders: Callable[[int, int], tuple[NDArray[np.float32], NDArray[np.floating] | None] | None]
+                 | None = None) -> None:
         self._reader = VideoReader(swapped)
         self._jobs = jobs
         self.config = config
+        self.occluders = occluders
         self.done: list[int] = []
 
     def push(self, frame: Frame) -> list[Frame]:
@@ -432,12 +441,20 @@ class BridgeStage:
         if not jobs:
             return [frame]
         image = frame.image
-        for src, before, target in jobs:
+        for face, src, before, target in jobs:
             source = self._reader.frame_at(src).image
             both = np.concatenate([before[:, :2], target[:, :2]])
             crop = crop_for_landmarks(both, image.shape[:2], out_size=None)
             warped, _ = render_face(source, before.astype(np.float64), target, crop, self.config)
-            image = rebuild_face(_paste(image, warped, target), target, source, before)
+            pasted = rebuild_face(_paste(image, warped, target), target, source, before)
+            covered = self.occluders(face, frame.index) if self.occluders is not None else None
+            if covered is not None:
+                mask, mesh = covered
+                box = crop_box(crop)
+                weight = occluder_weight(mask, target if mesh is None else mesh, box, self.config.neck_fade, image)
+                if weight is not None:
+                    pasted = put_back(pasted, image, weight, box)
+            image = pasted
         self.done.append(frame.index)
         return [Frame(frame.index, frame.pts, frame.time_base, image)]
 
@@ -547,7 +564,8 @@ def run_restore(job: RestoreJob, progress: ProgressCallback | None = None,
     stages: list[Any] = [EditStage(plan.plans, (info.height, info.width), job.render_config, texture=plan.texture,
                                    fields=info.fields_are_rows, faces=tracked_faces(plan.swapped.analysis.tracks),
                                    occluders=covered.covering if covered is not None else None)]
-    bridge = BridgeStage(job.swapped, plan.bridges, job.render_config) if plan.bridges else None
+    bridge = BridgeStage(job.swapped, plan.bridges, job.render_config,
+                         covered.covering if covered is not None else None) if plan.bridges else None
     if bridge is not None:
         stages.append(bridge)
     by_face = {p.track_id: merge_ranges((f, f) for f in p.frame_indices) for p in plan.plans if p.frame_indices.size}
@@ -577,17 +595,23 @@ def run_restore(job: RestoreJob, progress: ProgressCallback | None = None,
 
 
 def restore_occluders(job: RestoreJob, plan: RestorePlan) -> Occluders:
-    """What covers the repaired faces on their repaired frames (:attr:`RestoreJob.occluders`):
+    """What covers the repaired faces on their repaired and bridged frames (:attr:`RestoreJob.occluders`):
     found on the plate's face for a face paired with one (the plate's frame ``f`` for the swap's
-    ``f + offset``), carried onto the swap's face with the plate's landmarks; found on the swap
-    for a face only scheduled there."""
+    ``f + offset``), kept where the swap shows the plate's picture (``plugin.occluder_pass.shown_in``)
+    and carried onto the swap's face with the plate's landmarks; found on the swap for a face only
+    scheduled there."""
     swap_to_plate = {r.pair.swap_id: r.pair.plate_id for r in plan.restores}
-    paired = {swap_to_plate[p.track_id]: p.frame_indices - plan.offset for p in plan.plans
-              if p.track_id in swap_to_plate}
+    bridged: dict[int, list[int]] = {}
+    for f, jobs in plan.bridges.items():
+        for face, *_ in jobs:
+            bridged.setdefault(face, []).append(f)
+    paired = {swap_to_plate[p.track_id]: np.union1d(p.frame_indices, bridged.get(p.track_id, [])) - plan.offset
+              for p in plan.plans if p.track_id in swap_to_plate}
     alone = {p.track_id: p.frame_indices for p in plan.plans if p.track_id not in swap_to_plate}
     ptracks = {t.track_id: t for t in plan.plate.analysis.tracks}
-    out = occluders_on(job.plate, paired, ptracks, job.occluders).carried(
-        {v: k for k, v in swap_to_plate.items()}, plan.offset, ptracks)
+    found = shown_in(occluders_on(job.plate, paired, ptracks, job.occluders), job.plate, job.swapped, plan.offset,
+                     ptracks)
+    out = found.carried({v: k for k, v in swap_to_plate.items()}, plan.offset, ptracks)
     if alone:
         out = out.merged(occluders_on(job.swapped, alone, {t.track_id: t for t in plan.swapped.analysis.tracks},
                                       job.occluders))

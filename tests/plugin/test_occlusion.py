@@ -227,49 +227,87 @@ def test_a_card_over_the_mouth_keeps_its_pixels_through_the_edit(tmp_path: Path)
         assert np.array_equal(outputs["kept"][f], outputs["bent"][f])
 
 
-def test_a_card_in_the_plate_keeps_its_pixels_through_a_swap_repair(tmp_path: Path) -> None:
-    """A swap that turned the head 8 degrees from the plate's, with the card over the mouth in
-    both (a swap model leaves what covers the face as the plate has it): the repair turns the head
-    back, and the card, found in the plate, keeps the swap's bytes; not looked for, it bends."""
-    if not CLIP.exists():
-        pytest.skip(f"fixture clip missing: {CLIP}")
-    from plugin.restore import RestoreJob, run_restore
-    from synthesis.restore import RestoreConfig
+#: The restore tests' card: frames it is on (plate and swap), and its box.
+SWAP_CARD_FRAMES, SWAP_CARD = range(14, 30), (slice(300, None), slice(150, 370))
 
-    frames, covered, card = 36, range(14, 30), (slice(300, None), slice(150, 370))
-    plate = _mouth_card_clip(tmp_path / "plate.mkv", frames, covered)
+
+def _card_swap(tmp_path: Path, wiped: range = range(0)) -> tuple[Path, Path, list[np.ndarray]]:
+    """The card clip as a plate, and a swap of it whose head is turned 8 degrees (on frames
+    6-33), with the card in front as the plate has it (a swap model leaves what covers the face)
+    and, on ``wiped``, the face above the card smeared to its mean colour (the swap lost it).
+    Gives the plate, the swap and the swap's frames."""
+    frames = 36
+    plate = _mouth_card_clip(tmp_path / "plate.mkv", frames, SWAP_CARD_FRAMES)
     clean = _mouth_card_clip(tmp_path / "clean.mkv", frames, range(0))
-    cache = tmp_path / "cache"
     turned = tmp_path / "turned.mkv"
     run_edit(EditJob(RenderJob(clean, turned, OutputConfig(codec="ffv1")),
                      EditSchedule((EditEntry(0, "head_yaw", StrengthCurve.over_range(8.0, 6, 33, 2)),)),
-                     cache_dir=cache, texture=None, occluders=None))
+                     cache_dir=tmp_path / "cache", texture=None, occluders=None))
     swapped = []
     with VideoReader(plate) as p, VideoReader(turned) as t:
         for f, (a, b) in enumerate(zip(p, t, strict=True)):
             image = b.image.copy()
-            if f in covered:
-                image[card] = a.image[card]
+            if f in wiped:
+                face = image[60:300, 110:410]
+                face[:] = face.reshape(-1, 3).mean(axis=0).astype(np.uint8)
+            if f in SWAP_CARD_FRAMES:
+                image[SWAP_CARD] = a.image[SWAP_CARD]
             swapped.append(image)
-    swap = write_clip(tmp_path / "swap.mkv", codec="ffv1", pix_fmt="bgr0", images=swapped)
+    return plate, write_clip(tmp_path / "swap.mkv", codec="ffv1", pix_fmt="bgr0", images=swapped), swapped
+
+
+def _restored_both_ways(tmp_path: Path, plate: Path, swap: Path, **job: object) -> tuple[dict, dict]:
+    """Restores of ``swap`` against ``plate`` with occluders looked for (``"kept"``) and not
+    (``"bent"``): the output frames and the summaries."""
+    from plugin.restore import RestoreJob, run_restore
+    from synthesis.restore import RestoreConfig
+
     outputs, summaries = {}, {}
     for name, kw in (("kept", {}), ("bent", {"occluders": None})):
         out = tmp_path / f"{name}.mkv"
-        summaries[name] = run_restore(RestoreJob(plate, swap, out, OutputConfig(codec="ffv1"), cache_dir=cache,
-                                                 config=RestoreConfig(refine_rounds=0), verify=False, **kw))
+        summaries[name] = run_restore(RestoreJob(plate, swap, out, OutputConfig(codec="ffv1"), cache_dir=tmp_path / "cache",
+                                                 config=RestoreConfig(refine_rounds=0), verify=False, **job, **kw))
         with VideoReader(out) as reader:
             outputs[name] = [f.image for f in reader]
+    return outputs, summaries
+
+
+def _changed(image: np.ndarray, before: np.ndarray, box: tuple[slice, slice]) -> float:
+    """Share of the pixels of ``box`` that differ by more than 2 levels."""
+    return float((np.abs(image.astype(int) - before.astype(int)).max(axis=2)[box] > 2).mean())
+
+
+def test_a_card_in_the_plate_keeps_its_pixels_through_a_swap_repair(tmp_path: Path) -> None:
+    """A swap that turned the head 8 degrees from the plate's, with the card over the mouth in
+    both: the repair turns the head back, and the card, found in the plate, keeps the swap's
+    bytes; not looked for, it bends."""
+    if not CLIP.exists():
+        pytest.skip(f"fixture clip missing: {CLIP}")
+    plate, swap, swapped = _card_swap(tmp_path)
+    outputs, summaries = _restored_both_ways(tmp_path, plate, swap)
     (face,) = {r.pair.swap_id for r in summaries["kept"].plan.restores}
+    covered = SWAP_CARD_FRAMES
     assert [(e["face"], e["frames"]) for e in summaries["kept"].occluders] == [(face, [covered[0], covered[-1]])]
     assert summaries["bent"].occluders == []
-
-    def changed(name: str, f: int, rows: slice, cols: slice) -> float:
-        d = np.abs(outputs[name][f].astype(int) - swapped[f].astype(int)).max(axis=2)[rows, cols]
-        return float((d > 2).mean())
-
     upper = (slice(120, 260), slice(150, 370))  # eyes and nose, above the card
     for f in covered:
-        assert changed("bent", f, *card) > 0.2
-        assert changed("kept", f, *card) < 0.02
-        assert changed("kept", f, *upper) > 0.2
+        assert _changed(outputs["bent"][f], swapped[f], SWAP_CARD) > 0.2
+        assert _changed(outputs["kept"][f], swapped[f], SWAP_CARD) < 0.02
+        assert _changed(outputs["kept"][f], swapped[f], upper) > 0.2
 
+
+def test_a_face_bridged_where_the_swap_lost_it_leaves_the_card_in_front(tmp_path: Path) -> None:
+    """Where the swap lost the face (frames 18-22, above the card), ``--bridge`` pastes the nearest
+    good swap frame's face, warped to the plate's pose; the card the plate shows in front keeps
+    its pixels instead of the pasted face going over it."""
+    if not CLIP.exists():
+        pytest.skip(f"fixture clip missing: {CLIP}")
+    wiped = range(18, 23)
+    plate, swap, swapped = _card_swap(tmp_path, wiped)
+    outputs, summaries = _restored_both_ways(tmp_path, plate, swap, bridge=True)
+    assert all(summaries[k].bridged == [[wiped[0], wiped[-1]]] for k in summaries)
+    upper = (slice(120, 260), slice(150, 370))
+    for f in wiped:
+        assert _changed(outputs["kept"][f], swapped[f], upper) > 0.5  # a face pasted where it was lost
+        assert _changed(outputs["bent"][f], swapped[f], SWAP_CARD) > 0.2
+        assert _changed(outputs["kept"][f], swapped[f], SWAP_CARD) < 0.02
