@@ -24,8 +24,9 @@ hold more than one person (an id that jumps across a cut); bit-identity of the e
 outside the edited frames and outside the edited face's region (its box grown by
 ``REGION_GROW`` of its size on every side); frames where pixels changed on another person's face;
 the occluders the edit found on the edited face (``[frames, share]`` runs: nothing covers these
-faces, so each is a false alarm); the restore's fixed ranges ([first, last, largest pose divergence before, after] in degrees) and
-its face-region error against the plate, before (the swap) and
+faces, so each is a false alarm); the restore's fixed ranges ([first, last, largest pose divergence before, after] in degrees),
+what it found covering the repaired faces in the plate (``occluded``, ``[face, frames, share]``:
+false alarms too) and its face-region error against the plate, before (the swap) and
 after. One PNG per case goes to ``bench/results/robustness/``: the full frame before | after at the
 edit's most changed frame, below it the face crop before | after | difference x4 there, then the
 face after the edit in the middle of the blink and of the smile (``*_restore.png``: the same with
@@ -623,6 +624,7 @@ def run_case(name: str, clip: Clip, work: Path, restore: bool) -> dict[str, Any]
                 row["restore"]["fixed_ranges"] = [
                     [*r["frames"], r["pose_divergence_deg_before"]["max"], (r.get("pose_divergence_deg_after") or {}).get("max")]
                     for r in rs.get("fixed_ranges") or []]
+                row["restore"]["occluded"] = [[o["face"], o["frames"], o["share"]] for o in rs.get("occluders", [])]
                 frames = {i for rr in (summary.get("edited_ranges_by_face") or {}).values() for a, b in rr
                           for i in range(a, b + 1)}
                 row["restore"]["face_error_vs_plate"] = {
