@@ -66,6 +66,11 @@ CLOSER_CLOSURE = 0.15
 #: jaw_open 0.4 on her own frames 0.06 less open). Past it a mouth opened on the face's own frame
 #: (:func:`compositing.mouth.open_mouth`) is made instead.
 LESS_OPEN_GAP = 0.02
+#: The same on the frames of a mouth's opening that need texture only because the run does
+#: (:func:`run_need`, the ease): the ease takes a more open exemplar (or a made one) warped to
+#: its own smaller opening, as its neighbours show, rather than one of the face's frames stretched
+#: open (the astronaut's own frame 17 lent on an ease-out frame took the gap away a frame early).
+EASE_LESS_OPEN_GAP = 0.005
 #: Fraction of the eye's open gap used as its track-wide reference (percentile).
 OPEN_GAP_PERCENTILE = 90.0
 #: Target-state motion between consecutive frames (feature units, :func:`state_motion`) at which a
@@ -463,7 +468,10 @@ def choose(
                                     scale[0] / closer_tolerance(region, after[:, None, 0], moving[:, None]), 1.0)
         if region == "mouth":  # a less open mouth is stretched open: the teeth grow, the lips thin
             fit = d.copy()
-            fit[..., 0] *= np.where(cs[None, :, 0] < after[:, None, 0], scale[0] / LESS_OPEN_GAP, 1.0)
+            # on a run's ease (texture only for the run's sake) hardly at all: beside frames that
+            # show the opening's inside, a frame of the ease showing none flickers it off and on
+            short = np.where(asked, LESS_OPEN_GAP, EASE_LESS_OPEN_GAP)[:, None]
+            fit[..., 0] *= np.where(cs[None, :, 0] < after[:, None, 0], scale[0] / short, 1.0)
         dpose = np.abs(np.asarray(angles, np.float64)[:, None, :] - ca[None])
         pose_ok = dpose.max(axis=2) <= config.max_pose_deg
         feasible = (fit.max(axis=2) <= 1.0) & pose_ok

@@ -384,3 +384,25 @@ def test_a_mouth_borrows_over_the_whole_run_of_an_opening_that_needs_texture_som
     assert np.all(need[:3] == 0) and need[3] == 1.0
     # regions without a run need keep their own
     assert np.all(ex.run_need("eye_left", np.zeros((3, 3)), np.ones((3, 3)), np.ones(3), np.zeros(3)) == 0)
+
+
+def test_an_opening_s_ease_takes_a_more_open_exemplar_rather_than_stretch_a_less_open_one() -> None:
+    # Rows 3-4 open the mouth by 0.05 and need texture; the ease (rows 1-2, 5-6) needs it only for
+    # the run's sake. A frame a little less open than an ease row (by more than
+    # EASE_LESS_OPEN_GAP, within LESS_OPEN_GAP) would be stretched open there, showing no inside
+    # beside rows that show it: the ease takes the wide one, warped to its smaller opening.
+    face = _face(1)[0]
+    iod = float(ex.iod_2d(face[None])[0])
+    base = float(ex.raw_features(face[None], "mouth")[0, 0])
+    change = np.array([0.0, 0.008, 0.02, 0.05, 0.05, 0.02, 0.008, 0.0])
+    gaps = [base + 0.008, base + 0.06]  # a barely open frame, a wide one
+    index = _index(np.stack([_open_mouth(face, g * iod - base * iod) for g in gaps]), np.zeros(2))
+    before = np.tile(ex.raw_features(face[None], "mouth"), (change.size, 1))
+    after = before.copy()
+    after[:, 0] += change
+    m = change.size
+    ch = ex.choose("mouth", before, after, np.zeros((m, 3)), np.zeros((m, 52)), np.zeros(m, np.int32), [index], 1.0)
+    wide = [k for k, (_, row) in enumerate(ch.candidates) if row == 1]
+    assert ch.first[3] in wide and ch.first[4] in wide  # the opening itself
+    assert ch.first[2] in wide and ch.first[5] in wide  # 0.012 more open than the barely open frame
+    assert not ch.unsupported.any()
