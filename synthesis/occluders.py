@@ -58,6 +58,13 @@ MIN_FACING = 0.3
 MOUTH_RINGS = 3
 #: Texels a mask reaches into what the frame does not see of the face (its turned-away side).
 UNSEEN_REACH = 8
+#: An eye takes many states (a gaze, a blink) where the median reference holds one: in the
+#: second pass an eye's texels are compared with up to this many of the reference's own frames
+#: too (where the first pass found them uncovered), at least :data:`STATE_GAP` frames from the
+#: frame looked at, and count as unlike the face only if unlike each of them (an eye looking
+#: aside beside a card over the mouth joined the card's mask, and a blink there was held back).
+#: Not the lips: a dark microphone over them matches an open mouth's dark inside.
+STATE_ROWS, STATE_GAP = 8, 5
 #: A row's mask reaching this is its own (a fade reaches at most ``fade / (fade + 1)``; a whole
 #: mask softened by one texel still reaches 1 inside).
 FOUND_AT = 0.99
@@ -159,6 +166,14 @@ def _moving_texels(size: int) -> NDArray[np.bool_]:
     with :data:`MOUTH_RINGS` rings of skin around them."""
     mouth = region_triangles(grow(LIPS, MOUTH_RINGS))
     out = triangle_texels(np.concatenate([REGIONS["eye_left"].core_triangles, REGIONS["eye_right"].core_triangles, mouth]), size)
+    out.flags.writeable = False
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _eye_texels(size: int) -> NDArray[np.bool_]:
+    """``(S, S)`` the eyes' cores (read-only)."""
+    out = triangle_texels(np.concatenate([REGIONS["eye_left"].core_triangles, REGIONS["eye_right"].core_triangles]), size)
     out.flags.writeable = False
     return out
 
@@ -411,13 +426,22 @@ def found(masks: NDArray[np.float32]) -> NDArray[np.bool_]:
 
 
 def _frame_regions(luma: NDArray[np.float32], seen: NDArray[np.bool_], ref: NDArray[np.float32],
-                   c: OccluderConfig, grain: float, parts: _Parts | None = None) -> NDArray[np.bool_]:
+                   c: OccluderConfig, grain: float, parts: _Parts | None = None,
+                   states: list[NDArray[np.float32]] | None = None) -> NDArray[np.bool_]:
     """One frame's :func:`covered_regions`, each region kept only where the least dissimilarity
     of the frame shifted by up to :data:`REGISTRATION_SLACK` texels each way stays high over it
     (:data:`REGISTERED_MEAN`): a face the landmarker misregistered for a frame (its features a
     few texels off in UV space) matches its reference shifted, an occluder does not. ``parts``:
-    the frame's :func:`_structures`, when already made."""
+    the frame's :func:`_structures`, when already made. ``states``: other frames of the face
+    (NaN where not to compare) whose least dissimilarity counts on the moving texels
+    (:data:`STATE_ROWS`)."""
     least = _dissimilar(_structures(luma, seen, ref, c) if parts is None else parts, c, grain)
+    if states:
+        eyes = _eye_texels(luma.shape[0])
+        for other in states:
+            d = dissimilarity(luma, seen, other, c, grain)
+            compared = eyes & np.isfinite(other) & seen
+            least = np.where(compared, np.minimum(least, d), least)
     covered = covered_regions(least, seen, c)
     if not covered.any():
         return covered
@@ -432,6 +456,15 @@ def _frame_regions(luma: NDArray[np.float32], seen: NDArray[np.bool_], ref: NDAr
     kept = np.asarray(ndimage.mean(least, labels, np.arange(n + 1))) >= REGISTERED_MEAN
     kept[0] = False
     return kept[labels]
+
+
+def _states_for(states: list[tuple[int, NDArray[np.float32]]], row: int) -> list[NDArray[np.float32]]:
+    """Up to :data:`STATE_ROWS` of ``states`` (row, luma) at least :data:`STATE_GAP` rows from
+    ``row``, spread over them."""
+    far = [luma for r, luma in states if abs(r - row) >= STATE_GAP]
+    if len(far) <= STATE_ROWS:
+        return far
+    return [far[int(k)] for k in np.unique(np.linspace(0, len(far) - 1, STATE_ROWS).round().astype(int))]
 
 
 def track_masks(lumas: NDArray[np.float32], seen: NDArray[np.bool_], reference_rows: NDArray[np.integer],
@@ -458,13 +491,16 @@ def track_masks(lumas: NDArray[np.float32], seen: NDArray[np.bool_], reference_r
     if n == 0 or pick.size < 3:
         return masks
     use = seen[pick]
-    for _ in range(2):
+    for second in (False, True):
         ref = reference(lumas[pick], use, c)
         shown = np.isfinite(ref)
         enough = c.min_seen * int(shown.sum())
         parts = {int(i): _structures(lumas[i], seen[i], ref, c) for i in pick}  # also compared below
         grain = NOISE_GAIN * float(np.median([_grain(parts[int(i)]) for i in pick]))
-        covered = np.stack([_frame_regions(lumas[i], seen[i], ref, c, grain, parts.get(i))
+        # the moving texels' other states: reference frames as the first pass left them
+        states = [(int(i), np.where(use[k] & _usable(lumas[i], seen[i]), lumas[i], np.nan).astype(np.float32))
+                  for k, i in enumerate(pick)] if second else []
+        covered = np.stack([_frame_regions(lumas[i], seen[i], ref, c, grain, parts.get(i), _states_for(states, i))
                             if int((seen[i] & shown).sum()) >= enough else np.zeros_like(seen[i]) for i in range(n)])
         masks = occluder_masks(covered, seen, c)
         if not masks.any():
