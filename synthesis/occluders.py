@@ -433,7 +433,7 @@ def _frame_regions(luma: NDArray[np.float32], seen: NDArray[np.bool_], ref: NDAr
     (:data:`REGISTERED_MEAN`): a face the landmarker misregistered for a frame (its features a
     few texels off in UV space) matches its reference shifted, an occluder does not. ``parts``:
     the frame's :func:`_structures`, when already made. ``states``: other frames of the face
-    (NaN where not to compare) whose least dissimilarity counts on the moving texels
+    (NaN where not to compare) whose least dissimilarity counts on the eyes' texels
     (:data:`STATE_ROWS`)."""
     least = _dissimilar(_structures(luma, seen, ref, c) if parts is None else parts, c, grain)
     if states:
@@ -475,7 +475,8 @@ def track_masks(lumas: NDArray[np.float32], seen: NDArray[np.bool_], reference_r
     comparison's constant follows the run's grain (:data:`NOISE_GAIN`). Two passes:
     the reference is the median of ``reference_rows``; it is taken again without the texels the
     first pass found covered, so that an occluder in some of those rows stops being
-    part of what the face looks like (the masks of the second pass are returned).
+    part of what the face looks like (the masks of the second pass are returned). In the second
+    pass the eyes are also compared with reference rows themselves (:data:`STATE_ROWS`).
 
     Args:
         lumas: ``(N, S, S)`` from :func:`face_luma`, one row per frame, in frame order, of one
@@ -497,7 +498,7 @@ def track_masks(lumas: NDArray[np.float32], seen: NDArray[np.bool_], reference_r
         enough = c.min_seen * int(shown.sum())
         parts = {int(i): _structures(lumas[i], seen[i], ref, c) for i in pick}  # also compared below
         grain = NOISE_GAIN * float(np.median([_grain(parts[int(i)]) for i in pick]))
-        # the moving texels' other states: reference frames as the first pass left them
+        # the eyes' other states: the reference frames, without what the first pass found
         states = [(int(i), np.where(use[k] & _usable(lumas[i], seen[i]), lumas[i], np.nan).astype(np.float32))
                   for k, i in enumerate(pick)] if second else []
         covered = np.stack([_frame_regions(lumas[i], seen[i], ref, c, grain, parts.get(i), _states_for(states, i))
