@@ -343,3 +343,19 @@ def test_a_blink_beside_a_card_over_the_mouth_still_closes_the_eye(tmp_path: Pat
         closed = {k: _changed(outputs[k][f], inputs[f], eye) for k in outputs}
         assert closed["bent"] > 0.3 and closed["kept"] > 0.8 * closed["bent"], (f, closed)
         assert _changed(outputs["kept"][f], inputs[f], (slice(300, None), slice(150, 370))) < 0.02
+
+
+def test_a_late_swap_keeps_the_plate_s_card_on_its_own_frames(tmp_path: Path) -> None:
+    """A swap exported two frames late, restored with ``offset=2``: the card found on the plate's
+    frames 14-29 is carried to the swap's 16-31, where the swap shows it, and keeps its pixels."""
+    if not CLIP.exists():
+        pytest.skip(f"fixture clip missing: {CLIP}")
+    plate, _, swapped = _card_swap(tmp_path)
+    late = [swapped[0], swapped[0], *swapped[:-2]]
+    swap = write_clip(tmp_path / "late.mkv", codec="ffv1", pix_fmt="bgr0", images=late)
+    outputs, summaries = _restored_both_ways(tmp_path, plate, swap, offset=2)
+    shifted = range(SWAP_CARD_FRAMES[0] + 2, SWAP_CARD_FRAMES[-1] + 3)
+    assert [e["frames"] for e in summaries["kept"].occluders] == [[shifted[0], shifted[-1]]]
+    for f in shifted:
+        assert _changed(outputs["bent"][f], late[f], SWAP_CARD) > 0.2
+        assert _changed(outputs["kept"][f], late[f], SWAP_CARD) < 0.02
