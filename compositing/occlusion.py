@@ -84,6 +84,20 @@ def keep_in_front(edited: NDArray[np.uint8], original: NDArray[np.uint8], front:
     return put_back(edited, original, weight, box)
 
 
+def keep_covered(edited: NDArray[np.uint8], original: NDArray[np.uint8],
+                 covered: tuple[NDArray[np.float32], NDArray[np.floating] | None] | None,
+                 landmarks: NDArray[np.floating], box: tuple[int, int, int, int], reach: float) -> NDArray[np.uint8]:
+    """``edited`` with what covers the face put back from ``original`` over the frame ``box``:
+    ``covered`` is the face's occluder UV mask and the landmarks to take it through (None: the
+    face's own ``landmarks``), as ``plugin.occluder_pass.Occluders.covering`` gives it, or None
+    (nothing covers it). ``reach``: as :func:`occluder_weight`. Writes into ``edited``; returns it."""
+    if covered is None:
+        return edited
+    mask, mesh = covered
+    weight = occluder_weight(mask, landmarks if mesh is None else mesh, box, reach, original)
+    return edited if weight is None else put_back(edited, original, weight, box)
+
+
 def put_back(edited: NDArray[np.uint8], original: NDArray[np.uint8], weight: NDArray[np.float32],
              box: tuple[int, int, int, int]) -> NDArray[np.uint8]:
     """``edited`` with ``original`` put back by ``weight`` ``(h, w)`` in [0, 1] over the frame

@@ -31,7 +31,7 @@ from compositing.crop import FaceCrop
 from compositing.croptrack import CropTrackConfig, track_crops
 from compositing.fields import crop_box, field_image
 from compositing.mask import face_oval, motion_weight, polygon_mask, polygon_size, snap
-from compositing.occlusion import keep_in_front, occluder_weight, put_back
+from compositing.occlusion import keep_covered, keep_in_front
 from compositing.support import below_jaw_support, head_polygons, picture_area, picture_support
 from compositing.warp import sample_frame_through_field, support_box, warp_blend_lerp
 from synthesis.plan import FacePlan
@@ -552,12 +552,8 @@ class EditStage:
             front = faces_in_front(plan.before[row], self._others(frame.index, plan.track_id, jobs))
             box = crop_box(crop)
             covered = self.occluders(plan.track_id, frame.index) if self.occluders is not None else None
-            if covered is not None and edited is not image:
-                mask, mesh = covered
-                weight = occluder_weight(mask, plan.before[row] if mesh is None else mesh, box, self.config.neck_fade,
-                                         image)
-                if weight is not None:
-                    edited = put_back(edited, image, weight, box)
+            if edited is not image:
+                edited = keep_covered(edited, image, covered, plan.before[row], box, self.config.neck_fade)
             image = keep_in_front(edited, image, front, box)
             self.info.append(FaceRenderInfo(plan.track_id, frame.index, jac, repairs, disp))
         if image is frame.image:

@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 from compositing.crop import crop_for_landmarks
 from compositing.fields import crop_box
 from compositing.mask import face_oval
-from compositing.occlusion import occluder_weight, put_back
+from compositing.occlusion import keep_covered
 from plugin.analyze import AnalysisConfig, AnalysisResult, ProgressCallback, run_analysis
 from plugin.edit_job import resolve_deltas, warn_about_source
 from plugin.editing import EditStage, RenderConfig, render_face, tracked_faces
@@ -448,13 +448,7 @@ class BridgeStage:
             warped, _ = render_face(source, before.astype(np.float64), target, crop, self.config)
             pasted = rebuild_face(_paste(image, warped, target), target, source, before)
             covered = self.occluders(face, frame.index) if self.occluders is not None else None
-            if covered is not None:
-                mask, mesh = covered
-                box = crop_box(crop)
-                weight = occluder_weight(mask, target if mesh is None else mesh, box, self.config.neck_fade, image)
-                if weight is not None:
-                    pasted = put_back(pasted, image, weight, box)
-            image = pasted
+            image = keep_covered(pasted, image, covered, target, crop_box(crop), self.config.neck_fade)
         self.done.append(frame.index)
         return [Frame(frame.index, frame.pts, frame.time_base, image)]
 

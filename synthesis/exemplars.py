@@ -371,10 +371,10 @@ def run_need(region: str, before: NDArray[np.floating], after: NDArray[np.floati
     out = np.zeros(change.shape[0])
     if scale <= 0:
         return out
-    seg = np.asarray(segments)
+    seg, asked = np.asarray(segments), np.asarray(need) > 0
     for sign in (1.0, -1.0):
         for a, b in on_runs(sign * change > 0, seg):
-            if (np.asarray(need)[a:b] > 0).any():
+            if asked[a:b].any():
                 out[a:b] = np.clip(np.abs(change[a:b]) / scale, 0.0, 1.0)
     return out
 

@@ -160,20 +160,19 @@ class OccluderConfig:
                               f"{self.reference_rows}, {self.temporal}, {self.dilate}, {self.fade}")
 
 
-@functools.lru_cache(maxsize=2)
-def _moving_texels(size: int) -> NDArray[np.bool_]:
-    """``(S, S)`` texels that change with expression (read-only): the eyes' cores and the lips
-    with :data:`MOUTH_RINGS` rings of skin around them."""
-    mouth = region_triangles(grow(LIPS, MOUTH_RINGS))
-    out = triangle_texels(np.concatenate([REGIONS["eye_left"].core_triangles, REGIONS["eye_right"].core_triangles, mouth]), size)
-    out.flags.writeable = False
-    return out
-
-
 @functools.lru_cache(maxsize=4)
 def _eye_texels(size: int) -> NDArray[np.bool_]:
     """``(S, S)`` the eyes' cores (read-only)."""
     out = triangle_texels(np.concatenate([REGIONS["eye_left"].core_triangles, REGIONS["eye_right"].core_triangles]), size)
+    out.flags.writeable = False
+    return out
+
+
+@functools.lru_cache(maxsize=2)
+def _moving_texels(size: int) -> NDArray[np.bool_]:
+    """``(S, S)`` texels that change with expression (read-only): the eyes' cores
+    (:func:`_eye_texels`) and the lips with :data:`MOUTH_RINGS` rings of skin around them."""
+    out = _eye_texels(size) | triangle_texels(region_triangles(grow(LIPS, MOUTH_RINGS)), size)
     out.flags.writeable = False
     return out
 
